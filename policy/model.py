@@ -1,0 +1,95 @@
+"""The policy model's architecture and its on-disk folder.
+
+A plain ``LlamaForCausalLM`` in float32 with no custom code, so transformers, peft and the vLLM CPU server
+load the folder as it is. The size is chosen for the CPU: small enough that pretraining fits in minutes on 2
+cores and a recommendation costs milliseconds, large enough to read a month of history in context.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from policy.tokenizer import MODEL_MAX_LENGTH, build_tokenizer
+
+MODEL_FILES = (
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "README.md",
+)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    hidden_size: int = 128
+    intermediate_size: int = 384
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    max_position_embeddings: int = MODEL_MAX_LENGTH
+
+
+def build_config(spec: ModelSpec, tokenizer: PreTrainedTokenizerFast) -> LlamaConfig:
+    return LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_hidden_layers,
+        num_attention_heads=spec.num_attention_heads,
+        num_key_value_heads=spec.num_attention_heads,
+        max_position_embeddings=spec.max_position_embeddings,
+        hidden_act="silu",
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=False,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        dtype="float32",
+    )
+
+
+def build_model(spec: ModelSpec, seed: int) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
+    """A freshly initialised model (deterministic in ``seed``) and its tokenizer."""
+    tokenizer = build_tokenizer()
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(build_config(spec, tokenizer))
+    return model.float(), tokenizer
+
+
+def save_model_folder(
+    model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, out_dir: Path, model_card: str
+) -> None:
+    """Write the folder that every backend loads: weights, config, tokenizer files and the model card."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        max_new_tokens=1,
+        do_sample=False,
+    )
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    # Name the generic fast-tokenizer class (an alias in transformers 5, the class itself in 4) so any recent
+    # transformers, including the older one inside the vLLM server's environment, resolves it.
+    config_path = out_dir / "tokenizer_config.json"
+    tokenizer_config = json.loads(config_path.read_text())
+    tokenizer_config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    tokenizer_config["add_bos_token"] = True
+    tokenizer_config["add_eos_token"] = False
+    config_path.write_text(json.dumps(tokenizer_config, indent=2, sort_keys=True) + "\n")
+    special = {"bos_token": tokenizer.bos_token, "eos_token": tokenizer.eos_token}
+    special |= {"unk_token": tokenizer.unk_token, "pad_token": tokenizer.pad_token}
+    (out_dir / "special_tokens_map.json").write_text(json.dumps(special, indent=2, sort_keys=True) + "\n")
+    (out_dir / "README.md").write_text(model_card)
+
+
+def spec_dict(spec: ModelSpec) -> dict[str, int]:
+    return asdict(spec)

@@ -1,0 +1,169 @@
+"""The one prompt renderer every policy backend uses (local torch model, vLLM, benchmarks, training).
+
+The layout is documented in ``docs/prompt-format.md``. Two properties matter beyond readability:
+
+* **Append-only.** A static header, then the history oldest first, then the question. Adding an interaction to
+  the history only appends a line before ``Current state:``, so consecutive prompts of one user share
+  everything up to that point, which is what vLLM's automatic prefix cache and our local KV cache exploit.
+* **Bounded.** Every history line is exactly :data:`TOKENS_PER_INTERACTION` word-level tokens, so the cap on
+  interactions is a hard cap on prompt length. When the history is longer than the cap, whole blocks of the
+  oldest interactions are dropped (not one line at a time), so the prompt start moves only once per block and
+  the cached prefix stays valid in between.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from sim.domain import (
+    ACTIONS,
+    DAY_NAMES,
+    METERS,
+    Action,
+    Interaction,
+    Meters,
+    Response,
+    Slot,
+    SlotState,
+)
+
+SYSTEM_LINE = (
+    "You are Rhythm, a life-management assistant. Read how this person responded to past recommendations "
+    "and recommend the action they are most likely to accept now."
+)
+HISTORY_HEADER = "Recent interactions (last {days} days):"
+EMPTY_HISTORY = "(none)"
+CURRENT_PREFIX = "Current state:"
+QUESTION = "Recommend an action:"
+ARROW = "→"
+
+ANSWER_CHOICES: list[str] = [action.value for action in ACTIONS]
+
+DEFAULT_WINDOW_DAYS = 30
+# 30 days x 4 slots. Each line is 13 tokens, so 120 lines + header/footer stay far below 2,048 positions.
+DEFAULT_MAX_INTERACTIONS = 120
+# The largest cap the model's 2,048 positions allow (see tests/policy/test_prompt.py for the exact count).
+HARD_MAX_INTERACTIONS = 150
+# Oldest interactions are dropped a whole week at a time so the cached prefix survives between drops.
+DROP_BLOCK = 28
+MAX_WINDOW_DAYS = 365
+
+# Day, slot, 5 meters, arrow, "recommended", action, arrow, "user:", response.
+TOKENS_PER_INTERACTION = 13
+
+
+class PromptFormatError(ValueError):
+    """The text is not a prompt this renderer produced."""
+
+
+def _state_text(state: SlotState) -> str:
+    values = state.meters.as_tuple()
+    meters = ", ".join(f"{meter.label}={value:.2f}" for meter, value in zip(METERS, values, strict=True))
+    return f"{DAY_NAMES[state.day]} {state.slot.label}, {meters}"
+
+
+def render_interaction(interaction: Interaction) -> str:
+    """One history line, e.g. ``Mon Morning, Vitality=0.70, … → recommended DEEP_WORK → user: IGNORED``."""
+    return (
+        f"{_state_text(interaction.state)} {ARROW} recommended {interaction.action.value} "
+        f"{ARROW} user: {interaction.response.value.upper()}"
+    )
+
+
+def kept_history(history: Sequence[Interaction], max_interactions: int) -> Sequence[Interaction]:
+    """The interactions that fit under the cap: the newest ones, dropping the oldest in whole blocks."""
+    if not 0 <= max_interactions <= HARD_MAX_INTERACTIONS:
+        raise ValueError(f"max_interactions must be in [0, {HARD_MAX_INTERACTIONS}], got {max_interactions}")
+    excess = len(history) - max_interactions
+    if excess <= 0:
+        return history
+    block = min(DROP_BLOCK, max_interactions) or 1
+    drop = math.ceil(excess / block) * block
+    return history[drop:]
+
+
+def render_history(
+    history: Sequence[Interaction],
+    *,
+    window_days: int | None = None,
+    max_interactions: int = DEFAULT_MAX_INTERACTIONS,
+) -> str:
+    """The static header and the history block: the part of the prompt that only ever grows."""
+    days = DEFAULT_WINDOW_DAYS if window_days is None else window_days
+    if not 1 <= days <= MAX_WINDOW_DAYS:
+        raise ValueError(f"window_days must be in [1, {MAX_WINDOW_DAYS}], got {days}")
+    kept = kept_history(history, max_interactions)
+    lines = [SYSTEM_LINE, HISTORY_HEADER.format(days=days)]
+    if kept:
+        lines.extend(render_interaction(item) for item in kept)
+    else:
+        lines.append(EMPTY_HISTORY)
+    return "\n".join(lines) + "\n"
+
+
+def render_question(current: SlotState) -> str:
+    """The variable tail: the current state and the question whose answer is one action token."""
+    return f"{CURRENT_PREFIX} {_state_text(current)}\n{QUESTION}"
+
+
+def render_prompt(
+    history: Sequence[Interaction],
+    current: SlotState,
+    *,
+    window_days: int | None = None,
+    max_interactions: int = DEFAULT_MAX_INTERACTIONS,
+) -> str:
+    """Render the prompt for recommending an action in ``current`` given the person's ``history``.
+
+    ``history`` is oldest first; ``window_days`` only labels the header (the caller chooses which interactions
+    fall in the window). At most ``max_interactions`` of the newest interactions are shown.
+    """
+    return render_history(
+        history, window_days=window_days, max_interactions=max_interactions
+    ) + render_question(current)
+
+
+def _parse_state(text: str) -> SlotState:
+    try:
+        head, *meter_parts = (part.strip() for part in text.split(","))
+        day_name, slot_label = head.split()
+        if len(meter_parts) != len(METERS):
+            raise PromptFormatError(f"expected {len(METERS)} meters in {text!r}")
+        values = []
+        for meter, part in zip(METERS, meter_parts, strict=True):
+            name, value = part.split("=")
+            if name != meter.label:
+                raise PromptFormatError(f"expected meter {meter.label} in {text!r}, got {name}")
+            values.append(float(value))
+        return SlotState(DAY_NAMES.index(day_name), Slot.from_label(slot_label), Meters.from_sequence(values))
+    except PromptFormatError:
+        raise
+    except (ValueError, KeyError) as exc:
+        raise PromptFormatError(f"cannot parse state {text!r}: {exc}") from exc
+
+
+def _parse_interaction(line: str) -> Interaction:
+    parts = [part.strip() for part in line.split(ARROW)]
+    if len(parts) != 3 or not parts[1].startswith("recommended ") or not parts[2].startswith("user: "):
+        raise PromptFormatError(f"cannot parse history line {line!r}")
+    try:
+        action = Action(parts[1].removeprefix("recommended "))
+        response = Response(parts[2].removeprefix("user: ").lower())
+    except ValueError as exc:
+        raise PromptFormatError(f"cannot parse history line {line!r}: {exc}") from exc
+    return Interaction(_parse_state(parts[0]), action, response)
+
+
+def parse_prompt(text: str) -> tuple[list[Interaction], SlotState]:
+    """Invert :func:`render_prompt` (meters come back rounded to the two rendered decimals)."""
+    lines = text.split("\n")
+    if len(lines) < 5 or lines[0] != SYSTEM_LINE or lines[-1] != QUESTION:
+        raise PromptFormatError("not a Rhythm prompt: system line or question missing")
+    header, body, current_line = lines[1], lines[2:-2], lines[-2]
+    if not (header.startswith("Recent interactions (last ") and header.endswith(" days):")):
+        raise PromptFormatError(f"unexpected history header {header!r}")
+    if not current_line.startswith(CURRENT_PREFIX + " "):
+        raise PromptFormatError(f"unexpected current-state line {current_line!r}")
+    history = [] if body == [EMPTY_HISTORY] else [_parse_interaction(line) for line in body]
+    return history, _parse_state(current_line.removeprefix(CURRENT_PREFIX + " "))

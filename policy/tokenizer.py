@@ -1,0 +1,85 @@
+"""The word-level tokenizer of the Rhythm policy model.
+
+The vocabulary is generated from the prompt grammar (``policy.prompt``), not learned: whitespace splits the
+prompt into words and every word the renderer can produce is one token. So ``Vitality=0.70,`` is one token (a
+meter name, its value and the separating comma), every action name is one token, and a history line is always
+:data:`policy.prompt.TOKENS_PER_INTERACTION` tokens. The tokenizer is saved through
+``PreTrainedTokenizerFast`` so transformers, peft and vLLM load the very same ``tokenizer.json``; its
+post-processor prepends ``[BOS]``, which is what ``tokenizer(prompt)`` and vLLM's completions endpoint do by
+default.
+"""
+
+from __future__ import annotations
+
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from transformers import PreTrainedTokenizerFast
+
+from policy import prompt as p
+from sim.domain import ACTIONS, DAY_NAMES, METERS, RESPONSES, Slot
+
+PAD, BOS, EOS, UNK = "[PAD]", "[BOS]", "[EOS]", "[UNK]"
+SPECIAL_TOKENS = (PAD, BOS, EOS, UNK)
+MODEL_MAX_LENGTH = 2048
+
+
+def meter_tokens() -> list[str]:
+    """Every rendered meter word; all but the last meter carry the comma that follows them."""
+    words = []
+    for position, meter in enumerate(METERS):
+        comma = "," if position < len(METERS) - 1 else ""
+        words.extend(f"{meter.label}={hundredths / 100:.2f}{comma}" for hundredths in range(101))
+    return words
+
+
+def vocabulary() -> list[str]:
+    """The full, ordered vocabulary. Order is stable: specials, the 10 actions, then the prompt's words."""
+    words: list[str] = [*SPECIAL_TOKENS, *(action.value for action in ACTIONS)]
+    fixed_text = " ".join(
+        [
+            p.SYSTEM_LINE,
+            p.HISTORY_HEADER.format(days=1),
+            p.EMPTY_HISTORY,
+            p.CURRENT_PREFIX,
+            p.QUESTION,
+            p.ARROW,
+            "recommended user:",
+        ]
+    )
+    words.extend(fixed_text.split())
+    words.extend(str(days) for days in range(1, p.MAX_WINDOW_DAYS + 1))
+    words.extend(DAY_NAMES)
+    words.extend(f"{slot.label}," for slot in Slot)
+    words.extend(meter_tokens())
+    words.extend(response.value.upper() for response in RESPONSES)
+    return list(dict.fromkeys(words))
+
+
+def build_tokenizer() -> PreTrainedTokenizerFast:
+    """Build the tokenizer object (deterministic: the same vocabulary and ids on every call)."""
+    vocab = {word: index for index, word in enumerate(vocabulary())}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, vocab[BOS])]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token=BOS,
+        eos_token=EOS,
+        unk_token=UNK,
+        pad_token=PAD,
+        model_max_length=MODEL_MAX_LENGTH,
+        padding_side="right",
+        clean_up_tokenization_spaces=False,
+    )
+
+
+def action_token_ids(tokenizer: PreTrainedTokenizerFast) -> list[int]:
+    """Token id of each action, in ``ACTIONS`` order (fails loudly if an action is not a single token)."""
+    ids = []
+    for choice in p.ANSWER_CHOICES:
+        encoded = tokenizer(choice, add_special_tokens=False)["input_ids"]
+        if len(encoded) != 1 or encoded[0] == tokenizer.unk_token_id:
+            raise ValueError(f"action {choice} is not a single known token: {encoded}")
+        ids.append(encoded[0])
+    return ids
