@@ -1,0 +1,100 @@
+"""Simulator policies behind one interface (:class:`sim.policies.base.Policy`) and a name registry.
+
+Built-in names: ``random``, ``heuristic``, ``thompson``, ``bayes`` (exact Bayes over the archetypes),
+``particle`` (particle posterior over continuous profiles; ``particle:M`` sets the particle count) and
+``oracle`` (knows the true profiles).
+
+Extending: call ``register_policy(name, factory)`` where ``factory(arg, profiles) -> Policy`` receives the
+text after ``name:`` in the spec (or ``None``) and the users' true profiles (only the oracle should look).
+Names starting with ``model`` or ``base-model`` are resolved lazily: on first use :func:`make_policy` imports
+``policy.sim_policy``, which must call ``register_policy`` for them at import time. No entry points are used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from sim.policies.base import Policy
+from sim.policies.baselines import HeuristicPolicy, OraclePolicy, RandomPolicy
+from sim.policies.bayes import ExactBayesPolicy, exact_bayes_distribution
+from sim.policies.particle import ParticlePolicy
+from sim.policies.thompson import ThompsonPolicy
+from sim.profiles import ProfileBatch
+
+PolicyFactory = Callable[[str | None, ProfileBatch], Policy]
+
+_REGISTRY: dict[str, PolicyFactory] = {}
+LAZY_PREFIXES: dict[str, str] = {"model": "policy.sim_policy", "base-model": "policy.sim_policy"}
+
+
+def register_policy(name: str, factory: PolicyFactory) -> None:
+    """Make ``name`` (or ``name:ARG``) available to :func:`make_policy` and the benchmark CLI."""
+    if ":" in name or "," in name:
+        raise ValueError(f"policy name {name!r} may not contain ':' or ','")
+    _REGISTRY[name] = factory
+
+
+def available_policies() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def make_policy(spec: str, profiles: ProfileBatch) -> Policy:
+    """Build the policy named by ``spec`` (``NAME`` or ``NAME:ARG``) for users with these true profiles."""
+    name, sep, arg = spec.partition(":")
+    if name not in _REGISTRY:
+        module = next((mod for prefix, mod in LAZY_PREFIXES.items() if name.startswith(prefix)), None)
+        if module is not None:
+            importlib.import_module(module)
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown policy {name!r}; known: {', '.join(available_policies())}")
+    return _REGISTRY[name](arg if sep else None, profiles)
+
+
+def _no_arg(name: str, arg: str | None) -> None:
+    if arg is not None:
+        raise ValueError(f"policy {name!r} takes no argument")
+
+
+def _particle(arg: str | None, profiles: ProfileBatch) -> Policy:
+    if arg is None:
+        return ParticlePolicy()
+    if not arg.isdigit() or int(arg) < 1:
+        raise ValueError(f"particle:M needs a positive particle count, got {arg!r}")
+    return ParticlePolicy(n_particles=int(arg))
+
+
+def _simple(name: str, cls: Callable[[], Policy]) -> PolicyFactory:
+    def factory(arg: str | None, profiles: ProfileBatch) -> Policy:
+        _no_arg(name, arg)
+        return cls()
+
+    return factory
+
+
+def _oracle(arg: str | None, profiles: ProfileBatch) -> Policy:
+    _no_arg("oracle", arg)
+    return OraclePolicy(profiles)
+
+
+register_policy("random", _simple("random", RandomPolicy))
+register_policy("heuristic", _simple("heuristic", HeuristicPolicy))
+register_policy("thompson", _simple("thompson", ThompsonPolicy))
+register_policy("bayes", _simple("bayes", ExactBayesPolicy))
+register_policy("particle", _particle)
+register_policy("oracle", _oracle)
+
+__all__ = [
+    "ExactBayesPolicy",
+    "HeuristicPolicy",
+    "OraclePolicy",
+    "ParticlePolicy",
+    "Policy",
+    "PolicyFactory",
+    "RandomPolicy",
+    "ThompsonPolicy",
+    "available_policies",
+    "exact_bayes_distribution",
+    "make_policy",
+    "register_policy",
+]

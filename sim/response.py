@@ -1,0 +1,120 @@
+"""The user response model: how likely a person is to accept, ignore or reschedule each recommended action.
+
+For a profile with reward weights ``w`` in meters ``x`` at slot ``s``, the utility of action ``a`` is the
+weighted gain in a concave meter value ``v(m) = 1 - (1 - m)^2`` (a low meter is worth more to raise), using
+the profile's own expected deltas from :func:`sim.dynamics.all_action_deltas` (modifiers, chronotype, time
+of day):
+
+    u[a, s] = sum_m w_m * (v(clip(x_m + delta[a, s, m])) - v(x_m)) + pref[a]
+
+with small trait-driven preference terms ``pref`` (anticipated discomfort: SOCIALIZE -0.02*social_cost,
+BINGE_WATCH -0.02*leisure_guilt). Utilities are contrasted against the alternatives in this slot,
+``z = (u - mean_a u) / max(std_a u, 0.004)``, and
+
+* ``P(accepted)    = (1 - IGNORE_BASE - RESCHEDULE_BASE) * sigmoid(SHARPNESS * (z[a, s] - Z0))``
+* ``P(rescheduled) = RESCHEDULE_BASE + RESCHEDULE_GAIN * (1 - IGNORE_BASE - RESCHEDULE_BASE) *
+  max(0, sigmoid(SHARPNESS * (z_best_other_slot[a] - Z0)) - sigmoid(SHARPNESS * (z[a, s] - Z0)))``
+  (liked in another slot of the day, not in this one; ``z_best_other_slot`` uses this slot's mean/std);
+* ``P(ignored)     = 1 - the two`` (>= IGNORE_BASE: unobserved reasons).
+
+The output of :func:`response_probs` is ``(N, 10, 3)`` in ``ACTIONS`` x ``RESPONSES`` order (accepted,
+ignored, rescheduled). Response codes everywhere in ``sim`` are ints 0/1/2 in that order (``ACCEPTED``,
+``IGNORED``, ``RESCHEDULED``). All functions take ``meters (N, 5)`` and ``slot (N,)`` and are vectorised
+over users.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.domain import N_ACTIONS, SLOTS_PER_DAY, Action
+from sim.dynamics import all_action_deltas
+from sim.profiles import TRAIT_INDEX, ProfileBatch
+
+ACCEPTED, IGNORED, RESCHEDULED = 0, 1, 2
+
+IGNORE_BASE = 0.08
+RESCHEDULE_BASE = 0.02
+RESCHEDULE_GAIN = 0.7
+SHARPNESS = 2.5
+Z0 = 0.5
+STD_FLOOR = 0.004
+
+
+def _value(m: np.ndarray) -> np.ndarray:
+    return 1.0 - (1.0 - m) ** 2
+
+
+def _preferences(profiles: ProfileBatch) -> np.ndarray:
+    pref = np.zeros((len(profiles), N_ACTIONS))
+    pref[:, Action.SOCIALIZE.index] -= 0.02 * profiles.traits[:, TRAIT_INDEX["social_cost"]]
+    pref[:, Action.BINGE_WATCH.index] -= 0.02 * profiles.traits[:, TRAIT_INDEX["leisure_guilt"]]
+    return pref
+
+
+def utilities(profiles: ProfileBatch, meters: np.ndarray, slot: np.ndarray) -> np.ndarray:
+    """``(N, 10)`` utility of every action in the given slot (see module docstring)."""
+    meters = np.asarray(meters, dtype=np.float64)
+    d = all_action_deltas(profiles, meters, slot)
+    nxt = np.clip(meters[:, None, :] + d, 0.0, 1.0)
+    gain = _value(nxt) - _value(meters)[:, None, :]
+    return np.asarray(np.einsum("nam,nm->na", gain, profiles.weights) + _preferences(profiles))
+
+
+def _contrast(u_here: np.ndarray, u_other: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    mean = u_here.mean(axis=1, keepdims=True)
+    std = np.maximum(u_here.std(axis=1, keepdims=True), STD_FLOOR)
+    z_here = (u_here - mean) / std
+    z_other = None if u_other is None else (u_other - mean) / std
+    return z_here, z_other
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-x)))
+
+
+def accept_probs(profiles: ProfileBatch, meters: np.ndarray, slot: np.ndarray) -> np.ndarray:
+    """``(N, 10)`` P(accepted) of every action; cheaper than :func:`response_probs` (current slot only)."""
+    z, _ = _contrast(utilities(profiles, meters, slot))
+    return (1.0 - IGNORE_BASE - RESCHEDULE_BASE) * _sigmoid(SHARPNESS * (z - Z0))
+
+
+def response_probs(profiles: ProfileBatch, meters: np.ndarray, slot: np.ndarray) -> np.ndarray:
+    """``(N, 10, 3)``: P(accepted), P(ignored), P(rescheduled) for every candidate action."""
+    meters = np.asarray(meters, dtype=np.float64)
+    slot = np.asarray(slot, dtype=np.int64)
+    n = meters.shape[0]
+    # Utilities in all 4 slots of the day at once: stack the batch 4 times.
+    all_slots = np.repeat(np.arange(SLOTS_PER_DAY)[None, :], n, axis=0)  # (N, 4)
+    stacked = ProfileBatch(
+        np.repeat(profiles.traits, SLOTS_PER_DAY, axis=0),
+        np.repeat(profiles.weights, SLOTS_PER_DAY, axis=0),
+        np.repeat(profiles.archetype, SLOTS_PER_DAY, axis=0),
+    )
+    u_all = utilities(stacked, np.repeat(meters, SLOTS_PER_DAY, axis=0), all_slots.reshape(-1))
+    u_all = u_all.reshape(n, SLOTS_PER_DAY, N_ACTIONS)
+    rows = np.arange(n)
+    u_here = u_all[rows, slot]
+    other = np.ones((n, SLOTS_PER_DAY), dtype=bool)
+    other[rows, slot] = False
+    u_other = np.where(other[:, :, None], u_all, -np.inf).max(axis=1)
+    z_here, z_other = _contrast(u_here, u_other)
+    assert z_other is not None
+    live = 1.0 - IGNORE_BASE - RESCHEDULE_BASE
+    like_here = _sigmoid(SHARPNESS * (z_here - Z0))
+    like_other = _sigmoid(SHARPNESS * (z_other - Z0))
+    p_acc = live * like_here
+    p_res = RESCHEDULE_BASE + RESCHEDULE_GAIN * live * np.maximum(like_other - like_here, 0.0)
+    out = np.empty((n, N_ACTIONS, 3))
+    out[:, :, ACCEPTED] = p_acc
+    out[:, :, RESCHEDULED] = p_res
+    out[:, :, IGNORED] = 1.0 - p_acc - p_res
+    return out
+
+
+def sample_responses(rng: np.random.Generator, probs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """Draw one response code per user for the chosen ``actions`` from ``probs (N, 10, 3)``."""
+    p = probs[np.arange(probs.shape[0]), np.asarray(actions, dtype=np.int64)]  # (N, 3)
+    u = rng.random((p.shape[0], 1))
+    cum = np.cumsum(p, axis=1)
+    return np.asarray(np.minimum((u >= cum).sum(axis=1), 2), dtype=np.int64)
