@@ -1,0 +1,90 @@
+"""Who is calling: the admin (ops token from settings) or a user (bearer token stored hashed).
+
+Routes declare what they need with the typed dependencies ``AdminAuth``, ``CurrentUser`` or ``UserOrAdmin``.
+Missing or unknown credentials are 401; a valid caller of the wrong kind is 403.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.core.config import Settings
+from app.core.db import SessionDep
+from app.core.errors import AppError
+from app.core.security import constant_time_equals, hash_token
+from app.models import User
+from app.models.base import utcnow
+from app.users.repository import TokenRepository
+
+# Updating last_used_at on every request would turn every read into a write; a coarse timestamp is enough.
+_LAST_USED_RESOLUTION = timedelta(minutes=5)
+
+_bearer = HTTPBearer(
+    auto_error=False, description="`Authorization: Bearer <token>` (user token or admin token)"
+)
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def _unauthorized(message: str) -> AppError:
+    return AppError(401, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller: exactly one of ``user`` or ``is_admin``."""
+
+    user: User | None = None
+    is_admin: bool = False
+
+
+async def get_principal(
+    session: SessionDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise _unauthorized("Missing bearer token")
+    token = credentials.credentials
+    admin_token = settings.admin_token.get_secret_value()
+    if admin_token and constant_time_equals(token, admin_token):
+        return Principal(is_admin=True)
+    found = await TokenRepository(session).get_active_by_hash(hash_token(token))
+    if found is None:
+        raise _unauthorized("Invalid or revoked token")
+    api_token, user = found
+    now = utcnow()
+    if api_token.last_used_at is None or now - api_token.last_used_at > _LAST_USED_RESOLUTION:
+        api_token.last_used_at = now
+    return Principal(user=user)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def require_admin(principal: PrincipalDep) -> Principal:
+    if not principal.is_admin:
+        raise AppError(403, "This operation needs the admin token")
+    return principal
+
+
+async def require_user(principal: PrincipalDep) -> User:
+    if principal.user is None:
+        raise AppError(403, "This operation needs a user token")
+    return principal.user
+
+
+AdminAuth = Annotated[Principal, Depends(require_admin)]
+CurrentUser = Annotated[User, Depends(require_user)]
+UserOrAdmin = PrincipalDep

@@ -1,0 +1,128 @@
+"""Settings: the one place the service reads its configuration (environment variables prefixed ``RHYTHM_``).
+
+Development runs with embedded defaults (SQLite under ``./var/``, a SQLite-backed Celery broker);
+production is the same code with ``RHYTHM_DATABASE_URL``/``RHYTHM_BROKER_URL`` pointing at Postgres/Redis.
+Production refuses to start with default or empty secrets.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET_KEY = "dev-insecure-secret-key-change-me"
+
+
+class Environment(enum.StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class PolicyBackend(enum.StrEnum):
+    LOCAL = "local"
+    VLLM = "vllm"
+    FALLBACK = "fallback"
+
+
+def _normalise_database_url(url: str, *, sync: bool) -> str:
+    """Map a plain ``postgresql://``/``sqlite://`` URL to the driver each side of the service uses.
+
+    The API runs on asyncio (asyncpg, aiosqlite); workers, Alembic and the CLI are synchronous (psycopg,
+    sqlite3). Operators then set one URL and never think about drivers.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"not a database URL: {url!r}")
+    dialect = scheme.split("+", 1)[0]
+    if dialect in {"postgresql", "postgres"}:
+        return f"postgresql+{'psycopg' if sync else 'asyncpg'}://{rest}"
+    if dialect == "sqlite":
+        return f"sqlite://{rest}" if sync else f"sqlite+aiosqlite://{rest}"
+    raise ValueError(f"unsupported database {dialect!r}: use postgresql:// or sqlite://")
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Durations are ``timedelta`` (env: seconds or ISO 8601, e.g. ``PT2H``)."""
+
+    model_config = SettingsConfigDict(env_prefix="RHYTHM_", env_file=None, extra="ignore", frozen=True)
+
+    env: Environment = Environment.DEVELOPMENT
+    database_url: str = "sqlite+aiosqlite:///var/rhythm.db"
+    broker_url: str = "sqla+sqlite:///var/broker.sqlite"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    admin_token: SecretStr = SecretStr("")
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
+    log_level: str = "INFO"
+    log_json: bool | None = None
+
+    policy_backend: PolicyBackend = PolicyBackend.LOCAL
+    vllm_url: str = "http://127.0.0.1:8001/v1"
+    vllm_model: str = "rhythm-policy"
+    vllm_api_key: SecretStr = SecretStr("")
+    model_dir: Path = Path("policy/weights")
+    adapter_dir: Path = Path("var/adapters")
+
+    # API4 (OWASP): bodies are small JSON documents; anything larger is a mistake or an attack.
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    history_days: int = Field(default=30, ge=1)
+    adapter_history_days: int = Field(default=7, ge=1)
+    feedback_window: timedelta = timedelta(hours=24)
+    temperature: float = Field(default=1.0, gt=0.0, le=10.0)
+    idempotency_ttl: timedelta = timedelta(hours=24)
+    readiness_timeout: timedelta = timedelta(seconds=3)
+
+    @field_validator("feedback_window", "idempotency_ttl", "readiness_timeout", mode="before")
+    @classmethod
+    def _seconds_as_timedelta(cls, value: object) -> object:
+        # Environment values are strings; a bare number means seconds, as everywhere else in ops tooling.
+        if isinstance(value, str):
+            try:
+                return timedelta(seconds=float(value))
+            except ValueError:
+                return value
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        return _normalise_database_url(value, sync=False)
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets_in_production(self) -> Self:
+        if self.env is not Environment.PRODUCTION:
+            return self
+        problems = []
+        secret = self.secret_key.get_secret_value()
+        if not secret or secret == DEFAULT_SECRET_KEY or len(secret) < 32:
+            problems.append("RHYTHM_SECRET_KEY must be set to a random value of at least 32 characters")
+        if len(self.admin_token.get_secret_value()) < 32:
+            problems.append("RHYTHM_ADMIN_TOKEN must be set to a random value of at least 32 characters")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def async_database_url(self) -> str:
+        return self.database_url
+
+    @property
+    def sync_database_url(self) -> str:
+        return _normalise_database_url(self.database_url, sync=True)
+
+    @property
+    def json_logs(self) -> bool:
+        return self.env is Environment.PRODUCTION if self.log_json is None else self.log_json
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once; tests build their own ``Settings`` and pass it explicitly."""
+    return Settings()

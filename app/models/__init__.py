@@ -1,0 +1,44 @@
+"""All tables. Importing this package registers every model on ``Base.metadata`` (Alembic needs that)."""
+
+from app.models.adapter import Adapter, AdapterStatus, FinetuneJob, FinetuneStatus
+from app.models.base import Base
+from app.models.device import DeviceConnection, WebhookEvent
+from app.models.idempotency import IdempotencyKey, IdempotencyStatus
+from app.models.recommendation import Feedback, Recommendation
+from app.models.signals import CalendarEvent, MeterSnapshot, SignalReading
+from app.models.user import ApiToken, User
+
+# Tables holding a user's personal data, in an order safe for export and deletion (children after parents).
+USER_OWNED_MODELS: tuple[type[Base], ...] = (
+    ApiToken,
+    DeviceConnection,
+    WebhookEvent,
+    SignalReading,
+    MeterSnapshot,
+    CalendarEvent,
+    Adapter,
+    FinetuneJob,
+    Recommendation,
+    Feedback,
+    IdempotencyKey,
+)
+
+__all__ = [
+    "USER_OWNED_MODELS",
+    "Adapter",
+    "AdapterStatus",
+    "ApiToken",
+    "Base",
+    "CalendarEvent",
+    "DeviceConnection",
+    "Feedback",
+    "FinetuneJob",
+    "FinetuneStatus",
+    "IdempotencyKey",
+    "IdempotencyStatus",
+    "MeterSnapshot",
+    "Recommendation",
+    "SignalReading",
+    "User",
+    "WebhookEvent",
+]

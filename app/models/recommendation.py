@@ -1,0 +1,76 @@
+"""Recommendations the policy made and the feedback (reward) they received."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import (
+    METER_COLUMNS,
+    Base,
+    CreatedAtMixin,
+    IdMixin,
+    JSONType,
+    UserOwnedMixin,
+    str_enum,
+    unit_interval_checks,
+)
+from sim.domain import Action, Response
+
+
+class Recommendation(IdMixin, UserOwnedMixin, CreatedAtMixin, Base):
+    """One decision of the policy, logged with everything off-policy evaluation and fine-tuning need.
+
+    ``probabilities`` holds all 10 action probabilities in ``sim.domain.ACTIONS`` order; ``propensity`` is the
+    probability of the chosen action under the sampling temperature.
+    """
+
+    __tablename__ = "recommendations"
+    __table_args__ = (
+        *unit_interval_checks(*METER_COLUMNS),
+        CheckConstraint("day >= 0 AND day <= 6", name="day_of_week"),
+        CheckConstraint("slot >= 0 AND slot <= 3", name="slot_of_day"),
+        CheckConstraint("propensity >= 0 AND propensity <= 1", name="propensity_unit"),
+        CheckConstraint("temperature > 0", name="temperature_positive"),
+        Index("ix_recommendations_user_id_created_at", "user_id", "created_at"),
+    )
+
+    day: Mapped[int]
+    slot: Mapped[int]
+    vitality: Mapped[float]
+    cognition: Mapped[float]
+    progress: Mapped[float]
+    serenity: Mapped[float]
+    connection: Mapped[float]
+    # True when no meter data was available and the neutral state (0.5 each) was used instead.
+    neutral_meters: Mapped[bool] = mapped_column(default=False)
+    action: Mapped[Action] = mapped_column(str_enum(Action, "action"))
+    probabilities: Mapped[list[float]] = mapped_column(JSONType)
+    propensity: Mapped[float]
+    temperature: Mapped[float]
+    model: Mapped[str] = mapped_column(String(255))
+    adapter: Mapped[str | None] = mapped_column(String(255))
+    adapter_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("adapters.id", ondelete="SET NULL"), index=True
+    )
+    backend: Mapped[str] = mapped_column(String(16))
+    prompt_hash: Mapped[str | None] = mapped_column(String(64))
+    belief: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class Feedback(IdMixin, UserOwnedMixin, CreatedAtMixin, Base):
+    """The person's response to one recommendation (at most one): the reward of the bandit."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (CheckConstraint("reward IN (-1, 1)", name="reward_sign"),)
+
+    recommendation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("recommendations.id", ondelete="CASCADE"), unique=True
+    )
+    response: Mapped[Response] = mapped_column(str_enum(Response, "response"))
+    reward: Mapped[int]
+    rescheduled_to: Mapped[datetime | None]

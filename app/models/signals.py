@@ -1,0 +1,77 @@
+"""What the bridges learn about a person: raw signals, calendar events, and the meters derived from them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import (
+    METER_COLUMNS,
+    Base,
+    CreatedAtMixin,
+    IdMixin,
+    UserOwnedMixin,
+    str_enum,
+    unit_interval_checks,
+)
+from sim.domain import Action
+
+
+class SignalReading(IdMixin, UserOwnedMixin, CreatedAtMixin, Base):
+    """One measurement from a provider (e.g. sleep hours, resting heart rate) at the time it was observed."""
+
+    __tablename__ = "signal_readings"
+    __table_args__ = (
+        UniqueConstraint("user_id", "source", "kind", "observed_at"),
+        Index("ix_signal_readings_user_id_observed_at", "user_id", "observed_at"),
+    )
+
+    source: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float]
+    unit: Mapped[str | None] = mapped_column(String(32))
+    observed_at: Mapped[datetime]
+    webhook_event_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("webhook_events.id", ondelete="SET NULL"), index=True
+    )
+
+
+class MeterSnapshot(IdMixin, UserOwnedMixin, CreatedAtMixin, Base):
+    """The five meters of a person at one moment; ``source`` says who computed them (bridge, client, …)."""
+
+    __tablename__ = "meter_snapshots"
+    __table_args__ = (
+        *unit_interval_checks(*METER_COLUMNS),
+        Index("ix_meter_snapshots_user_id_taken_at", "user_id", "taken_at"),
+    )
+
+    taken_at: Mapped[datetime]
+    vitality: Mapped[float]
+    cognition: Mapped[float]
+    progress: Mapped[float]
+    serenity: Mapped[float]
+    connection: Mapped[float]
+    source: Mapped[str] = mapped_column(String(32))
+
+
+class CalendarEvent(IdMixin, UserOwnedMixin, CreatedAtMixin, Base):
+    """An event from the user's calendar, optionally mapped to the action it amounts to."""
+
+    __tablename__ = "calendar_events"
+    __table_args__ = (
+        UniqueConstraint("user_id", "source", "external_id"),
+        CheckConstraint("ends_at >= starts_at", name="ends_after_start"),
+        Index("ix_calendar_events_user_id_starts_at", "user_id", "starts_at"),
+    )
+
+    source: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(255))
+    title: Mapped[str | None] = mapped_column(String(1024))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    all_day: Mapped[bool] = mapped_column(default=False)
+    action: Mapped[Action | None] = mapped_column(str_enum(Action, "action"))
+    updated_at: Mapped[datetime | None]

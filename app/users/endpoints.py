@@ -1,0 +1,49 @@
+"""Users API: create (admin), me, export, delete."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Response, status
+
+from app.core.auth import AdminAuth, CurrentUser, UserOrAdmin
+from app.core.db import SessionDep
+from app.core.errors import ErrorResponse
+from app.users import service
+from app.users.schemas import UserCreate, UserCreated, UserExport, UserPublic
+
+router = APIRouter(
+    prefix="/v1/users",
+    tags=["users"],
+    responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=UserCreated)
+async def create_user(
+    session: SessionDep, _admin: AdminAuth, data: Annotated[UserCreate | None, Body()] = None
+) -> UserCreated:
+    """Create a user (admin only). Returns the user's ID and bearer token; the token is shown only once."""
+    return await service.create_user(session, data or UserCreate())
+
+
+@router.get("/me", response_model=UserPublic)
+async def read_me(user: CurrentUser) -> UserPublic:
+    """The calling user."""
+    return service.to_public(user)
+
+
+@router.get("/me/export", response_model=UserExport)
+async def export_me(session: SessionDep, user: CurrentUser) -> UserExport:
+    """Everything Rhythm stores about the calling user, as JSON."""
+    return await service.export_user(session, user)
+
+
+@router.delete(
+    "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"model": ErrorResponse}}
+)
+async def delete_user(session: SessionDep, caller: UserOrAdmin, user_id: uuid.UUID) -> Response:
+    """Delete a user and all their data (admin, or a user deleting themself)."""
+    await service.delete_user(session, caller, user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

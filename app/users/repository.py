@@ -1,0 +1,70 @@
+"""All SQL about users and their tokens. Reads of personal data are always filtered by ``user_id``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Table, delete, inspect, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import USER_OWNED_MODELS, ApiToken, User
+from app.models.base import Base
+
+
+class UserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, user: User) -> User:
+        self.session.add(user)
+        await self.session.flush()
+        return user
+
+    async def get(self, user_id: uuid.UUID) -> User | None:
+        return await self.session.get(User, user_id)
+
+    async def delete(self, user_id: uuid.UUID) -> bool:
+        """Delete the user; every user-owned table follows by ON DELETE CASCADE."""
+        result = await self.session.execute(delete(User).where(User.id == user_id).returning(User.id))
+        return result.first() is not None
+
+    async def export_rows(
+        self, user_id: uuid.UUID, exclude: dict[str, set[str]]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Every row of every user-owned table, as column → value, minus the excluded (secret) columns."""
+        exported: dict[str, list[dict[str, Any]]] = {}
+        for model in USER_OWNED_MODELS:
+            table = model.__table__
+            assert isinstance(table, Table)
+            hidden = exclude.get(table.name, set())
+            statement = select(model).where(table.c.user_id == user_id).order_by(table.c.id)
+            rows = (await self.session.scalars(statement)).all()
+            exported[table.name] = [_row_dict(row, hidden) for row in rows]
+        return exported
+
+
+def _row_dict(row: Base, hidden: set[str]) -> dict[str, Any]:
+    mapper = inspect(type(row))
+    return {
+        column.key: getattr(row, column.key) for column in mapper.column_attrs if column.key not in hidden
+    }
+
+
+class TokenRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, token: ApiToken) -> ApiToken:
+        self.session.add(token)
+        await self.session.flush()
+        return token
+
+    async def get_active_by_hash(self, token_hash: str) -> tuple[ApiToken, User] | None:
+        statement = (
+            select(ApiToken, User)
+            .join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))
+        )
+        row = (await self.session.execute(statement)).first()
+        return None if row is None else (row[0], row[1])

@@ -1,0 +1,49 @@
+"""Users: creation with a first token, export of all personal data, deletion of everything."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.auth import Principal
+from app.core.errors import NotFoundError
+from app.core.security import display_prefix, hash_token, new_token
+from app.models import ApiToken, User
+from app.models.base import utcnow
+from app.users.repository import TokenRepository, UserRepository
+from app.users.schemas import UserCreate, UserCreated, UserExport, UserPublic
+
+# Secrets and their hashes are not personal data the user can use, and exporting them would only spread them.
+_EXPORT_EXCLUDE: dict[str, set[str]] = {
+    "api_tokens": {"token_hash"},
+    "device_connections": {"access_token_encrypted", "refresh_token_encrypted"},
+}
+
+
+def to_public(user: User) -> UserPublic:
+    return UserPublic(user_id=user.id, timezone=user.timezone, created_at=user.created_at)
+
+
+async def create_user(session: AsyncSession, data: UserCreate) -> UserCreated:
+    """Create a user and its first API token; the plaintext token leaves the server only in this response."""
+    user = await UserRepository(session).add(User(timezone=data.timezone))
+    token = new_token()
+    await TokenRepository(session).add(
+        ApiToken(user_id=user.id, token_hash=hash_token(token), prefix=display_prefix(token))
+    )
+    return UserCreated(user_id=user.id, token=token)
+
+
+async def export_user(session: AsyncSession, user: User) -> UserExport:
+    """All rows of all user-owned tables (GDPR Art. 15/20)."""
+    tables = await UserRepository(session).export_rows(user.id, _EXPORT_EXCLUDE)
+    return UserExport(user=to_public(user), exported_at=utcnow(), tables=tables)
+
+
+async def delete_user(session: AsyncSession, caller: Principal, user_id: uuid.UUID) -> None:
+    """Delete a user and every row they own. Users may delete only themselves; anyone else's ID is a 404."""
+    if not caller.is_admin and (caller.user is None or caller.user.id != user_id):
+        raise NotFoundError("User not found")
+    if not await UserRepository(session).delete(user_id):
+        raise NotFoundError("User not found")

@@ -1,0 +1,108 @@
+"""Row factories: one realistic row in every user-owned table, for deletion, export and isolation tests."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.crypto import ACCESS_TOKEN_CONTEXT, REFRESH_TOKEN_CONTEXT, TokenCipher
+from app.models import (
+    Adapter,
+    CalendarEvent,
+    DeviceConnection,
+    Feedback,
+    FinetuneJob,
+    IdempotencyKey,
+    MeterSnapshot,
+    Recommendation,
+    SignalReading,
+    WebhookEvent,
+)
+from sim.domain import ACTIONS, Action, Response
+
+
+async def seed_user_rows(session: AsyncSession, user_id: uuid.UUID, cipher: TokenCipher) -> None:
+    """Insert at least one row for ``user_id`` in every user-owned table (api_tokens come from the API)."""
+    now = datetime.now(UTC)
+    tag = uuid.uuid4().hex[:8]
+    event = WebhookEvent(
+        source="oura", external_id=f"evt-{tag}", user_id=user_id, payload={"type": "sleep", "hours": 7.5}
+    )
+    adapter = Adapter(
+        user_id=user_id, name=f"user-{tag}-v1", version=1, base_model="rhythm-policy", uri=f"file:///a/{tag}"
+    )
+    recommendation = Recommendation(
+        user_id=user_id,
+        day=now.weekday(),
+        slot=1,
+        vitality=0.7,
+        cognition=0.6,
+        progress=0.5,
+        serenity=0.4,
+        connection=0.3,
+        action=Action.DEEP_WORK,
+        probabilities=[1 / len(ACTIONS)] * len(ACTIONS),
+        propensity=0.1,
+        temperature=1.0,
+        model="rhythm-policy",
+        backend="local",
+        adapter_id=None,
+    )
+    session.add_all([event, adapter, recommendation])
+    await session.flush()
+    session.add_all(
+        [
+            DeviceConnection(
+                user_id=user_id,
+                provider="oura",
+                external_user_id=f"ext-{tag}",
+                access_token_encrypted=cipher.encrypt("access-" + tag, context=ACCESS_TOKEN_CONTEXT),
+                refresh_token_encrypted=cipher.encrypt("refresh-" + tag, context=REFRESH_TOKEN_CONTEXT),
+            ),
+            SignalReading(
+                user_id=user_id,
+                source="oura",
+                kind="sleep_hours",
+                value=7.5,
+                observed_at=now,
+                webhook_event_id=event.id,
+            ),
+            MeterSnapshot(
+                user_id=user_id,
+                taken_at=now,
+                vitality=0.7,
+                cognition=0.6,
+                progress=0.5,
+                serenity=0.4,
+                connection=0.3,
+                source="bridge",
+            ),
+            CalendarEvent(
+                user_id=user_id,
+                source="google",
+                external_id=f"cal-{tag}",
+                title="Standup",
+                starts_at=now,
+                ends_at=now + timedelta(minutes=15),
+                action=Action.ADMIN_WORK,
+            ),
+            FinetuneJob(user_id=user_id, adapter_id=adapter.id, adapter_uri=adapter.uri),
+            Feedback(
+                user_id=user_id,
+                recommendation_id=recommendation.id,
+                response=Response.ACCEPTED,
+                reward=Response.ACCEPTED.reward,
+            ),
+            IdempotencyKey(
+                user_id=user_id,
+                key=f"key-{tag}",
+                method="POST",
+                path="/v1/recommend",
+                request_hash="0" * 64,
+                expires_at=now + timedelta(hours=24),
+            ),
+        ]
+    )
+    await session.flush()

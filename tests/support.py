@@ -1,0 +1,102 @@
+"""Helpers behind the fixtures in ``tests/conftest.py``; import them for a test's own app or database."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+import httpx
+import psycopg
+from fastapi import FastAPI
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from app.core.config import Settings
+from app.main import create_app
+
+# Server to create test databases on; its own database name is ignored (we only connect to it to CREATE/DROP).
+DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
+
+# The type of the ``create_user`` fixture: ``user_id, headers = await create_user(timezone="UTC")``.
+CreateUser = Callable[..., Awaitable[tuple[uuid.UUID, dict[str, str]]]]
+
+
+def server_url() -> str:
+    return os.environ.get("RHYTHM_TEST_DATABASE_URL", DEFAULT_SERVER_URL)
+
+
+def broker_url() -> str:
+    return os.environ.get("RHYTHM_TEST_BROKER_URL", DEFAULT_BROKER_URL)
+
+
+def _maintenance_dsn() -> str:
+    url = make_url(server_url()).set(drivername="postgresql", database="postgres")
+    return url.render_as_string(hide_password=False)
+
+
+@contextmanager
+def temporary_postgres_database(prefix: str = "rhythm_test") -> Iterator[str]:
+    """Create a uniquely named, empty Postgres database and drop it afterwards; yields its plain URL."""
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    with psycopg.connect(_maintenance_dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = make_url(server_url()).set(drivername="postgresql", database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(_maintenance_dsn(), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def truncate_all_tables(sync_url: str) -> None:
+    """Empty every table except Alembic's bookkeeping; includes tables added by later migrations."""
+    dsn = make_url(sync_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        # A leaked open transaction would otherwise make TRUNCATE wait forever.
+        conn.execute("SET lock_timeout = '10s'")
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables"
+                " WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+            )
+        ]
+        if tables:
+            conn.execute(
+                sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
+                    sql.SQL(", ").join(sql.Identifier(t) for t in tables)
+                )
+            )
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    """Settings for tests: explicit secrets, env=test, the test broker; ``overrides`` win."""
+    values: dict[str, object] = {
+        "env": "test",
+        "database_url": database_url,
+        "broker_url": broker_url(),
+        "admin_token": "test-admin-" + secrets.token_urlsafe(24),
+        "secret_key": "test-secret-" + secrets.token_urlsafe(32),
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """``create_app(settings)`` with its lifespan running (httpx's ASGITransport does not run lifespans)."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@asynccontextmanager
+async def app_client(app: FastAPI, *, raise_app_exceptions: bool = True) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
+    async with httpx.AsyncClient(transport=transport, base_url="http://rhythm.test") as client:
+        yield client
