@@ -65,9 +65,18 @@ class Settings(BaseSettings):
 
     policy_backend: PolicyBackend = PolicyBackend.LOCAL
     vllm_url: str = "http://127.0.0.1:8001/v1"
-    vllm_model: str = "rhythm-policy"
+    # Empty: the first base model the server lists at /v1/models.
+    vllm_model: str = ""
     vllm_api_key: SecretStr = SecretStr("")
-    model_dir: Path = Path("policy/weights")
+    # A recommendation waits at most this long for vLLM before the fallback answers.
+    vllm_timeout: timedelta = timedelta(seconds=2)
+    vllm_connect_timeout: timedelta = timedelta(milliseconds=500)
+    # Circuit breaker of the primary policy backend: open after this many consecutive failures, probe again
+    # after the cool-down.
+    policy_failure_threshold: int = Field(default=3, ge=1)
+    policy_cooldown: timedelta = timedelta(seconds=30)
+    # None: the model shipped in the policy package.
+    model_dir: Path | None = None
     adapter_dir: Path = Path("var/adapters")
 
     # API4 (OWASP): bodies are small JSON documents; anything larger is a mistake or an attack.
