@@ -18,6 +18,7 @@ from app.models.base import (
     UserOwnedMixin,
     str_enum,
     unit_interval_checks,
+    utcnow,
 )
 from sim.domain import Action, Response
 
@@ -37,7 +38,11 @@ class Recommendation(IdMixin, UserOwnedMixin, CreatedAtMixin, Base):
         CheckConstraint("propensity >= 0 AND propensity <= 1", name="propensity_unit"),
         CheckConstraint("temperature > 0", name="temperature_positive"),
         Index("ix_recommendations_user_id_created_at", "user_id", "created_at"),
+        Index("ix_recommendations_user_id_at", "user_id", "at"),
     )
+
+    # The moment the recommendation is for (``day``/``slot`` are its local weekday and slot); orders the history.
+    at: Mapped[datetime] = mapped_column(default=utcnow)
 
     day: Mapped[int]
     slot: Mapped[int]
