@@ -12,7 +12,8 @@ import migrations
 
 def alembic_config(sync_database_url: str) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    # __path__, not __file__: an editable install may expose the folder as a namespace package.
+    config.set_main_option("script_location", str(Path(next(iter(migrations.__path__)))))
     config.attributes["database_url"] = sync_database_url
     config.attributes["configure_logging"] = False
     return config
@@ -24,3 +25,7 @@ def upgrade(sync_database_url: str, revision: str = "head") -> None:
 
 def downgrade(sync_database_url: str, revision: str) -> None:
     command.downgrade(alembic_config(sync_database_url), revision)
+
+
+def current(sync_database_url: str) -> None:
+    command.current(alembic_config(sync_database_url))
