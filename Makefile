@@ -1,0 +1,38 @@
+# One target per command. `make run` and `make test` bootstrap everything they need on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# Reinstall only when pyproject.toml changed since the last install.
+INSTALLED := $(VENV)/.rhythm-installed
+
+.PHONY: run test lint format install vllm-venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+
+$(INSTALLED): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[dev]'
+	touch $@
+
+install: $(INSTALLED)
+
+run: $(INSTALLED)
+	@scripts/run.sh
+
+# The real vLLM CPU server lives in its own venv (see scripts/vllm-venv.sh); skipped where the script is absent.
+vllm-venv:
+	@[ ! -x scripts/vllm-venv.sh ] || scripts/vllm-venv.sh
+
+test: $(INSTALLED) vllm-venv
+	$(BIN)/pytest
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+format: $(INSTALLED)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
