@@ -89,11 +89,59 @@ EVENTS: np.ndarray = np.array(
 
 _A = {a: a.index for a in Action}
 
+# The modifiers are linear in the traits: MODIFIERS[trait] is that trait's (10, 5) per-unit delta.
+MODIFIERS: np.ndarray = np.zeros((len(TRAIT_INDEX), N_ACTIONS, N_METERS))
+for _trait, _action, _meter, _coef in (
+    ("social_cost", Action.SOCIALIZE, V, -0.10),
+    ("social_cost", Action.SOCIALIZE, S, -0.03),
+    ("social_cost", Action.FAMILY_TIME, V, -0.03),
+    ("work_vitality", Action.DEEP_WORK, V, 0.06),
+    ("work_vitality", Action.DEEP_WORK, S, 0.03),
+    ("work_vitality", Action.ADMIN_WORK, V, 0.03),
+    ("work_vitality", Action.LEARN, V, 0.02),
+    ("leisure_guilt", Action.ME_TIME, S, -0.07),
+    ("leisure_guilt", Action.BINGE_WATCH, S, -0.09),
+    ("solo_recharge", Action.ME_TIME, S, 0.06),
+    ("solo_recharge", Action.ME_TIME, V, 0.03),
+    ("solo_recharge", Action.MEDITATE, S, 0.04),
+):
+    MODIFIERS[TRAIT_INDEX[_trait], _A[_action], _meter] = _coef
+_MODIFIERS_FLAT = MODIFIERS.reshape(len(TRAIT_INDEX), N_ACTIONS * N_METERS)
+
+# Gains scaled by time of day, per slot: (4, 10, 5); costs are time-independent.
+_TOD_GAINS: np.ndarray = np.maximum(BASE_EFFECTS, 0.0)[None] * TIME_OF_DAY[:, :, None]
+_COSTS: np.ndarray = np.minimum(BASE_EFFECTS, 0.0)
+_COG = slice(min(COGNITIVE_ACTIONS), max(COGNITIVE_ACTIONS) + 1)
+assert list(range(N_ACTIONS))[_COG] == sorted(COGNITIVE_ACTIONS)
+
 
 def chronotype_performance(chronotype: np.ndarray, slot: np.ndarray) -> np.ndarray:
     """Cognitive performance multiplier, peaking (1.3) at slot ``3 * (1 - chronotype)``; broadcasts."""
     peak = (SLOTS_PER_DAY - 1) * (1.0 - chronotype)
-    return np.clip(1.3 - 0.25 * np.abs(slot - peak), 0.5, 1.3)
+    return np.asarray(np.clip(1.3 - 0.25 * np.abs(slot - peak), 0.5, 1.3))
+
+
+def deltas_in_slots(profiles: ProfileBatch, meters: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """Expected (event-free, unclamped, before decay) deltas of every action: ``(N, S, 10, 5)``.
+
+    ``meters`` is ``(N, 5)``; ``slots`` is ``(N, S)`` ints in 0..3 (e.g. all 4 slots of the day at once).
+    """
+    meters = np.asarray(meters, dtype=np.float64)
+    slots = np.asarray(slots, dtype=np.int64)
+    n = meters.shape[0]
+    scale = np.empty((n, 1, 1, N_METERS))
+    scale[:, 0, 0, :] = (0.6 + 0.8 * meters[:, V])[:, None]
+    scale[:, 0, 0, V] = 1.0
+    gains = _TOD_GAINS[slots] * scale  # (N, S, 10, 5)
+    perf = chronotype_performance(profiles.traits[:, TRAIT_INDEX["chronotype"], None], slots)  # (N, S)
+    gains[:, :, _COG, P] *= perf[:, :, None]
+    d = gains + _COSTS
+    d[:, :, _COG, C] += _COSTS[_COG, C] * (1.0 - perf)[:, :, None]
+    d += (profiles.traits @ _MODIFIERS_FLAT).reshape(n, 1, N_ACTIONS, N_METERS)
+    serenity = d[:, :, :, S]
+    factor = (1.6 - 1.2 * profiles.traits[:, TRAIT_INDEX["stress_tolerance"]])[:, None, None]
+    d[:, :, :, S] = np.where(serenity < 0.0, serenity * factor, serenity)
+    return np.asarray(d)
 
 
 def all_action_deltas(profiles: ProfileBatch, meters: np.ndarray, slot: np.ndarray) -> np.ndarray:
@@ -101,47 +149,7 @@ def all_action_deltas(profiles: ProfileBatch, meters: np.ndarray, slot: np.ndarr
 
     ``meters`` is ``(N, 5)``, ``slot`` is ``(N,)`` ints in 0..3.
     """
-    meters = np.asarray(meters, dtype=np.float64)
-    slot = np.asarray(slot, dtype=np.int64)
-    n = meters.shape[0]
-    base = np.broadcast_to(BASE_EFFECTS, (n, N_ACTIONS, N_METERS))
-    gains = np.maximum(base, 0.0)
-    costs = np.minimum(base, 0.0).copy()
-
-    tod = TIME_OF_DAY[slot]  # (N, 10)
-    vit_factor = 0.6 + 0.8 * meters[:, V]  # (N,)
-    scale = np.empty((n, 1, N_METERS))
-    scale[:, 0, :] = vit_factor[:, None]
-    scale[:, 0, V] = 1.0
-    gains = gains * tod[:, :, None] * scale
-
-    perf = chronotype_performance(profiles.traits[:, TRAIT_INDEX["chronotype"]], slot)  # (N,)
-    cog = list(COGNITIVE_ACTIONS)
-    gains[:, cog, P] *= perf[:, None]
-    costs[:, cog, C] *= (2.0 - perf)[:, None]
-
-    d = gains + costs
-    t = profiles.traits
-    social = t[:, TRAIT_INDEX["social_cost"]]
-    work = t[:, TRAIT_INDEX["work_vitality"]]
-    guilt = t[:, TRAIT_INDEX["leisure_guilt"]]
-    solo = t[:, TRAIT_INDEX["solo_recharge"]]
-    tol = t[:, TRAIT_INDEX["stress_tolerance"]]
-    d[:, _A[Action.SOCIALIZE], V] -= 0.10 * social
-    d[:, _A[Action.SOCIALIZE], S] -= 0.03 * social
-    d[:, _A[Action.FAMILY_TIME], V] -= 0.03 * social
-    d[:, _A[Action.DEEP_WORK], V] += 0.06 * work
-    d[:, _A[Action.DEEP_WORK], S] += 0.03 * work
-    d[:, _A[Action.ADMIN_WORK], V] += 0.03 * work
-    d[:, _A[Action.LEARN], V] += 0.02 * work
-    d[:, _A[Action.ME_TIME], S] += 0.06 * solo - 0.07 * guilt
-    d[:, _A[Action.ME_TIME], V] += 0.03 * solo
-    d[:, _A[Action.BINGE_WATCH], S] -= 0.09 * guilt
-    d[:, _A[Action.MEDITATE], S] += 0.04 * solo
-
-    serenity = d[:, :, S]
-    d[:, :, S] = np.where(serenity < 0.0, serenity * (1.6 - 1.2 * tol)[:, None], serenity)
-    return np.asarray(d)
+    return deltas_in_slots(profiles, meters, np.asarray(slot, dtype=np.int64)[:, None])[:, 0]
 
 
 def action_deltas(

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.domain import N_ACTIONS, SLOTS_PER_DAY, Action
-from sim.dynamics import all_action_deltas
+from sim.dynamics import deltas_in_slots
 from sim.profiles import TRAIT_INDEX, ProfileBatch
 
 ACCEPTED, IGNORED, RESCHEDULED = 0, 1, 2
@@ -52,13 +52,20 @@ def _preferences(profiles: ProfileBatch) -> np.ndarray:
     return pref
 
 
+def _utilities_in_slots(profiles: ProfileBatch, meters: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """``(N, S, 10)`` utilities for ``slots (N, S)``."""
+    meters = np.asarray(meters, dtype=np.float64)
+    d = deltas_in_slots(profiles, meters, slots)
+    nxt = np.clip(meters[:, None, None, :] + d, 0.0, 1.0)
+    # v(x + d) - v(x) with v(m) = 1 - (1 - m)^2 equals (x' - x) * (2 - x - x').
+    gain = (nxt - meters[:, None, None, :]) * (2.0 - meters[:, None, None, :] - nxt)
+    u = np.einsum("nsam,nm->nsa", gain, profiles.weights)
+    return np.asarray(u + _preferences(profiles)[:, None, :])
+
+
 def utilities(profiles: ProfileBatch, meters: np.ndarray, slot: np.ndarray) -> np.ndarray:
     """``(N, 10)`` utility of every action in the given slot (see module docstring)."""
-    meters = np.asarray(meters, dtype=np.float64)
-    d = all_action_deltas(profiles, meters, slot)
-    nxt = np.clip(meters[:, None, :] + d, 0.0, 1.0)
-    gain = _value(nxt) - _value(meters)[:, None, :]
-    return np.asarray(np.einsum("nam,nm->na", gain, profiles.weights) + _preferences(profiles))
+    return _utilities_in_slots(profiles, meters, np.asarray(slot, dtype=np.int64)[:, None])[:, 0]
 
 
 def _contrast(u_here: np.ndarray, u_other: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -84,15 +91,8 @@ def response_probs(profiles: ProfileBatch, meters: np.ndarray, slot: np.ndarray)
     meters = np.asarray(meters, dtype=np.float64)
     slot = np.asarray(slot, dtype=np.int64)
     n = meters.shape[0]
-    # Utilities in all 4 slots of the day at once: stack the batch 4 times.
-    all_slots = np.repeat(np.arange(SLOTS_PER_DAY)[None, :], n, axis=0)  # (N, 4)
-    stacked = ProfileBatch(
-        np.repeat(profiles.traits, SLOTS_PER_DAY, axis=0),
-        np.repeat(profiles.weights, SLOTS_PER_DAY, axis=0),
-        np.repeat(profiles.archetype, SLOTS_PER_DAY, axis=0),
-    )
-    u_all = utilities(stacked, np.repeat(meters, SLOTS_PER_DAY, axis=0), all_slots.reshape(-1))
-    u_all = u_all.reshape(n, SLOTS_PER_DAY, N_ACTIONS)
+    all_slots = np.broadcast_to(np.arange(SLOTS_PER_DAY), (n, SLOTS_PER_DAY))
+    u_all = _utilities_in_slots(profiles, meters, all_slots)  # (N, 4, 10)
     rows = np.arange(n)
     u_here = u_all[rows, slot]
     other = np.ones((n, SLOTS_PER_DAY), dtype=bool)

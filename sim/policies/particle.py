@@ -23,7 +23,7 @@ from sim.profiles import ARCHETYPE_NAMES, ID_RANGES, sample_profiles
 from sim.response import response_probs
 
 LIKELIHOOD_FLOOR = 1e-3
-CHUNK_ROWS = 32_768
+CHUNK_ROWS = 32768
 
 
 class ParticlePolicy:
