@@ -13,6 +13,7 @@ Names starting with ``model`` or ``base-model`` are resolved lazily: on first us
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable
 
 from sim.policies.base import Policy
@@ -44,7 +45,7 @@ def make_policy(spec: str, profiles: ProfileBatch) -> Policy:
     name, sep, arg = spec.partition(":")
     if name not in _REGISTRY:
         module = next((mod for prefix, mod in LAZY_PREFIXES.items() if name.startswith(prefix)), None)
-        if module is not None:
+        if module is not None and importlib.util.find_spec(module) is not None:
             importlib.import_module(module)
     if name not in _REGISTRY:
         raise KeyError(f"unknown policy {name!r}; known: {', '.join(available_policies())}")
