@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET_KEY = "dev-insecure-secret-key-change-me"
@@ -88,11 +88,12 @@ class Settings(BaseSettings):
     idempotency_ttl: timedelta = timedelta(hours=24)
     readiness_timeout: timedelta = timedelta(seconds=3)
 
-    @field_validator("feedback_window", "idempotency_ttl", "readiness_timeout", mode="before")
+    @field_validator("*", mode="before")
     @classmethod
-    def _seconds_as_timedelta(cls, value: object) -> object:
-        # Environment values are strings; a bare number means seconds, as everywhere else in ops tooling.
-        if isinstance(value, str):
+    def _seconds_as_timedelta(cls, value: object, info: ValidationInfo) -> object:
+        # Environment values are strings; for a duration a bare number means seconds, as in most ops tooling.
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and field.annotation is timedelta and isinstance(value, str):
             try:
                 return timedelta(seconds=float(value))
             except ValueError:
