@@ -13,8 +13,11 @@ from app.core.db import Database
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, Metrics, RequestContextMiddleware
+from app.feedback import endpoints as feedback
 from app.ops import endpoints as ops
 from app.ops.checks import broker_ready, database_ready
+from app.recommend import endpoints as recommend
+from app.recommend.lifespan import policy_lifespan
 from app.users import endpoints as users
 
 
@@ -34,7 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db = db
         app.state.readiness_checks.setdefault("database", partial(database_ready, db))
         try:
-            yield
+            async with policy_lifespan(app, settings):
+                yield
         finally:
             await db.dispose()
 
@@ -56,4 +60,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(ops.router)
     app.include_router(users.router)
+    app.include_router(recommend.router)
+    app.include_router(feedback.router)
     return app

@@ -1,0 +1,1 @@
+"""Recommendations: the policy backends, the recommend endpoint and its propensity log."""

@@ -1,0 +1,49 @@
+"""The ``local`` backend: the shipped policy model run in-process with torch."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from app.recommend.backends.base import BackendError, PolicyDecision, PolicyInput, checked_distribution
+from policy.local import LocalPolicyModel
+
+
+class LocalBackend:
+    """Runs :class:`policy.local.LocalPolicyModel` on a small dedicated thread pool.
+
+    A forward pass is CPU-bound (torch releases the GIL), so it never runs on the event loop. The pool is
+    small on purpose: torch already parallelises one pass over the cores, and more concurrent passes only add
+    contention; requests queue for a worker instead.
+    """
+
+    name = "local"
+    supports_adapters = False
+
+    def __init__(self, model: LocalPolicyModel, *, workers: int = 1) -> None:
+        self.model = model
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rhythm-policy")
+
+    @classmethod
+    async def load(cls, model_dir: Path | None = None, *, workers: int = 1) -> LocalBackend:
+        """Load a model folder (``None``: the weights shipped in the ``policy`` package) off the event
+        loop."""
+        model = await asyncio.to_thread(LocalPolicyModel.load, model_dir)
+        return cls(model, workers=workers)
+
+    async def decide(self, inp: PolicyInput) -> PolicyDecision:
+        loop = asyncio.get_running_loop()
+        try:
+            probs = await loop.run_in_executor(self._pool, self.model.distribution, inp.prompt)
+        except ValueError as exc:  # e.g. a prompt longer than the model's context
+            raise BackendError(str(exc)) from exc
+        return PolicyDecision(
+            probabilities=checked_distribution(probs), backend=self.name, model=self.model.model_name
+        )
+
+    async def ready(self) -> bool:
+        return True
+
+    async def aclose(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,38 @@
+"""``POST /v1/recommend``: the action a person should do now, from the policy model."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body
+
+from app.core.auth import CurrentUser, SettingsDep
+from app.core.db import SessionDep
+from app.core.errors import ErrorResponse
+from app.recommend import service
+from app.recommend.dependencies import PolicyDep
+from app.recommend.schemas import RecommendationPublic, RecommendRequest
+
+router = APIRouter(
+    prefix="/v1",
+    tags=["recommendations"],
+    responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+)
+
+
+@router.post("/recommend", response_model=RecommendationPublic)
+async def recommend(
+    session: SessionDep,
+    user: CurrentUser,
+    policy: PolicyDep,
+    settings: SettingsDep,
+    data: Annotated[RecommendRequest | None, Body()] = None,
+) -> RecommendationPublic:
+    """Recommend one of the 10 actions for the calling user's current slot (or the slot of ``at``).
+
+    The action is sampled from the policy's distribution (after ``exclude`` and the temperature); it is stored
+    with that distribution, its propensity, the model, adapter and backend, and the prompt's SHA-256. When the
+    model server is down or slow, the exact-Bayes fallback answers (``backend: "fallback"``); that is never an
+    error.
+    """
+    return await service.recommend(session, user, policy, settings, data or RecommendRequest())

@@ -1,0 +1,91 @@
+"""All SQL of the recommend path. Every statement is filtered by the calling user."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Adapter, AdapterStatus, Feedback, MeterSnapshot, Recommendation
+from sim.domain import Action, Interaction, Meters, Response, Slot, SlotState
+
+
+class RecommendationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def latest_meters(self, user_id: uuid.UUID, at: datetime) -> Meters | None:
+        """The user's most recent meter snapshot taken at or before ``at``."""
+        statement = (
+            select(
+                MeterSnapshot.vitality,
+                MeterSnapshot.cognition,
+                MeterSnapshot.progress,
+                MeterSnapshot.serenity,
+                MeterSnapshot.connection,
+            )
+            .where(MeterSnapshot.user_id == user_id, MeterSnapshot.taken_at <= at)
+            .order_by(MeterSnapshot.taken_at.desc())
+            .limit(1)
+        )
+        row = (await self.session.execute(statement)).first()
+        return None if row is None else Meters(*row)
+
+    async def active_adapter(self, user_id: uuid.UUID) -> Adapter | None:
+        """The user's deployed LoRA adapter (the newest active version), if any."""
+        statement = (
+            select(Adapter)
+            .where(Adapter.user_id == user_id, Adapter.status == AdapterStatus.ACTIVE)
+            .order_by(Adapter.version.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def history(
+        self, user_id: uuid.UUID, start: datetime, end: datetime, limit: int
+    ) -> list[Interaction]:
+        """Answered recommendations with ``start <= at <= end``, oldest first (the newest ``limit`` of them).
+
+        Unanswered recommendations are not evidence about the person and are left out (see the recommend
+        docs).
+        """
+        statement = (
+            select(
+                Recommendation.day,
+                Recommendation.slot,
+                Recommendation.vitality,
+                Recommendation.cognition,
+                Recommendation.progress,
+                Recommendation.serenity,
+                Recommendation.connection,
+                Recommendation.action,
+                Feedback.response,
+            )
+            .join(Feedback, Feedback.recommendation_id == Recommendation.id)
+            .where(
+                Recommendation.user_id == user_id,
+                Feedback.user_id == user_id,
+                Recommendation.at >= start,
+                Recommendation.at <= end,
+            )
+            .order_by(Recommendation.at.desc(), Recommendation.created_at.desc())
+            .limit(limit)
+        )
+        rows = (await self.session.execute(statement)).all()
+        return [
+            Interaction(
+                SlotState(day, Slot(slot), Meters(vitality, cognition, progress, serenity, connection)),
+                Action(action),
+                Response(response),
+            )
+            for day, slot, vitality, cognition, progress, serenity, connection, action, response in reversed(
+                rows
+            )
+        ]
+
+    async def add(self, recommendation: Recommendation) -> Recommendation:
+        self.session.add(recommendation)
+        await self.session.flush()
+        return recommendation

@@ -1,0 +1,147 @@
+"""Request and response bodies of ``POST /v1/recommend``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from typing import Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from sim.domain import ACTIONS, Action, Meters
+
+_UNIT = Field(ge=0.0, le=1.0)
+
+
+class MetersIn(BaseModel):
+    """The five meters, each in [0, 1]."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vitality: float = _UNIT
+    cognition: float = _UNIT
+    progress: float = _UNIT
+    serenity: float = _UNIT
+    connection: float = _UNIT
+
+    def to_domain(self) -> Meters:
+        return Meters(self.vitality, self.cognition, self.progress, self.serenity, self.connection)
+
+    @classmethod
+    def from_domain(cls, meters: Meters) -> MetersIn:
+        return cls(**dict(zip(cls.model_fields, meters.as_tuple(), strict=True)))
+
+
+class MetersSource(enum.StrEnum):
+    REQUEST = "request"  # sent in this request
+    SNAPSHOT = "snapshot"  # the user's latest meter snapshot (from the bridges)
+    NEUTRAL = "neutral"  # nothing known: 0.5 each
+
+
+class RecommendRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {},
+                {
+                    "at": "2026-11-24T08:30:00+01:00",
+                    "meters": {
+                        "vitality": 0.7,
+                        "cognition": 0.6,
+                        "progress": 0.4,
+                        "serenity": 0.5,
+                        "connection": 0.3,
+                    },
+                    "exclude": ["BINGE_WATCH"],
+                },
+            ]
+        },
+    )
+
+    at: AwareDatetime | None = Field(
+        default=None,
+        description="The moment to recommend for, ISO 8601 with a UTC offset (default: now). Decides the day "
+        "and slot in the user's time zone. Times without an offset are refused.",
+    )
+    meters: MetersIn | None = Field(
+        default=None,
+        description="The person's meters now (default: their latest snapshot; none known: 0.5 each, "
+        'flagged with `meters_source: "neutral"`).',
+    )
+    exclude: list[Action] = Field(
+        default_factory=list, max_length=len(ACTIONS), description="Actions not to propose (at most 9)."
+    )
+
+    @model_validator(mode="after")
+    def _something_left(self) -> Self:
+        if set(self.exclude) >= set(ACTIONS):
+            raise ValueError("exclude leaves no action to recommend")
+        return self
+
+
+class RecommendationPublic(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "recommendation_id": "0b6f7f0e-3f7e-4a5e-9a53-2d3c1f0c9a11",
+                    "action": "DEEP_WORK",
+                    "probabilities": {
+                        "DEEP_WORK": 0.31,
+                        "ADMIN_WORK": 0.12,
+                        "LEARN": 0.14,
+                        "SLEEP": 0.02,
+                        "EXERCISE": 0.11,
+                        "MEDITATE": 0.08,
+                        "FAMILY_TIME": 0.05,
+                        "SOCIALIZE": 0.04,
+                        "ME_TIME": 0.07,
+                        "BINGE_WATCH": 0.06,
+                    },
+                    "propensity": 0.31,
+                    "at": "2026-11-24T07:30:00Z",
+                    "date": "2026-11-24",
+                    "day": "Tue",
+                    "slot": "Morning",
+                    "meters": {
+                        "vitality": 0.7,
+                        "cognition": 0.6,
+                        "progress": 0.4,
+                        "serenity": 0.5,
+                        "connection": 0.3,
+                    },
+                    "meters_source": "request",
+                    "backend": "local",
+                    "model": "rhythm-tiny",
+                    "adapter": None,
+                    "belief": None,
+                    "temperature": 1.0,
+                }
+            ]
+        }
+    )
+
+    recommendation_id: uuid.UUID
+    action: Action
+    probabilities: dict[Action, float] = Field(
+        description="Probability of every action (all 10, summing to 1) in the distribution the action was "
+        "sampled from: after exclusions and temperature."
+    )
+    propensity: float = Field(description="Probability of the chosen action; logged for offline evaluation.")
+    at: dt.datetime
+    date: dt.date = Field(
+        description="The user's local slot day (Night after midnight belongs to the day before)."
+    )
+    day: str = Field(description="Weekday of the slot day: Mon … Sun.")
+    slot: str = Field(description="Morning 05–12, Afternoon 12–17, Evening 17–22, Night 22–05 local time.")
+    meters: MetersIn
+    meters_source: MetersSource
+    backend: str = Field(description="`local`, `vllm` or `fallback`: who answered.")
+    model: str
+    adapter: str | None = Field(description="The user's LoRA adapter that answered; null without one.")
+    belief: dict[str, float] | None = Field(
+        description="Posterior over archetypes, for policies that keep one."
+    )
+    temperature: float

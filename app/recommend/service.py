@@ -1,0 +1,105 @@
+"""Recommend: turn a request into a state, a prompt, a decision and a logged, sampled action."""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import Settings
+from app.models import Recommendation, User
+from app.models.base import utcnow
+from app.recommend.backends.base import PolicyInput
+from app.recommend.policy import PolicyService
+from app.recommend.repository import RecommendationRepository
+from app.recommend.sampling import sample, sampling_distribution
+from app.recommend.schemas import MetersIn, MetersSource, RecommendationPublic, RecommendRequest
+from app.recommend.slots import local_slot, window_start, zone
+from policy.prompt import DEFAULT_MAX_INTERACTIONS, render_prompt
+from sim.domain import ACTIONS, DAY_NAMES, Meters, SlotState
+
+# Rows read for the history. The prompt keeps at most DEFAULT_MAX_INTERACTIONS and drops the oldest in whole
+# blocks; reading twice that (two answered recommendations per slot for 30 days) keeps the drop point stable.
+HISTORY_ROW_CAP = 2 * DEFAULT_MAX_INTERACTIONS
+
+
+def prompt_hash(prompt: str) -> str:
+    return hashlib.sha256(prompt.encode()).hexdigest()
+
+
+async def recommend(
+    session: AsyncSession, user: User, policy: PolicyService, settings: Settings, data: RecommendRequest
+) -> RecommendationPublic:
+    """Recommend an action for ``user`` and log it with its propensity (the caller's transaction commits).
+
+    The history is the user's answered recommendations in a window of whole slot days (``history_days``, or
+    ``adapter_history_days`` when their LoRA adapter answers, since the adapter already carries older
+    evidence).
+    """
+    repo = RecommendationRepository(session)
+    tz = zone(user.timezone)
+    at = data.at or utcnow()
+    where = local_slot(at, tz)
+
+    if data.meters is not None:
+        meters, source = data.meters.to_domain(), MetersSource.REQUEST
+    elif (snapshot := await repo.latest_meters(user.id, at)) is not None:
+        meters, source = snapshot, MetersSource.SNAPSHOT
+    else:
+        meters, source = Meters.neutral(), MetersSource.NEUTRAL
+
+    adapter = await repo.active_adapter(user.id) if policy.supports_adapters else None
+    days = settings.adapter_history_days if adapter is not None else settings.history_days
+    history = await repo.history(user.id, window_start(where, days, tz), at, HISTORY_ROW_CAP)
+    current = SlotState(where.weekday, where.slot, meters)
+    prompt = render_prompt(history, current, window_days=days)
+
+    decision = await policy.decide(
+        PolicyInput(prompt, history, current, adapter=adapter.name if adapter is not None else None)
+    )
+    probs = sampling_distribution(decision.probabilities, data.exclude, settings.temperature)
+    chosen = sample(probs, policy.rng)
+    probabilities = [float(p) for p in probs]
+
+    recommendation = await repo.add(
+        Recommendation(
+            user_id=user.id,
+            at=at,
+            day=where.weekday,
+            slot=int(where.slot),
+            vitality=meters.vitality,
+            cognition=meters.cognition,
+            progress=meters.progress,
+            serenity=meters.serenity,
+            connection=meters.connection,
+            neutral_meters=source is MetersSource.NEUTRAL,
+            action=ACTIONS[chosen],
+            probabilities=probabilities,
+            propensity=probabilities[chosen],
+            temperature=settings.temperature,
+            model=decision.model,
+            adapter=decision.adapter,
+            adapter_id=adapter.id if adapter is not None and decision.adapter is not None else None,
+            backend=decision.backend,
+            prompt_hash=prompt_hash(prompt),
+            belief=decision.belief,
+        )
+    )
+    policy.metrics.recommendations.labels(decision.backend).inc()
+    return RecommendationPublic(
+        recommendation_id=recommendation.id,
+        action=ACTIONS[chosen],
+        probabilities=dict(zip(ACTIONS, probabilities, strict=True)),
+        propensity=probabilities[chosen],
+        at=at,
+        date=where.date,
+        day=DAY_NAMES[where.weekday],
+        slot=where.slot.label,
+        meters=MetersIn.from_domain(meters),
+        meters_source=source,
+        backend=decision.backend,
+        model=decision.model,
+        adapter=decision.adapter,
+        belief=decision.belief,
+        temperature=settings.temperature,
+    )
