@@ -41,7 +41,7 @@ class Recommendation(IdMixin, UserOwnedMixin, CreatedAtMixin, Base):
         Index("ix_recommendations_user_id_at", "user_id", "at"),
     )
 
-    # The moment the recommendation is for (``day``/``slot`` are its local weekday and slot); orders the history.
+    # The moment the recommendation is for (``day``/``slot``: its local weekday and slot); orders the history.
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
     day: Mapped[int]

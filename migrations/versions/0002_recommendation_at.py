@@ -1,8 +1,8 @@
 """recommendations.at: the moment a recommendation is for.
 
-``day``/``slot`` alone cannot order a history or place it in a window of days; the prompt history is the user's
-recommendations ordered by ``at`` within a window of whole local days, read through (user_id, at). Existing rows
-get their creation time, which is what ``at`` defaults to.
+``day``/``slot`` alone cannot order a history or place it in a window of days; the prompt history is the
+user's recommendations ordered by ``at`` within a window of whole local days, read through (user_id, at).
+Existing rows get their creation time, which is what ``at`` defaults to.
 
 Revision ID: 0002
 Revises: 0001
