@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import shlex
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sim.bench import WINDOW, run_benchmark
-from sim.domain import SLOTS_PER_WEEK
+from sim.domain import SLOTS_PER_DAY, SLOTS_PER_WEEK
 from sim.profiles import PROFILE_MODES
 
 bench_app = typer.Typer(help="Benchmarks of the simulator's policies.", no_args_is_help=True)
@@ -114,6 +113,17 @@ def write_markdown(path: Path, block: str) -> None:
     path.write_text(text)
 
 
+def _trailing_mean(x: Any, window: int) -> Any:
+    """Mean over the last ``window`` rows (fewer at the start) along axis 0."""
+    import numpy as np
+
+    csum = np.cumsum(x, axis=0)
+    out = csum.copy()
+    out[window:] = csum[window:] - csum[:-window]
+    counts = np.minimum(np.arange(1, x.shape[0] + 1), window).reshape(-1, *([1] * (x.ndim - 1)))
+    return out / counts
+
+
 def write_plot(path: Path, results_by_mode: dict[str, dict[str, dict[str, Any]]]) -> None:
     """Acceptance vs interaction number per policy, 95 % bands, one panel per profile mode."""
     import matplotlib
@@ -126,8 +136,10 @@ def write_plot(path: Path, results_by_mode: dict[str, dict[str, dict[str, Any]]]
     fig, axes = plt.subplots(1, len(modes), figsize=(6.5 * len(modes), 4.5), sharey=True, squeeze=False)
     for ax, mode in zip(axes[0], modes, strict=True):
         for name, r in results_by_mode[mode].items():
-            curve = np.asarray(r["acceptance_curve"])
-            ci = np.asarray(r["acceptance_curve_ci"])
+            # Slot-of-day swings (everyone accepts sleep at night) hide the learning curve; show a trailing
+            # one-day mean of the per-interaction curve and of its band (a conservative band for that mean).
+            curve = _trailing_mean(np.asarray(r["acceptance_curve"]), SLOTS_PER_DAY)
+            ci = _trailing_mean(np.asarray(r["acceptance_curve_ci"]), SLOTS_PER_DAY)
             x = np.arange(1, curve.size + 1)
             (line,) = ax.plot(x, curve, label=name, linewidth=1.5)
             ax.fill_between(x, ci[:, 0], ci[:, 1], color=line.get_color(), alpha=0.2, linewidth=0)
@@ -137,7 +149,7 @@ def write_plot(path: Path, results_by_mode: dict[str, dict[str, dict[str, Any]]]
         ax.set_xlabel("interaction")
         ax.set_ylim(0.0, 1.0)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("acceptance rate (95% CI over users)")
+    axes[0][0].set_ylabel("acceptance, trailing 1-day mean (95% band)")
     axes[0][-1].legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -197,8 +209,12 @@ def personalization(
     if plot is not None:
         write_plot(plot, results_by_mode)
     if markdown is not None:
-        command = "rhythm bench personalization " + " ".join(shlex.quote(a) for a in sys.argv[3:])
-        write_markdown(markdown, _markdown(results_by_mode, command.strip()))
+        args = ["--policy", policy, "--profiles", profiles, "--users", str(users), "--weeks", str(weeks)]
+        args += ["--seed", str(seed)]
+        args += [] if plot is None else ["--plot", str(plot)]
+        args += ["--markdown", str(markdown)]
+        command = "rhythm bench personalization " + " ".join(shlex.quote(a) for a in args)
+        write_markdown(markdown, _markdown(results_by_mode, command))
 
     if as_json:
         typer.echo(json.dumps({"policies": results_by_mode[modes[0]]}))

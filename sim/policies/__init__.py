@@ -1,8 +1,9 @@
 """Simulator policies behind one interface (:class:`sim.policies.base.Policy`) and a name registry.
 
 Built-in names: ``random``, ``heuristic``, ``thompson``, ``bayes`` (exact Bayes over the archetypes),
-``particle`` (particle posterior over continuous profiles; ``particle:M`` sets the particle count) and
-``oracle`` (knows the true profiles).
+``particle`` (particle posterior over continuous profiles, posterior sampling; ``particle:M`` sets the
+particle count), ``particle-greedy`` (same posterior, greedy on the posterior-mean P(accept): more
+acceptance, less exploration) and ``oracle`` (knows the true profiles).
 
 Extending: call ``register_policy(name, factory)`` where ``factory(arg, profiles) -> Policy`` receives the
 text after ``name:`` in the spec (or ``None``) and the users' true profiles (only the oracle should look).
@@ -65,6 +66,13 @@ def _particle(arg: str | None, profiles: ProfileBatch) -> Policy:
     return ParticlePolicy(n_particles=int(arg))
 
 
+def _greedy(policy: Policy) -> Policy:
+    assert isinstance(policy, ParticlePolicy)
+    policy.act = "mean"
+    policy.name = "particle-greedy"
+    return policy
+
+
 def _simple(name: str, cls: Callable[[], Policy]) -> PolicyFactory:
     def factory(arg: str | None, profiles: ProfileBatch) -> Policy:
         _no_arg(name, arg)
@@ -83,6 +91,7 @@ register_policy("heuristic", _simple("heuristic", HeuristicPolicy))
 register_policy("thompson", _simple("thompson", ThompsonPolicy))
 register_policy("bayes", _simple("bayes", ExactBayesPolicy))
 register_policy("particle", _particle)
+register_policy("particle-greedy", lambda arg, profiles: _greedy(_particle(arg, profiles)))
 register_policy("oracle", _oracle)
 
 __all__ = [

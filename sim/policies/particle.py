@@ -1,12 +1,15 @@
-"""Particle posterior over continuous profiles, acting by posterior sampling (the teacher on continuous
-users).
+"""Particle posterior over continuous profiles, acting by posterior sampling (teacher on continuous users).
 
-Each user gets ``n_particles`` profiles drawn from the in-distribution prior (:func:`sim.profiles.
-sample_profiles`, mode ``prior``), weighted by the likelihood of every observed response under
-:func:`sim.response.response_probs`. The recommendation distribution is ``sum_m w_m * onehot(argmax_a
-P_m(accept a | state))``. When the effective sample size falls below ``resample_below * n_particles`` the
-particles are resampled and jittered (traits by ``jitter`` x the prior range, reward weights by a log-normal
-factor), a kernel-smoothing step that keeps the cloud from collapsing on one imperfect particle.
+Each user gets ``n_particles`` profiles drawn from the prior (:func:`sim.profiles.sample_profiles` with
+mode ``prior``, default the in-distribution ``continuous``), weighted by the likelihood of every observed
+response under :func:`sim.response.response_probs`. The recommendation distribution is
+``sum_m w_m * onehot(argmax_a P_m(accept a | state))``. When the effective sample size falls below
+``resample_below * n_particles`` the particles are resampled and jittered (traits by ``jitter`` x the prior
+range, reward weights by a log-normal factor), a kernel-smoothing step that keeps the cloud from collapsing
+on one imperfect particle.
+
+With ``act="mean"`` it instead recommends the argmax of the posterior-mean P(accept) (greedy; registered as
+``particle-greedy``).
 
 ``belief()`` is the posterior mass of the particles whose nearest archetype is each of ``ARCHETYPE_NAMES``.
 Work is done in chunks of users so memory stays bounded at large ``N x M``.
@@ -18,7 +21,7 @@ import numpy as np
 
 from sim.domain import N_ACTIONS
 from sim.env import Observation
-from sim.policies.base import weighted_one_hot
+from sim.policies.base import one_hot, weighted_one_hot
 from sim.profiles import ARCHETYPE_NAMES, ID_RANGES, sample_profiles
 from sim.response import response_probs
 
@@ -35,7 +38,11 @@ class ParticlePolicy:
         prior: str = "continuous",
         resample_below: float = 0.3,
         jitter: float = 0.04,
+        act: str = "sample",
     ) -> None:
+        if act not in ("sample", "mean"):
+            raise ValueError("act must be 'sample' (posterior sampling) or 'mean' (greedy on posterior mean)")
+        self.act = act
         self.n_particles = n_particles
         self.prior = prior
         self.resample_below = resample_below
@@ -72,6 +79,9 @@ class ParticlePolicy:
 
     def probs(self, obs: Observation) -> np.ndarray:
         p = self._particle_probs(obs)
+        if self.act == "mean":
+            mean_accept = np.einsum("nma,nm->na", p[:, :, :, 0], self.weights())
+            return one_hot(mean_accept.argmax(axis=1))
         best = p[:, :, :, 0].argmax(axis=2)  # (N, M)
         return weighted_one_hot(best, self.weights())
 
