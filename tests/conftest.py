@@ -28,6 +28,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
+import psycopg
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,6 +38,7 @@ from app.core.config import Settings
 from tests.support import (
     CreateUser,
     app_client,
+    check_postgres,
     make_settings,
     running_app,
     temporary_postgres_database,
@@ -46,6 +48,12 @@ from tests.support import (
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
+    try:
+        check_postgres()
+    except psycopg.OperationalError as exc:
+        pytest.exit(
+            f"PostgreSQL is not reachable ({exc}); start it or set RHYTHM_TEST_DATABASE_URL", returncode=3
+        )
     with temporary_postgres_database() as url:
         migrate.upgrade(url.replace("postgresql://", "postgresql+psycopg://", 1))
         yield url

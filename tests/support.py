@@ -38,6 +38,12 @@ def _maintenance_dsn() -> str:
     return url.render_as_string(hide_password=False)
 
 
+def check_postgres() -> None:
+    """Raise ``psycopg.OperationalError`` if the test server does not answer."""
+    with psycopg.connect(_maintenance_dsn(), connect_timeout=5) as conn:
+        conn.execute("SELECT 1")
+
+
 @contextmanager
 def temporary_postgres_database(prefix: str = "rhythm_test") -> Iterator[str]:
     """Create a uniquely named, empty Postgres database and drop it afterwards; yields its plain URL."""

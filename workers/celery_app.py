@@ -13,11 +13,14 @@ from datetime import timedelta
 from celery import Celery
 
 from app.core.config import Settings, get_settings
+from app.core.logging import configure_logging
 
 TASK_MODULES = ["workers.maintenance"]
 
 
 def create_celery(settings: Settings) -> Celery:
+    # Task code logs through structlog like the API: same format, JSON in production.
+    configure_logging(settings.log_level, json=settings.json_logs)
     celery = Celery("rhythm", broker=settings.broker_url, include=TASK_MODULES)
     celery.conf.update(
         task_serializer="json",
