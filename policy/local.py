@@ -68,12 +68,15 @@ class PrefixCache:
             self.misses += 1
             return 0, None
 
-    def put(self, ids: list[int], kv: KV) -> None:
+    def put(self, ids: list[int], kv: KV, superseded: list[int] | None = None) -> None:
+        """Store ``kv`` for the prefix ``ids``; drop the entry of the ``superseded`` prefix, if cached."""
         nbytes = sum(k.untyped_storage().nbytes() + v.untyped_storage().nbytes() for k, v in kv)
-        if nbytes > self.max_bytes:
-            return
         key = tuple(ids)
         with self._lock:
+            if superseded is not None:
+                self._remove(tuple(superseded))
+            if nbytes > self.max_bytes:
+                return
             if key in self._entries:
                 self._entries.move_to_end(key)
                 return
@@ -81,11 +84,16 @@ class PrefixCache:
             self._lengths[len(key)] = self._lengths.get(len(key), 0) + 1
             self._bytes += nbytes
             while self._bytes > self.max_bytes:
-                old_key, old = self._entries.popitem(last=False)
-                self._bytes -= old.nbytes
-                self._lengths[len(old_key)] -= 1
-                if not self._lengths[len(old_key)]:
-                    del self._lengths[len(old_key)]
+                self._remove(next(iter(self._entries)))
+
+    def _remove(self, key: tuple[int, ...]) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return
+        self._bytes -= entry.nbytes
+        self._lengths[len(key)] -= 1
+        if not self._lengths[len(key)]:
+            del self._lengths[len(key)]
 
     def clear(self) -> None:
         with self._lock:
@@ -99,6 +107,13 @@ class PrefixCache:
     @property
     def nbytes(self) -> int:
         return self._bytes
+
+    @staticmethod
+    def bytes_per_token(model: LlamaForCausalLM) -> int:
+        """KV-cache bytes one token costs: layers x (keys + values) x kv heads x head dim x float32."""
+        config = model.config
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        return int(config.num_hidden_layers * 2 * config.num_key_value_heads * head_dim * 4)
 
 
 class LocalPolicyModel:
@@ -118,8 +133,8 @@ class LocalPolicyModel:
         self.action_ids = action_token_ids(tokenizer)  # type: ignore[arg-type]
         self.max_length = int(model.config.max_position_embeddings)
         self._current_id = tokenizer.convert_tokens_to_ids(CURRENT_PREFIX.split()[0])
-        self._line_end_ids = {tokenizer.convert_tokens_to_ids(r.value.upper()) for r in RESPONSES}
-        self._line_end_ids.add(tokenizer.convert_tokens_to_ids("days):"))
+        self._response_ids = {tokenizer.convert_tokens_to_ids(r.value.upper()) for r in RESPONSES}
+        self._line_end_ids = self._response_ids | {tokenizer.convert_tokens_to_ids("days):")}
         inner = self.model.model
         self._layers = list(inner.layers)
         self._n_heads = int(model.config.num_attention_heads)
@@ -158,10 +173,13 @@ class LocalPolicyModel:
             start, past = self.cache.longest(ids, candidates)
             hidden, kv = self._forward(ids[start:], past)
             if boundary > start:
-                # Keep the history part (up to "Current state:") for the next request of this user. Slices are
+                # Keep the history part (up to "Current state:") for this user's next request. Slices are
                 # views of the tensors just computed; the few question tokens past the boundary are
-                # negligible.
-                self.cache.put(ids[:boundary], [(k[:, :, :boundary], v[:, :, :boundary]) for k, v in kv])
+                # negligible. The shorter prefix this one extends ends in the user's own history line (not in
+                # the shared header) and a history only grows, so it is dropped instead of left to age out.
+                superseded = ids[:start] if start and ids[start - 1] in self._response_ids else None
+                kv_prefix = [(k[:, :, :boundary], v[:, :, :boundary]) for k, v in kv]
+                self.cache.put(ids[:boundary], kv_prefix, superseded=superseded)
             return self._probabilities(hidden)
 
     def _history_end(self, ids: list[int]) -> int:

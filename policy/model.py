@@ -30,7 +30,7 @@ MODEL_FILES = (
 @dataclass(frozen=True)
 class ModelSpec:
     hidden_size: int = 128
-    intermediate_size: int = 384
+    intermediate_size: int = 256
     num_hidden_layers: int = 4
     num_attention_heads: int = 4
     max_position_embeddings: int = MODEL_MAX_LENGTH

@@ -1,0 +1,98 @@
+"""Command-line entry points of the policy package: ``rhythm pretrain`` and ``rhythm bench local-model``.
+
+``app/cli.py`` attaches :func:`pretrain` as a command. ``bench local-model`` joins the simulator's ``bench``
+group (:data:`sim.cli.bench_app`) when this module is imported, so all benchmarks live under one command;
+``policy`` may import ``sim``, never the other way round. Heavy imports stay inside the functions.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from policy.paths import SHIPPED_MODEL_DIR
+
+
+def pretrain(
+    out: Annotated[Path, typer.Option(help="Model folder to write.")] = SHIPPED_MODEL_DIR,
+    seed: Annotated[int, typer.Option(help="Seed of data, initialisation and batching.")] = 0,
+    steps: Annotated[int | None, typer.Option(help="Optimizer steps (the schedule).")] = None,
+    users: Annotated[int | None, typer.Option(help="Simulated users (one episode each).")] = None,
+    minutes: Annotated[float | None, typer.Option(help="Safety cap on the whole run.")] = None,
+    batch_tokens: Annotated[int | None, typer.Option(help="Tokens per batch (rows x longest).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+    particles: Annotated[int | None, typer.Option(help="Teacher particles per user.")] = None,
+    beta: Annotated[float | None, typer.Option(help="Teacher softmax inverse temperature.")] = None,
+    eval_users: Annotated[
+        int | None, typer.Option(help="Users per profile family in the card's check.")
+    ] = None,
+) -> None:
+    """Pretrain the policy model from the simulator's expert and write the model folder and its card."""
+    from policy.pretrain import PretrainConfig
+    from policy.pretrain import pretrain as run
+
+    overrides = {
+        "seed": seed,
+        "steps": steps,
+        "users": users,
+        "minutes": minutes,
+        "batch_tokens": batch_tokens,
+        "lr": lr,
+        "particles": particles,
+        "beta": beta,
+        "eval_users": eval_users,
+    }
+    config = PretrainConfig(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    result = run(config, out)
+    typer.echo(
+        f"wrote {out}: {result.steps_done} steps, loss {result.train_loss_first:.3f} -> "
+        f"{result.train_loss_last:.3f}, validation KL {result.val_kl_before:.3f} -> {result.val_kl_after:.3f}"
+    )
+    for mode, row in result.evaluation.items():
+        typer.echo(f"  week-1 acceptance on {mode}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()))
+
+
+def bench_local_model(
+    model_dir: Annotated[
+        Path | None, typer.Option("--model-dir", help="Model folder (default: shipped).")
+    ] = None,
+    days: Annotated[int, typer.Option(help="History length in days (4 interactions a day).")] = 30,
+    users: Annotated[int, typer.Option(help="Users taking turns.")] = 4,
+    requests: Annotated[int, typer.Option(help="Measured requests per user.")] = 28,
+    seed: Annotated[int, typer.Option()] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    plot: Annotated[Path | None, typer.Option(help="Write a latency histogram PNG here.")] = None,
+) -> None:
+    """Latency of the local backend on a growing 30-day history: prefix cache vs full prefill."""
+    from policy.bench import plot_latency, run_local_model_bench
+
+    report = run_local_model_bench(model_dir, days=days, users=users, requests_per_user=requests, seed=seed)
+    summary = report.summary()
+    if plot is not None:
+        plot_latency(report, plot)
+        summary["plot"] = str(plot)
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    typer.echo(
+        f"{summary['requests']} requests, history {report.history_interactions[0]}–"
+        f"{report.history_interactions[1]} interactions ({report.prompt_tokens[0]}–{report.prompt_tokens[1]} "
+        f"tokens), {summary['torch_threads']} torch threads"
+    )
+    typer.echo(f"  prefix cache : p50 {summary['cached_p50_ms']} ms, p99 {summary['cached_p99_ms']} ms")
+    typer.echo(f"  full prefill : p50 {summary['uncached_p50_ms']} ms, p99 {summary['uncached_p99_ms']} ms")
+    typer.echo(f"  speed-up p50 : {summary['speedup_p50']}x, cache hit rate {summary['cache_hit_rate']}")
+
+
+def _join_bench_group() -> None:
+    try:
+        from sim.cli import bench_app
+    except ImportError:
+        return
+    bench_app.command("local-model")(bench_local_model)
+
+
+_join_bench_group()

@@ -1,0 +1,83 @@
+"""The policy model as a simulator policy, so benchmarks run it through the exact production renderer.
+
+Registered names (resolved lazily by :func:`sim.policies.make_policy`):
+
+* ``model`` — the shipped weights; ``model:DIR`` — any model folder (e.g. a fresh ``rhythm pretrain`` output);
+* ``base-model`` — the same architecture and tokenizer, untrained, initialised with the pretraining seed
+  (``base-model:SEED`` for another seed): the "before pretraining" contrast.
+
+Each simulated user keeps a list of :class:`sim.domain.Interaction`; every step renders that user's prompt
+with :func:`policy.prompt.render_prompt` and asks :meth:`policy.local.LocalPolicyModel.distribution`. Users
+advance in lockstep, so each user's history prefix is in the KV cache from the previous step and only the new
+line and the question are run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from policy.local import LocalPolicyModel, PrefixCache
+from policy.model import ModelSpec, build_model
+from policy.prompt import render_prompt
+from sim.domain import ACTIONS, RESPONSES, Interaction, Meters, Slot, SlotState
+from sim.env import Observation
+from sim.policies import register_policy
+from sim.profiles import ProfileBatch
+
+_MAX_TOKENS_PER_USER = 2048
+
+
+def _state(obs: Observation, user: int) -> SlotState:
+    meters = Meters.from_sequence(np.clip(obs.meters[user], 0.0, 1.0))
+    return SlotState(int(obs.day[user]), Slot(int(obs.slot[user])), meters)
+
+
+class ModelPolicy:
+    """A :class:`policy.local.LocalPolicyModel` behind the simulator's vectorised policy interface."""
+
+    def __init__(self, local: LocalPolicyModel, name: str = "model") -> None:
+        self.local = local
+        self.name = name
+        self._histories: list[list[Interaction]] = []
+
+    def reset(self, n_users: int, rng: np.random.Generator) -> None:
+        self._histories = [[] for _ in range(n_users)]
+        # One cached prefix per user must survive a whole step of the other users.
+        needed = n_users * _MAX_TOKENS_PER_USER * PrefixCache.bytes_per_token(self.local.model)
+        self.local.cache.max_bytes = max(self.local.cache.max_bytes, needed)
+
+    def probs(self, obs: Observation) -> np.ndarray:
+        out = np.empty((len(obs), len(ACTIONS)))
+        for user, history in enumerate(self._histories):
+            out[user] = self.local.distribution(render_prompt(history, _state(obs, user)))
+        return out
+
+    def update(self, obs: Observation, actions: np.ndarray, responses: np.ndarray) -> None:
+        for user, history in enumerate(self._histories):
+            history.append(
+                Interaction(_state(obs, user), ACTIONS[int(actions[user])], RESPONSES[int(responses[user])])
+            )
+
+    def belief(self) -> np.ndarray | None:
+        return None
+
+
+def _model(arg: str | None, profiles: ProfileBatch) -> ModelPolicy:
+    directory = Path(arg) if arg else None
+    return ModelPolicy(LocalPolicyModel.load(directory), name=f"model:{arg}" if arg else "model")
+
+
+def _base_model(arg: str | None, profiles: ProfileBatch) -> ModelPolicy:
+    from policy.pretrain import PretrainConfig
+
+    seed = int(arg) if arg else PretrainConfig().seed
+    model, tokenizer = build_model(ModelSpec(), seed)
+    return ModelPolicy(
+        LocalPolicyModel(model, tokenizer, model_name="rhythm-tiny-untrained"), name="base-model"
+    )
+
+
+register_policy("model", _model)
+register_policy("base-model", _base_model)

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from transformers import AutoTokenizer
+
+from policy.paths import SHIPPED_MODEL_DIR
+from policy.prompt import ANSWER_CHOICES, TOKENS_PER_INTERACTION, render_interaction, render_prompt
+from policy.tokenizer import action_token_ids, build_tokenizer, meter_tokens
+from tests.policy.conftest import make_history
+
+
+def test_every_action_is_exactly_one_token() -> None:
+    tokenizer = build_tokenizer()
+    ids = action_token_ids(tokenizer)
+    assert len(set(ids)) == len(ANSWER_CHOICES)
+    for choice, token_id in zip(ANSWER_CHOICES, ids, strict=True):
+        assert tokenizer(choice, add_special_tokens=False)["input_ids"] == [token_id]
+        assert tokenizer.convert_ids_to_tokens(token_id) == choice
+
+
+def test_every_meter_value_is_one_known_token() -> None:
+    tokenizer = build_tokenizer()
+    words = meter_tokens()
+    assert len(words) == 5 * 101
+    for word in words:
+        ids = tokenizer(word, add_special_tokens=False)["input_ids"]
+        assert len(ids) == 1 and ids[0] != tokenizer.unk_token_id, word
+
+
+def test_prompts_have_no_unknown_tokens_and_fixed_size_lines() -> None:
+    tokenizer = build_tokenizer()
+    history, current = make_history(50, seed=9)
+    ids = tokenizer(render_prompt(history, current))["input_ids"]
+    assert tokenizer.unk_token_id not in ids
+    assert ids[0] == tokenizer.bos_token_id
+    for item in history:
+        assert len(tokenizer(render_interaction(item), add_special_tokens=False)["input_ids"]) == (
+            TOKENS_PER_INTERACTION
+        )
+
+
+def test_shipped_folder_tokenizer_is_the_built_one() -> None:
+    shipped = AutoTokenizer.from_pretrained(SHIPPED_MODEL_DIR)
+    built = build_tokenizer()
+    prompt = render_prompt(*make_history(10, seed=10))
+    assert shipped(prompt)["input_ids"] == built(prompt)["input_ids"]
+    assert shipped.get_vocab() == built.get_vocab()
+    assert Path(SHIPPED_MODEL_DIR / "special_tokens_map.json").is_file()
