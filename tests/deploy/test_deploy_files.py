@@ -118,6 +118,9 @@ def test_compose_commands_exist(service: str) -> None:
 
 def test_dockerfile_is_slim_non_root_with_healthcheck_and_real_command() -> None:
     instructions = dockerfile_instructions()
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    # The build context must not ship the local venv or databases (gigabytes, and secrets in ./var).
+    assert {".venv", "var", ".git"} <= ignored
     keywords = [keyword for keyword, _ in instructions]
     assert instructions[0] == ("FROM", "python:3.11-slim")
     users = [rest for keyword, rest in instructions if keyword == "USER"]
@@ -129,6 +132,7 @@ def test_dockerfile_is_slim_non_root_with_healthcheck_and_real_command() -> None
             *sources, _target = rest.split()
             for source in sources:
                 assert (ROOT / source).exists(), f"COPY {source}: no such path"
+                assert source not in ignored, f"COPY {source}: excluded by .dockerignore"
         if keyword == "RUN" and "torch" in rest:
             assert "torch==2.13.0" in rest and "https://download.pytorch.org/whl/cpu" in rest
         if keyword == "CMD":
