@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sim.domain import N_ACTIONS, RESPONSES, Interaction, SlotState
+from sim.domain import N_ACTIONS, RESPONSES, Action, Interaction, Response, SlotState
 from sim.env import Observation
 from sim.policies.base import floor_distribution, weighted_one_hot
 from sim.profiles import ARCHETYPE_NAMES, ProfileBatch, archetype_batch
@@ -94,8 +94,9 @@ def exact_bayes_distribution(
     if history:
         meters = np.array([h.state.meters.as_tuple() for h in history], dtype=np.float64)
         slots = np.array([int(h.state.slot) for h in history], dtype=np.int64)
-        actions = np.array([h.action.index for h in history], dtype=np.int64)
-        responses = np.array([RESPONSES.index(h.response) for h in history], dtype=np.int64)
+        # Coerce through the enums so plain strings from a database row work as well as enum members.
+        actions = np.array([Action(h.action).index for h in history], dtype=np.int64)
+        responses = np.array([RESPONSES.index(Response(h.response)) for h in history], dtype=np.int64)
         p = _archetype_probs(meters, slots, hyp)  # (H, K, 10, 3)
         lik = p[np.arange(len(history)), :, actions, responses]
         logpost = np.log(np.maximum(lik, LIKELIHOOD_FLOOR)).sum(axis=0)

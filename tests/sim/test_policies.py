@@ -22,7 +22,7 @@ from sim.profiles import ARCHETYPE_NAMES, archetype_batch, sample_profiles
 from sim.response import response_probs
 from sim.rollout import rollout
 
-BUILT_IN = ["random", "heuristic", "thompson", "bayes", "particle", "oracle"]
+BUILT_IN = ["random", "heuristic", "thompson", "bayes", "particle", "particle-greedy", "oracle"]
 
 
 @pytest.mark.parametrize("name", BUILT_IN)
@@ -35,7 +35,7 @@ def test_every_policy_gives_distributions_and_a_full_trajectory(name: str) -> No
     # The action taken always had positive probability under the logged distribution.
     taken = np.take_along_axis(traj.probs, traj.actions[:, :, None], axis=2)
     assert (taken > 0).all()
-    if name in ("bayes", "particle"):
+    if name in ("bayes", "particle", "particle-greedy"):
         assert traj.belief is not None and traj.belief.shape == (20, 28, 3)
         np.testing.assert_allclose(traj.belief.sum(axis=2), 1.0)
     else:
@@ -160,3 +160,11 @@ def test_bayes_distribution_is_posterior_sampling() -> None:
     expected = np.zeros(N_ACTIONS)
     np.add.at(expected, best, 1 / 3)
     np.testing.assert_allclose(policy.probs(obs)[0], expected)
+
+
+def test_fallback_accepts_plain_strings_from_storage() -> None:
+    as_enums = [Interaction(_state(), Action.SOCIALIZE, Response.IGNORED)]
+    as_strings = [Interaction(_state(), "SOCIALIZE", "ignored")]  # type: ignore[arg-type]
+    np.testing.assert_allclose(
+        exact_bayes_distribution(as_strings, _state())[0], exact_bayes_distribution(as_enums, _state())[0]
+    )
