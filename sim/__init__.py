@@ -1,0 +1,16 @@
+"""Rhythm's simulator of people with hidden profiles, its policies and the personalization benchmark.
+
+Pure Python + numpy, vectorised over users, deterministic per seed. Map of the package:
+
+* :mod:`sim.domain` — the shared vocabulary (actions, slots, meters, responses, interactions);
+* :mod:`sim.profiles` — the continuous trait space, the 3 archetypes, ``ProfileBatch``, ``sample_profiles``;
+* :mod:`sim.dynamics` — how actions change the 5 meters (base effects, time of day, vitality, modifiers);
+* :mod:`sim.response` — P(accepted / ignored / rescheduled) for every action, per profile and state;
+* :mod:`sim.env` — ``LifeEnv``, N users stepping through 28-slot weeks;
+* :mod:`sim.policies` — one policy interface, the built-in policies, ``register_policy`` / ``make_policy``,
+  and ``exact_bayes_distribution`` (the service's single-user fallback);
+* :mod:`sim.rollout` — ``rollout(policy, profiles, weeks, seed) -> Trajectories`` (benchmarks, training data);
+* :mod:`sim.bench` and :mod:`sim.cli` — metrics and ``rhythm bench personalization``.
+
+Nothing here imports ``app`` or ``workers``.
+"""
