@@ -29,8 +29,9 @@ class Action(enum.StrEnum):
     ME_TIME = "ME_TIME"
     BINGE_WATCH = "BINGE_WATCH"
 
+    # Shadows str.index on purpose: Action.X.index is the position in every probability vector.
     @property
-    def index(self) -> int:
+    def index(self) -> int:  # type: ignore[override]
         return ACTION_INDEX[self]
 
 
