@@ -1,4 +1,5 @@
-"""Fixtures of the recommend tests: a real vLLM server (session) and a stand-in HTTP server for failure modes."""
+"""Fixtures of the recommend tests: a real vLLM server (session) and a stand-in HTTP server for failure
+modes."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from tests.recommend.vllm_server import VLLMServer, ensure_venv
 
 @pytest.fixture(scope="session")
 def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMServer]:
-    """vLLM (CPU build) serving the shipped policy model as ``rhythm-policy``; stopped by its PID at the end."""
+    """vLLM (CPU build) serving the shipped policy model as ``rhythm-policy``; stopped by its PID at the
+    end."""
     ensure_venv()
     server = VLLMServer(SHIPPED_MODEL_DIR, tmp_path_factory.mktemp("vllm") / "server.log").start()
     try:
@@ -43,7 +45,8 @@ def spawn_vllm(tmp_path: Path) -> Iterator[Callable[[], VLLMServer]]:
 
 @pytest.fixture
 def stub_server() -> Iterator[StubModelServer]:
-    """A local HTTP server on a free port whose answers each test scripts (garbage, 500, valid vLLM replies)."""
+    """A local HTTP server on a free port whose answers each test scripts (garbage, 500, valid vLLM
+    replies)."""
     server = StubModelServer().start()
     try:
         yield server

@@ -1,8 +1,9 @@
 """A scriptable local HTTP server in vLLM's OpenAI-compatible format, for the failure modes a real server
 cannot be made to produce on demand (HTTP 500, non-JSON, answers outside the constraint, hangs).
 
-It speaks the documented reply shapes of ``/health``, ``/v1/models``, ``/tokenize`` and ``/v1/completions`` (with
-``return_tokens_as_token_ids``) so the ``vllm`` backend can also succeed against it (to close a circuit).
+It speaks the documented reply shapes of ``/health``, ``/v1/models``, ``/tokenize`` and ``/v1/completions``
+(with ``return_tokens_as_token_ids``) so the ``vllm`` backend can also succeed against it (to close a
+circuit).
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ async def test_a_misbehaving_server_means_fallback_never_5xx(
     settings: Settings, stub_server: StubModelServer, mode: str
 ) -> None:
     stub_server.mode = mode
-    async with app_with(settings, **_vllm(stub_server.url)) as (app, client):
+    async with app_with(settings, **_vllm(stub_server.url)) as (_app, client):
         headers = await new_user(client, settings)
         response = await client.post("/v1/recommend", headers=headers)
         assert response.status_code == 200, response.text

@@ -152,7 +152,7 @@ async def test_local_backend_prompt_hash_is_the_rendered_history(
         [
             Interaction(
                 SlotState(0, Slot.MORNING, Meters(0.9, 0.6, 0.4, 0.5, 0.3)),
-                Action(first["action"]),
+                Action(str(first["action"])),
                 Response.IGNORED,
             )
         ],

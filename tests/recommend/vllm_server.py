@@ -6,6 +6,7 @@ and the engine processes it spawned), never anything matched by name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -121,10 +122,8 @@ class VLLMServer:
                 self.process.wait(timeout=30)
         # Engine workers left behind by a crashed API server are in the same group.
         if self.process is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         if self._log is not None:
             self._log.close()
             self._log = None
