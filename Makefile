@@ -12,8 +12,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 
+# --no-compile: byte-compiling every module of torch & co. up front doubles the install time; Python compiles
+# the few modules we import on first use instead.
 $(INSTALLED): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -e '.[dev]'
+	$(BIN)/pip install --no-compile -e '.[dev]'
 	touch $@
 
 install: $(INSTALLED)
