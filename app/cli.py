@@ -126,5 +126,19 @@ def users_create(
 _attach_extensions()
 
 
+def _attach_bench_api() -> None:
+    """``rhythm bench api`` joins the ``bench`` group (which sim/ owns and app/ must not be imported by)."""
+    from app.recommend.bench import api
+
+    bench = next((group.typer_instance for group in app.registered_groups if group.name == "bench"), None)
+    if bench is None:
+        bench = typer.Typer(help="Benchmarks.", no_args_is_help=True)
+        app.add_typer(bench, name="bench")
+    bench.command("api")(api)
+
+
+_attach_bench_api()
+
+
 def main() -> None:
     app()
