@@ -9,16 +9,18 @@ import asyncio
 import random
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
 from app.core.config import PolicyBackend, Settings
-from app.models import Recommendation
+from app.models import Adapter, AdapterStatus, Recommendation
 from app.recommend.backends.base import PolicyInput
 from app.recommend.backends.local import LocalBackend
 from app.recommend.backends.vllm import VLLMBackend
+from policy.paths import SHIPPED_MODEL_DIR
 from policy.prompt import render_prompt
 from sim.domain import ACTIONS, RESPONSES, Interaction, Meters, Slot, SlotState
 from tests.recommend.helpers import app_with, metric, new_user
@@ -99,3 +101,54 @@ async def test_killing_the_server_mid_test_flips_to_fallback_without_errors(
         assert metric(metrics, 'rhythm_policy_circuit_state{backend="vllm"}') == 2.0
         assert metric(metrics, 'rhythm_policy_fallbacks_total{reason="circuit_open"}') >= 1.0
         assert (await client.get("/readyz")).status_code == 503
+
+
+def _make_adapter(directory: Path) -> Path:
+    """A peft LoRA adapter (r=8, q/v projections) on the shipped model, with non-zero weights so that it
+    changes the model's answers (peft's default init would make it an identity)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(SHIPPED_MODEL_DIR, dtype=torch.float32)
+    config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(base, config).save_pretrained(directory)
+    return directory
+
+
+@pytest.mark.usefixtures("clean_database")
+async def test_a_users_deployed_lora_adapter_answers_through_the_api(
+    settings: Settings, vllm_server: VLLMServer, tmp_path: Path
+) -> None:
+    name = f"u-test-{uuid.uuid4().hex[:8]}-w1"
+    path = _make_adapter(tmp_path / name)
+    async with httpx.AsyncClient(base_url=vllm_server.root, timeout=60.0) as http:
+        loaded = await http.post("/v1/load_lora_adapter", json={"lora_name": name, "lora_path": str(path)})
+        assert loaded.status_code == 200, loaded.text
+        history, current = _random_case(random.Random(3), 40)
+        prompt = render_prompt(history, current)
+        backend = VLLMBackend(http)
+        base = await backend.decide(PolicyInput(prompt, history, current))
+        tuned = await backend.decide(PolicyInput(prompt, history, current, adapter=name))
+    assert (tuned.adapter, tuned.model) == (name, SERVED_NAME)
+    assert float(np.abs(tuned.probabilities - base.probabilities).max()) > 1e-3
+
+    overrides = {"policy_backend": PolicyBackend.VLLM, "vllm_url": vllm_server.url}
+    async with app_with(settings, **overrides) as (app, client):
+        headers = await new_user(client, settings)
+        user_id = uuid.UUID((await client.get("/v1/users/me", headers=headers)).json()["user_id"])
+        async with app.state.db.sessionmaker() as session:
+            session.add(
+                Adapter(
+                    user_id=user_id,
+                    name=name,
+                    version=1,
+                    base_model=SERVED_NAME,
+                    uri=path.as_uri(),
+                    status=AdapterStatus.ACTIVE,
+                )
+            )
+            await session.commit()
+        body = (await client.post("/v1/recommend", headers=headers)).json()
+        assert (body["backend"], body["model"], body["adapter"]) == ("vllm", SERVED_NAME, name)
