@@ -113,7 +113,7 @@ def _make_adapter(directory: Path) -> Path:
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(SHIPPED_MODEL_DIR, dtype=torch.float32)
     config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    get_peft_model(base, config).save_pretrained(directory)
+    get_peft_model(base, config).save_pretrained(str(directory))
     return directory
 
 
