@@ -211,6 +211,16 @@ async def _seed(url: str, n_users: int, seed: int) -> list[tuple[uuid.UUID, str]
     return users
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux ``/proc``); ``None`` where unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # Fields 14 and 15 of stat(5) (utime, stime); index 11 and 12 after the command name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # --- servers ------------------------------------------------------------------------------------------------
 
 
@@ -229,9 +239,9 @@ _FACTORIES = {
 
 
 @contextmanager
-def uvicorn_server(mode: str, database_url: str, log_path: Path) -> Iterator[str]:
-    """A uvicorn process serving ``mode`` on a free loopback port; yields its base URL, stops it by its
-    PID."""
+def uvicorn_server(mode: str, database_url: str, log_path: Path) -> Iterator[tuple[str, int]]:
+    """A uvicorn process serving ``mode`` on a free loopback port; yields its base URL and PID, and stops it
+    by that PID."""
     port = _free_port()
     env = {
         **os.environ,
@@ -266,7 +276,7 @@ def uvicorn_server(mode: str, database_url: str, log_path: Path) -> Iterator[str
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{mode} server did not start within 60 s")
                 time.sleep(0.2)
-            yield base
+            yield base, process.pid
         finally:
             with suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
@@ -281,7 +291,7 @@ def uvicorn_server(mode: str, database_url: str, log_path: Path) -> Iterator[str
 
 
 async def _drive(
-    base: str, mode: str, users: list[tuple[uuid.UUID, str]], concurrency: int, requests: int
+    base: str, pid: int, mode: str, users: list[tuple[uuid.UUID, str]], concurrency: int, requests: int
 ) -> dict[str, Any]:
     """``concurrency`` closed-loop clients share ``requests`` requests; client ``i`` acts as user ``i``."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -316,9 +326,11 @@ async def _drive(
                 if mode == "bare"
                 else {"Authorization": f"Bearer {users[index % len(users)][1]}"},
             )
+        cpu_before = process_cpu_seconds(pid)
         started = time.perf_counter()
         await asyncio.gather(*(client(i) for i in range(concurrency)))
         wall = time.perf_counter() - started
+        cpu_after = process_cpu_seconds(pid)
 
     ms = sorted(1000.0 * x for x in latencies)
     return {
@@ -328,6 +340,10 @@ async def _drive(
         "p50_ms": statistics.median(ms),
         "p99_ms": ms[min(len(ms) - 1, int(0.99 * len(ms)))],
         "mean_ms": statistics.fmean(ms),
+        # The server process's own CPU per request: robust to other load on a shared machine.
+        "server_cpu_ms_per_request": None
+        if cpu_before is None or cpu_after is None
+        else 1000.0 * (cpu_after - cpu_before) / len(ms),
     }
 
 
@@ -347,10 +363,10 @@ def run_benchmark(
         users = asyncio.run(_seed(url, max(concurrency), seed))
         task = progress.add_task("bench api", total=len(modes) * len(concurrency)) if progress else None
         for mode in modes:
-            with uvicorn_server(mode, url, Path(logs) / f"{mode}.log") as base:
+            with uvicorn_server(mode, url, Path(logs) / f"{mode}.log") as (base, pid):
                 for c in concurrency:
                     n = max(requests, 20 * c)
-                    results[mode][str(c)] = asyncio.run(_drive(base, mode, users, c, n))
+                    results[mode][str(c)] = asyncio.run(_drive(base, pid, mode, users, c, n))
                     if progress:
                         progress.advance(task)
     return {
@@ -369,6 +385,10 @@ def _ratios(results: dict[str, dict[str, Any]], concurrency: tuple[int, ...]) ->
             row["instant_over_bare_throughput"] = (
                 results["instant"][c]["throughput_rps"] / results["bare"][c]["throughput_rps"]
             )
+            cpu_instant = results["instant"][c]["server_cpu_ms_per_request"]
+            cpu_bare = results["bare"][c]["server_cpu_ms_per_request"]
+            if cpu_instant and cpu_bare:
+                row["bare_over_instant_server_cpu"] = cpu_bare / cpu_instant
         if "local" in results and "instant" in results:
             row["local_over_instant_throughput"] = (
                 results["local"][c]["throughput_rps"] / results["instant"][c]["throughput_rps"]
@@ -456,12 +476,13 @@ def api(
         typer.echo(json.dumps(report, indent=2))
         return
     table = Table(title="POST /v1/recommend (one uvicorn worker, Postgres, 120-interaction histories)")
-    for column in ("mode", "clients", "req/s", "p50 ms", "p99 ms", "errors"):
+    for column in ("mode", "clients", "req/s", "p50 ms", "p99 ms", "server CPU ms/req", "errors"):
         table.add_column(column, justify="right")
     for mode, by_c in report["results"].items():
         for c, row in by_c.items():
             table.add_row(
                 mode, c, f"{row['throughput_rps']:.0f}", f"{row['p50_ms']:.2f}", f"{row['p99_ms']:.2f}",
+                "-" if (cpu := row["server_cpu_ms_per_request"]) is None else f"{cpu:.2f}",
                 str(row["errors"]),
             )  # fmt: skip
     out = Console()
