@@ -81,8 +81,9 @@ class Settings(BaseSettings):
 
     # API4 (OWASP): bodies are small JSON documents; anything larger is a mistake or an attack.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    history_days: int = Field(default=30, ge=1)
-    adapter_history_days: int = Field(default=7, ge=1)
+    # The prompt renderer labels windows of up to 365 days (policy.prompt.MAX_WINDOW_DAYS).
+    history_days: int = Field(default=30, ge=1, le=365)
+    adapter_history_days: int = Field(default=7, ge=1, le=365)
     feedback_window: timedelta = timedelta(hours=24)
     temperature: float = Field(default=1.0, gt=0.0, le=10.0)
     idempotency_ttl: timedelta = timedelta(hours=24)
