@@ -8,6 +8,7 @@ group (:data:`sim.cli.bench_app`) when this module is imported, so all benchmark
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -46,13 +47,15 @@ def pretrain(
         "eval_users": eval_users,
     }
     config = PretrainConfig(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
-    result = run(config, out)
+    # Without a terminal the progress bar cannot redraw; print a line per 50 steps instead.
+    log = None if sys.stderr.isatty() else (lambda line: typer.echo(line, err=True))
+    result = run(config, out, log=log)
     typer.echo(
         f"wrote {out}: {result.steps_done} steps, loss {result.train_loss_first:.3f} -> "
         f"{result.train_loss_last:.3f}, validation KL {result.val_kl_before:.3f} -> {result.val_kl_after:.3f}"
     )
     for mode, row in result.evaluation.items():
-        typer.echo(f"  week-1 acceptance on {mode}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()))
+        typer.echo(f"  week 1 on {mode}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()))
 
 
 def bench_local_model(

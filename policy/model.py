@@ -15,6 +15,7 @@ import torch
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from policy.tokenizer import MODEL_MAX_LENGTH, build_tokenizer
+from sim.domain import METERS
 
 MODEL_FILES = (
     "config.json",
@@ -60,7 +61,31 @@ def build_model(spec: ModelSpec, seed: int) -> tuple[LlamaForCausalLM, PreTraine
     tokenizer = build_tokenizer()
     torch.manual_seed(seed)
     model = LlamaForCausalLM(build_config(spec, tokenizer))
+    _init_meter_embeddings(model, tokenizer)
     return model.float(), tokenizer
+
+
+@torch.no_grad()
+def _init_meter_embeddings(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast) -> None:
+    """Start each meter-value token (``Vitality=0.70,``) on a smooth curve in embedding space.
+
+    Word-level tokens know nothing of numbers: from a random start the model would have to learn 505 meter
+    embeddings one by one, and neighbouring values would share nothing. Placing value ``v`` of meter ``m`` at
+    ``a_m + x b_m + x^2 c_m`` (``x = 2v - 1``) plus a little noise makes the magnitude linearly readable from
+    the first step; training then refines it. This is only an initialisation: the weights stay a plain Llama.
+    """
+    embed = model.get_input_embeddings().weight
+    std = float(model.config.initializer_range)
+    generator = torch.Generator().manual_seed(0)
+    hidden = embed.shape[1]
+    for position, meter in enumerate(METERS):
+        a, b, c = (torch.randn(hidden, generator=generator) * std for _ in range(3))
+        comma = "," if position < len(METERS) - 1 else ""
+        for hundredths in range(101):
+            token_id = tokenizer.convert_tokens_to_ids(f"{meter.label}={hundredths / 100:.2f}{comma}")
+            x = 2.0 * hundredths / 100 - 1.0
+            noise = torch.randn(hidden, generator=generator) * std * 0.25
+            embed[token_id] = a + x * b + x * x * c + noise
 
 
 def save_model_folder(
