@@ -224,7 +224,8 @@ def process_cpu_seconds(pid: int) -> float | None:
 # --- servers ------------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -242,7 +243,7 @@ _FACTORIES = {
 def uvicorn_server(mode: str, database_url: str, log_path: Path) -> Iterator[tuple[str, int]]:
     """A uvicorn process serving ``mode`` on a free loopback port; yields its base URL and PID, and stops it
     by that PID."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "RHYTHM_ENV": "development",

@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import PolicyBackend, Settings
 from app.models import Adapter, AdapterStatus, Recommendation
+from app.recommend.bench import free_port
 from policy.prompt import ANSWER_CHOICES
 from sim.profiles import ARCHETYPE_NAMES
 from tests.recommend.helpers import app_with, metric, new_user
 from tests.recommend.stub_server import DEFAULT_PROBS, TOKEN_IDS, StubModelServer
-from tests.recommend.vllm_server import free_port
 
 pytestmark = pytest.mark.usefixtures("clean_database")
 

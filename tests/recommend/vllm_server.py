@@ -6,30 +6,28 @@ and the engine processes it spawned), never anything matched by name.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
 import httpx
 
-from policy.prompt import ANSWER_CHOICES
+from app.recommend.backends.base import PolicyInput
+from app.recommend.backends.vllm import VLLMBackend
+from app.recommend.bench import free_port
+from policy.prompt import render_prompt
+from sim.domain import Meters, Slot, SlotState
 
 REPO = Path(__file__).resolve().parents[2]
 SERVE = REPO / "scripts" / "vllm-serve.sh"
 VENV = REPO / "scripts" / "vllm-venv.sh"
 SERVED_NAME = "rhythm-policy"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def ensure_venv(timeout_s: float = 900.0) -> None:
@@ -78,33 +76,20 @@ class VLLMServer:
         raise RuntimeError(f"vLLM did not answer /health within {timeout_s:.0f} s:\n{self.log_tail()}")
 
     def _warm_up(self) -> None:
-        """Send one request shaped exactly like the vllm backend's.
+        """One request through the vllm backend itself, so exactly the shape recommendations use.
 
         The first request of a new shape (structured output, ``logprob_token_ids``) compiles code paths: about
         2 s on 2 cores, more than the backend's timeout. Pay it here, not inside a test.
         """
-        with httpx.Client(base_url=self.root, timeout=120.0) as http:
-            ids = []
-            for choice in ANSWER_CHOICES:
-                tokenized = http.post(
-                    "/tokenize", json={"model": self.name, "prompt": choice, "add_special_tokens": False}
-                )
-                tokenized.raise_for_status()
-                ids.extend(tokenized.json()["tokens"])
-            response = http.post(
-                "/v1/completions",
-                json={
-                    "model": self.name,
-                    "prompt": "Recommend an action:",
-                    "max_tokens": 1,
-                    "temperature": 0.0,
-                    "logprobs": len(ids),
-                    "logprob_token_ids": ids,
-                    "return_tokens_as_token_ids": True,
-                    "structured_outputs": {"choice": ANSWER_CHOICES},
-                },
-            )
-            response.raise_for_status()
+
+        async def decide() -> None:
+            async with httpx.AsyncClient(base_url=self.root, timeout=120.0) as http:
+                current = SlotState(0, Slot.MORNING, Meters.neutral())
+                await VLLMBackend(http).decide(PolicyInput(render_prompt([], current), [], current))
+
+        # A thread of its own: this may be called from a fixture while the tests' event loop is running.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(asyncio.run, decide()).result()
 
     def kill(self) -> None:
         """Crash the server (SIGKILL to its process group), as an outage would."""
