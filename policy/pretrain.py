@@ -239,11 +239,11 @@ def generate_sequences(
     return sequences
 
 
-def _lr_at(progress: float, step: int, config: PretrainConfig) -> float:
-    """Linear warm-up, then cosine from ``lr`` down to 5 % of it as ``progress`` goes from 0 to 1."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    return config.lr * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
+def _lr_at(progress: float, step: int, warmup: int, peak: float) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine from ``peak`` to 5 % as ``progress`` goes 0 → 1."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
 
 
 def pretrain(
@@ -292,18 +292,21 @@ def pretrain(
         # it follow time instead, so a capped run still anneals its learning rate and ends with a finished
         # model rather than a cut-off one. The card records which of the two governed.
         train_budget = max(1.0, deadline - train_started - EVAL_RESERVE_S * bool(config.eval_users))
-        progress_done = 0.0
-        while progress_done < 1.0:
+        warmup = min(config.warmup_steps, config.steps // 5)
+
+        def clock() -> float:
+            return (time.monotonic() - train_started) / train_budget
+
+        while step < config.steps and clock() < 1.0:
             if not batches:
                 batches = make_batches(train, config.batch_tokens, rng)
                 rng.shuffle(batches)  # type: ignore[arg-type]
             ids, mask, index, targets = collate([train[i] for i in batches.pop()], pad_id)
-            by_steps = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-            by_time = (time.monotonic() - train_started) / train_budget
-            stopped_early = stopped_early or (step >= config.warmup_steps and by_time > by_steps)
-            progress_done = max(by_steps, by_time)
+            by_steps = (step - warmup) / max(1, config.steps - warmup)
+            by_time = clock()
+            stopped_early = stopped_early or (step >= warmup and by_time > by_steps)
             for group in optimizer.param_groups:
-                group["lr"] = _lr_at(progress_done, step, config)
+                group["lr"] = _lr_at(max(by_steps, by_time), step, warmup, config.lr)
             loss = soft_cross_entropy(decision_log_probs(model, ids, mask, index), targets, action_ids)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -316,10 +319,6 @@ def pretrain(
                 progress.update(train_task, completed=step, info=f"loss {history[-1][1]:.3f}")
                 if log is not None and step % 50 == 0:
                     log(f"step {step}: loss {history[-1][1]:.4f}, {time.monotonic() - train_started:.0f} s")
-            progress_done = max(
-                progress_done, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-            )
-            progress_done = max(progress_done, (time.monotonic() - train_started) / train_budget)
         seconds_train = time.monotonic() - train_started
         val_kl_after, val_mass = evaluate_kl(model, val, pad_id, action_ids)
 

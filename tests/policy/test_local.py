@@ -45,11 +45,12 @@ def test_distribution_matches_stock_transformers(random_model_dir: Path) -> None
 def test_prefix_cached_distribution_equals_uncached_along_a_growing_history(random_model_dir: Path) -> None:
     model = LocalPolicyModel.load(random_model_dir)
     history, _ = make_history(130, seed=12)
-    for n in range(0, 129, 3):
+    for n in range(0, 129):
         prompt = render_prompt(history[:n], history[n].state)
         cached = model.distribution(prompt)
-        np.testing.assert_allclose(cached, model.distribution(prompt, use_cache=False), atol=1e-5)
-    assert model.cache.hits > 35  # every request after the first reused a prefix
+        if n % 8 == 0 or n == 128:  # a full prefill is the slow part; check a sample of the stream
+            np.testing.assert_allclose(cached, model.distribution(prompt, use_cache=False), atol=1e-5)
+    assert model.cache.hits >= 126  # every request after the first two reused a prefix
     # One growing user keeps one history entry (plus the shared header), not one per request.
     assert len(model.cache) <= 3
 
@@ -67,9 +68,9 @@ def test_cache_respects_its_byte_budget(random_model_dir: Path) -> None:
 def test_concurrent_calls_give_the_same_answers(random_model_dir: Path) -> None:
     model = LocalPolicyModel.load(random_model_dir)
     prompts = []
-    for seed in range(6):
+    for seed in range(4):
         history, _ = make_history(40, seed=200 + seed)
-        prompts += [render_prompt(history[:n], history[n].state) for n in range(30, 40)]
+        prompts += [render_prompt(history[:n], history[n].state) for n in range(34, 40)]
     expected = [model.distribution(p, use_cache=False) for p in prompts]
     model.cache.clear()
     with ThreadPoolExecutor(max_workers=4) as pool:
