@@ -180,3 +180,14 @@ async def test_a_deployed_adapter_is_used_as_the_model(
         body = (await client.post("/v1/recommend", headers=headers)).json()
         assert (body["backend"], body["adapter"]) == ("vllm", None)
         assert [b["model"] for b in stub_server.bodies[-2:]] == [name, "rhythm-policy"]
+
+
+async def test_fallback_as_the_configured_backend_is_not_counted_as_a_fallback(settings: Settings) -> None:
+    async with app_with(settings, policy_backend=PolicyBackend.FALLBACK) as (_, client):
+        headers = await new_user(client, settings)
+        body = (await client.post("/v1/recommend", headers=headers)).json()
+        assert (body["backend"], body["model"]) == ("fallback", "exact-bayes")
+        metrics = (await client.get("/metrics")).text
+        assert metric(metrics, 'rhythm_recommendations_total{backend="fallback"}') == 1.0
+        assert metric(metrics, "rhythm_policy_fallbacks_total") == 0.0
+        assert (await client.get("/readyz")).json()["checks"]["policy"] is True
