@@ -83,6 +83,7 @@ def bare_app() -> FastAPI:
     from app.core.db import Database
     from app.recommend.repository import RecommendationRepository
     from app.recommend.service import HISTORY_ROW_CAP
+    from app.recommend.slots import local_slot, window_start, zone
 
     settings = get_settings()
 
@@ -99,7 +100,7 @@ def bare_app() -> FastAPI:
     @app.post("/bare/{user_id}")
     async def history(user_id: uuid.UUID) -> dict[str, int]:
         now = datetime.now(UTC)
-        start = (now - timedelta(days=HISTORY_DAYS)).replace(hour=5, minute=0, second=0, microsecond=0)
+        start = window_start(local_slot(now, zone("UTC")), settings.history_days, zone("UTC"))
         async with app.state.db.sessionmaker() as session:
             rows = await RecommendationRepository(session).history(user_id, start, now, HISTORY_ROW_CAP)
         return {"interactions": len(rows)}
