@@ -60,7 +60,7 @@ class LatencyReport:
 def _history(rng: np.random.Generator, n: int) -> list[Interaction]:
     items = []
     for t in range(n):
-        state = SlotState((t // 4) % 7, Slot(t % 4), Meters.from_sequence(rng.uniform(0.2, 0.9, 5)))
+        state = SlotState((t // 4) % 7, Slot(t % 4), Meters.from_sequence(rng.uniform(0.2, 0.9, 5).tolist()))
         items.append(Interaction(state, ACTIONS[int(rng.integers(10))], RESPONSES[int(rng.integers(3))]))
     return items
 
@@ -112,7 +112,8 @@ def plot_latency(report: LatencyReport, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    bins = np.logspace(np.log10(min(report.cached_ms) * 0.8), np.log10(max(report.uncached_ms) * 1.2), 40)
+    low, high = np.log10(min(report.cached_ms) * 0.8), np.log10(max(report.uncached_ms) * 1.2)
+    bins = np.logspace(low, high, 40).tolist()
     ax.hist(report.cached_ms, bins=bins, alpha=0.7, label="prefix cache")
     ax.hist(report.uncached_ms, bins=bins, alpha=0.7, label="full prefill (baseline)")
     ax.axvline(5.0, color="k", linestyle="--", linewidth=1, label="5 ms target")

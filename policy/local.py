@@ -19,6 +19,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -112,8 +113,10 @@ class PrefixCache:
     def bytes_per_token(model: LlamaForCausalLM) -> int:
         """KV-cache bytes one token costs: layers x (keys + values) x kv heads x head dim x float32."""
         config = model.config
-        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-        return int(config.num_hidden_layers * 2 * config.num_key_value_heads * head_dim * 4)
+        heads = int(config.num_attention_heads)
+        head_dim = int(getattr(config, "head_dim", None) or int(config.hidden_size) // heads)
+        kv_heads = int(getattr(config, "num_key_value_heads", None) or heads)
+        return int(config.num_hidden_layers) * 2 * kv_heads * head_dim * 4
 
 
 class LocalPolicyModel:
@@ -126,11 +129,11 @@ class LocalPolicyModel:
         model_name: str = MODEL_NAME,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
-        self.model = model.float().eval()
+        self.model = model.float().eval()  # type: ignore[no-untyped-call]
         self.tokenizer = tokenizer
         self.model_name = model_name
         self.cache = PrefixCache(cache_bytes)
-        self.action_ids = action_token_ids(tokenizer)  # type: ignore[arg-type]
+        self.action_ids = action_token_ids(tokenizer)
         self.max_length = int(model.config.max_position_embeddings)
         self._current_id = tokenizer.convert_tokens_to_ids(CURRENT_PREFIX.split()[0])
         self._response_ids = {tokenizer.convert_tokens_to_ids(r.value.upper()) for r in RESPONSES}
@@ -138,7 +141,7 @@ class LocalPolicyModel:
         inner = self.model.model
         self._layers = list(inner.layers)
         self._n_heads = int(model.config.num_attention_heads)
-        self._n_kv_heads = int(model.config.num_key_value_heads)
+        self._n_kv_heads = int(model.config.num_key_value_heads or self._n_heads)
         self._head_dim = int(getattr(model.config, "head_dim", model.config.hidden_size // self._n_heads))
         self._action_head = model.lm_head.weight.detach()[self.action_ids].clone()
 
@@ -151,7 +154,7 @@ class LocalPolicyModel:
         if not (directory / "config.json").is_file():
             raise FileNotFoundError(f"no model folder at {directory}")
         tokenizer = AutoTokenizer.from_pretrained(directory)
-        model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
+        model = cast(LlamaForCausalLM, AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32))
         name = MODEL_NAME if model_dir is None else directory.name
         return cls(model, tokenizer, model_name=name, cache_bytes=cache_bytes)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -62,7 +63,7 @@ def build_model(spec: ModelSpec, seed: int) -> tuple[LlamaForCausalLM, PreTraine
     torch.manual_seed(seed)
     model = LlamaForCausalLM(build_config(spec, tokenizer))
     _init_meter_embeddings(model, tokenizer)
-    return model.float(), tokenizer
+    return model.float(), tokenizer  # type: ignore[no-untyped-call]
 
 
 @torch.no_grad()
@@ -74,10 +75,10 @@ def _init_meter_embeddings(model: LlamaForCausalLM, tokenizer: PreTrainedTokeniz
     ``a_m + x b_m + x^2 c_m`` (``x = 2v - 1``) plus a little noise makes the magnitude linearly readable from
     the first step; training then refines it. This is only an initialisation: the weights stay a plain Llama.
     """
-    embed = model.get_input_embeddings().weight
+    embed: torch.Tensor = cast(torch.nn.Embedding, model.get_input_embeddings()).weight
     std = float(model.config.initializer_range)
     generator = torch.Generator().manual_seed(0)
-    hidden = embed.shape[1]
+    hidden = int(embed.shape[1])
     for position, meter in enumerate(METERS):
         a, b, c = (torch.randn(hidden, generator=generator) * std for _ in range(3))
         comma = "," if position < len(METERS) - 1 else ""
@@ -93,7 +94,7 @@ def save_model_folder(
 ) -> None:
     """Write the folder that every backend loads: weights, config, tokenizer files and the model card."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.generation_config = GenerationConfig(
+    model.generation_config = GenerationConfig(  # type: ignore[no-untyped-call]
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,

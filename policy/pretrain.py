@@ -148,7 +148,9 @@ def episodes_to_sequences(
 def make_batches(sequences: list[Sequence], batch_tokens: int, rng: np.random.Generator) -> list[list[int]]:
     """Group sequences of similar length so that ``batch size x longest <= batch_tokens`` (little padding)."""
     order = sorted(range(len(sequences)), key=lambda i: (len(sequences[i].ids), rng.random()))
-    batches, current, longest = [], [], 0
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
     for index in order:
         size = len(sequences[index].ids)
         if current and max(longest, size) * (len(current) + 1) > batch_tokens:
@@ -196,7 +198,7 @@ def evaluate_kl(
     model: LlamaForCausalLM, sequences: list[Sequence], pad_id: int, action_ids: torch.Tensor
 ) -> tuple[float, float]:
     """Mean KL(teacher || model over actions) per decision, and the model's mass on the action tokens."""
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]
     kl_sum, mass_sum, count = 0.0, 0.0, 0
     for start in range(0, len(sequences), 16):
         ids, mask, index, targets = collate(sequences[start : start + 16], pad_id)
@@ -300,7 +302,7 @@ def pretrain(
         while step < config.steps and clock() < 1.0:
             if not batches:
                 batches = make_batches(train, config.batch_tokens, rng)
-                rng.shuffle(batches)  # type: ignore[arg-type]
+                rng.shuffle(batches)
             ids, mask, index, targets = collate([train[i] for i in batches.pop()], pad_id)
             by_steps = (step - warmup) / max(1, config.steps - warmup)
             by_time = clock()
@@ -309,7 +311,7 @@ def pretrain(
                 group["lr"] = _lr_at(max(by_steps, by_time), step, warmup, config.lr)
             loss = soft_cross_entropy(decision_log_probs(model, ids, mask, index), targets, action_ids)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             losses.append(float(loss.detach()))
@@ -322,7 +324,7 @@ def pretrain(
         seconds_train = time.monotonic() - train_started
         val_kl_after, val_mass = evaluate_kl(model, val, pad_id, action_ids)
 
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]
     evaluation = (
         quick_evaluation(model, tokenizer, config.eval_users, config.seed) if config.eval_users else {}
     )

@@ -66,8 +66,9 @@ class MixedParticleTeacher(ParticlePolicy):
         accept = self._particle_probs(obs)[:, :, :, 0]  # (N, M, 10)
         mean = np.einsum("nm,nma->na", self.weights(), accept)
         logits = self.beta * (mean - mean.max(axis=1, keepdims=True))
-        p = np.exp(logits)
-        return p / p.sum(axis=1, keepdims=True)
+        p: np.ndarray = np.exp(logits)
+        out: np.ndarray = p / p.sum(axis=1, keepdims=True)
+        return out
 
     def reset(self, n_users: int, rng: np.random.Generator) -> None:
         m, k = self.n_particles, len(ARCHETYPE_NAMES)
@@ -126,7 +127,8 @@ class ExploringBehaviour:
         target = self.teacher.probs(obs)
         self.targets.append(target)
         eps = self.epsilon[:, None]
-        return (1.0 - eps) * target + eps / N_ACTIONS
+        behaviour: np.ndarray = (1.0 - eps) * target + eps / N_ACTIONS
+        return behaviour
 
     def update(self, obs: Observation, actions: np.ndarray, responses: np.ndarray) -> None:
         self.teacher.update(obs, actions, responses)
@@ -160,5 +162,5 @@ def generate_episodes(
     # A third of users get no exploration at all: the model's own deployment looks like the teacher's.
     epsilon = np.where(rng.random(n_users) < 1 / 3, 0.0, rng.uniform(0.0, max_epsilon, n_users))
     behaviour = ExploringBehaviour(MixedParticleTeacher(n_particles, mix, beta), epsilon)
-    trajectories = rollout(behaviour, profiles, weeks, seed)  # type: ignore[arg-type]
+    trajectories = rollout(behaviour, profiles, weeks, seed)
     return Episodes(trajectories, np.stack(behaviour.targets, axis=1))

@@ -12,7 +12,7 @@ default.
 from __future__ import annotations
 
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
-from transformers import PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from policy import prompt as p
 from sim.domain import ACTIONS, DAY_NAMES, METERS, RESPONSES, Slot
@@ -24,7 +24,7 @@ MODEL_MAX_LENGTH = 2048
 
 def meter_tokens() -> list[str]:
     """Every rendered meter word; all but the last meter carry the comma that follows them."""
-    words = []
+    words: list[str] = []
     for position, meter in enumerate(METERS):
         comma = "," if position < len(METERS) - 1 else ""
         words.extend(f"{meter.label}={hundredths / 100:.2f}{comma}" for hundredths in range(101))
@@ -62,7 +62,7 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     backend.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, vocab[BOS])]
     )
-    return PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=backend,
         bos_token=BOS,
         eos_token=EOS,
@@ -74,7 +74,7 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def action_token_ids(tokenizer: PreTrainedTokenizerFast) -> list[int]:
+def action_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
     """Token id of each action, in ``ACTIONS`` order (fails loudly if an action is not a single token)."""
     ids = []
     for choice in p.ANSWER_CHOICES:

@@ -16,7 +16,7 @@ def make_history(n: int, seed: int = 0) -> tuple[list[Interaction], SlotState]:
     rng = np.random.default_rng(seed)
     items = []
     for t in range(n + 1):
-        state = SlotState((t // 4) % 7, Slot(t % 4), Meters.from_sequence(rng.random(5)))
+        state = SlotState((t // 4) % 7, Slot(t % 4), Meters.from_sequence(rng.random(5).tolist()))
         items.append(Interaction(state, ACTIONS[int(rng.integers(10))], RESPONSES[int(rng.integers(3))]))
     return items[:n], items[n].state
 

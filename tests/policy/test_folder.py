@@ -52,7 +52,8 @@ def test_peft_lora_adapter_trains() -> None:
     target = torch.tensor([action_ids[3]])  # teach it to say SLEEP here
 
     def answer_logits() -> torch.Tensor:
-        return model(**batch).logits[0, -1, action_ids]
+        logits: torch.Tensor = model(**batch).logits[0, -1, action_ids]
+        return logits
 
     # LoRA's B matrix starts at zero: the adapter is a no-op until trained.
     model.eval()
@@ -61,7 +62,7 @@ def test_peft_lora_adapter_trains() -> None:
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     loss = torch.nn.functional.cross_entropy(model(**batch).logits[:, -1], target)
-    loss.backward()
+    loss.backward()  # type: ignore[no-untyped-call]
     optimizer.step()
     model.eval()
     with torch.no_grad():

@@ -18,7 +18,8 @@ from tests.policy.conftest import make_history
 def stock_distribution(model_dir: Path, prompt: str) -> np.ndarray:
     """The reference: plain transformers forward, softmax over the action tokens at the last position."""
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    model.eval()  # type: ignore[no-untyped-call]
     ids = torch.tensor([tokenizer(prompt)["input_ids"]])
     with torch.no_grad():
         logits = model(ids).logits[0, -1, action_token_ids(tokenizer)]

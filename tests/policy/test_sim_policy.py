@@ -32,7 +32,7 @@ def test_adapter_feeds_the_model_the_rendered_history() -> None:
         seen.append(prompt)
         return original(prompt)
 
-    policy.local.distribution = recording  # type: ignore[method-assign]
+    policy.local.distribution = recording  # type: ignore[method-assign,assignment]
     traj = rollout(policy, profiles, 1, seed=4)
     assert len(seen) == 3 * 28
     # The last prompt of user 0 holds its whole week except the final step, as the renderer wrote it.
