@@ -81,8 +81,7 @@ def instant_app() -> FastAPI:
 def bare_app() -> FastAPI:
     """uvicorn factory: one endpoint doing the recommend path's history read, nothing else."""
     from app.core.db import Database
-    from app.recommend.repository import RecommendationRepository
-    from app.recommend.service import HISTORY_ROW_CAP
+    from app.recommend.repository import HISTORY_ROW_CAP, RecommendationRepository
     from app.recommend.slots import local_slot, window_start, zone
 
     settings = get_settings()

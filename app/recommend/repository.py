@@ -9,7 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Adapter, AdapterStatus, Feedback, MeterSnapshot, Recommendation
+from policy.prompt import DEFAULT_MAX_INTERACTIONS
 from sim.domain import Action, Interaction, Meters, Response, Slot, SlotState
+
+# Rows read for the history. The prompt keeps at most DEFAULT_MAX_INTERACTIONS and drops the oldest in whole
+# blocks; reading twice that (two answered recommendations per slot for 30 days) keeps the drop point stable.
+HISTORY_ROW_CAP = 2 * DEFAULT_MAX_INTERACTIONS
 
 
 class RecommendationRepository:

@@ -11,16 +11,12 @@ from app.models import Recommendation, User
 from app.models.base import utcnow
 from app.recommend.backends.base import PolicyInput
 from app.recommend.policy import PolicyService
-from app.recommend.repository import RecommendationRepository
+from app.recommend.repository import HISTORY_ROW_CAP, RecommendationRepository
 from app.recommend.sampling import sample, sampling_distribution
 from app.recommend.schemas import MetersIn, MetersSource, RecommendationPublic, RecommendRequest
 from app.recommend.slots import local_slot, window_start, zone
-from policy.prompt import DEFAULT_MAX_INTERACTIONS, render_prompt
+from policy.prompt import render_prompt
 from sim.domain import ACTIONS, DAY_NAMES, Meters, SlotState
-
-# Rows read for the history. The prompt keeps at most DEFAULT_MAX_INTERACTIONS and drops the oldest in whole
-# blocks; reading twice that (two answered recommendations per slot for 30 days) keeps the drop point stable.
-HISTORY_ROW_CAP = 2 * DEFAULT_MAX_INTERACTIONS
 
 
 def prompt_hash(prompt: str) -> str:
