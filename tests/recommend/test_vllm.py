@@ -97,6 +97,9 @@ async def test_killing_the_server_mid_test_flips_to_fallback_without_errors(
         after = await asyncio.gather(*(client.post("/v1/recommend", headers=headers) for _ in range(8)))
         assert [r.status_code for r in after] == [200] * 8
         assert [r.json()["backend"] for r in after] == ["fallback"] * 8
+        # Concurrent requests may all have been let through before the first failure; by now the circuit is
+        # open and the next request does not even try the dead server.
+        assert (await client.post("/v1/recommend", headers=headers)).json()["backend"] == "fallback"
         metrics = (await client.get("/metrics")).text
         assert metric(metrics, 'rhythm_policy_circuit_state{backend="vllm"}') == 2.0
         assert metric(metrics, 'rhythm_policy_fallbacks_total{reason="circuit_open"}') >= 1.0
