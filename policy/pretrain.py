@@ -58,10 +58,12 @@ WEEK_MIX = ((1, 0.35), (2, 0.3), (3, 0.15), (5, 0.2))
 @dataclass
 class PretrainConfig:
     seed: int = 0
-    users: int = 4000
-    steps: int = 700
-    batch_tokens: int = 8192
-    lr: float = 6e-3
+    users: int = 3000
+    steps: int = 400
+    # Measured on this task: 16k-token batches at 3e-3 reached validation KL 0.61 in 400 steps; 8k-token
+    # batches at 6e-3 (ahead after 50 steps) plateaued at KL 0.94 after 700.
+    batch_tokens: int = 16384
+    lr: float = 3e-3
     warmup_steps: int = 30
     weight_decay: float = 0.01
     particles: int = 64
