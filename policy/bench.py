@@ -22,7 +22,11 @@ from policy.local import LocalPolicyModel
 from policy.prompt import render_prompt
 from sim.domain import ACTIONS, RESPONSES, Interaction, Meters, Slot, SlotState
 
-THREADS = 2
+# The service runs the local backend with one torch intra-op thread (app/recommend): a suffix pass is many
+# tiny ops, and on a busy 2-core machine OpenMP barriers between 2 threads stall for whole time slices
+# (measured here: cached p50 6 ms with 1 thread vs 50 ms with 2 while another job trained). ``--threads``
+# overrides it.
+DEFAULT_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -72,9 +76,10 @@ def run_local_model_bench(
     users: int = 4,
     requests_per_user: int = 28,
     seed: int = 0,
+    threads: int = DEFAULT_THREADS,
 ) -> LatencyReport:
     """Time the growing-history stream with the prefix cache, then the same prompts without it."""
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(threads)
     model = LocalPolicyModel.load(model_dir)
     rng = np.random.default_rng(seed)
     final = 4 * days
@@ -120,7 +125,8 @@ def plot_latency(report: LatencyReport, path: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("latency per recommendation (ms, render + tokenize + model)")
     ax.set_ylabel("requests")
-    ax.set_title(f"Local backend, {report.history_interactions[1]}-interaction history, {THREADS} threads")
+    threads = torch.get_num_threads()
+    ax.set_title(f"Local backend, {report.history_interactions[1]}-interaction history, {threads} thread(s)")
     ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -66,13 +66,16 @@ def bench_local_model(
     users: Annotated[int, typer.Option(help="Users taking turns.")] = 4,
     requests: Annotated[int, typer.Option(help="Measured requests per user.")] = 28,
     seed: Annotated[int, typer.Option()] = 0,
+    threads: Annotated[int, typer.Option(help="torch intra-op threads (the service uses 1).")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Write a latency histogram PNG here.")] = None,
 ) -> None:
     """Latency of the local backend on a growing 30-day history: prefix cache vs full prefill."""
     from policy.bench import plot_latency, run_local_model_bench
 
-    report = run_local_model_bench(model_dir, days=days, users=users, requests_per_user=requests, seed=seed)
+    report = run_local_model_bench(
+        model_dir, days=days, users=users, requests_per_user=requests, seed=seed, threads=threads
+    )
     summary = report.summary()
     if plot is not None:
         plot_latency(report, plot)
