@@ -28,7 +28,11 @@ async def seed_user_rows(session: AsyncSession, user_id: uuid.UUID, cipher: Toke
     now = datetime.now(UTC)
     tag = uuid.uuid4().hex[:8]
     event = WebhookEvent(
-        source="oura", external_id=f"evt-{tag}", user_id=user_id, payload={"type": "sleep", "hours": 7.5}
+        source="oura",
+        external_id=f"evt-{tag}",
+        user_id=user_id,
+        raw_body=b'{"type": "sleep", "hours": 7.5}',
+        headers={"content-type": "application/json"},
     )
     adapter = Adapter(
         user_id=user_id, name=f"user-{tag}-v1", version=1, base_model="rhythm-policy", uri=f"file:///a/{tag}"

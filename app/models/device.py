@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, CreatedAtMixin, IdMixin, UserOwnedMixin, utcnow
@@ -42,7 +42,11 @@ class WebhookEvent(IdMixin, Base):
     external_id: Mapped[str] = mapped_column(String(255))
     # Known once the payload is mapped to a connection; personal data, so it goes with the user.
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    payload: Mapped[dict[str, Any]]
+    # The exact bytes received: provider signatures are computed over them (re-serialised JSON does not
+    # verify), and an event that fails mapping can be replayed from them after a fix.
+    raw_body: Mapped[bytes] = mapped_column(LargeBinary)
+    # Some providers put the whole notification in headers (Google Calendar push has an empty body).
+    headers: Mapped[dict[str, Any]]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     handled_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any
 
@@ -47,8 +48,15 @@ class UserRepository:
 def _row_dict(row: Base, hidden: set[str]) -> dict[str, Any]:
     mapper = inspect(type(row))
     return {
-        column.key: getattr(row, column.key) for column in mapper.column_attrs if column.key not in hidden
+        column.key: _exportable(getattr(row, column.key))
+        for column in mapper.column_attrs
+        if column.key not in hidden
     }
+
+
+def _exportable(value: Any) -> Any:
+    # Raw webhook bodies are bytes and need not be UTF-8; base64 keeps the export lossless JSON.
+    return base64.b64encode(value).decode("ascii") if isinstance(value, bytes) else value
 
 
 class TokenRepository:
