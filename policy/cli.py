@@ -27,6 +27,9 @@ def pretrain(
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
     particles: Annotated[int | None, typer.Option(help="Teacher particles per user.")] = None,
     beta: Annotated[float | None, typer.Option(help="Teacher softmax inverse temperature.")] = None,
+    response_weight: Annotated[
+        float | None, typer.Option(help="Weight of the auxiliary loss on the history's responses.")
+    ] = None,
     eval_users: Annotated[
         int | None, typer.Option(help="Users per profile family in the card's check.")
     ] = None,
@@ -44,6 +47,7 @@ def pretrain(
         "lr": lr,
         "particles": particles,
         "beta": beta,
+        "response_weight": response_weight,
         "eval_users": eval_users,
     }
     config = PretrainConfig(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
