@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.crypto import ACCESS_TOKEN_CONTEXT, REFRESH_TOKEN_CONTEXT, TokenCipher
 from app.models import (
     Adapter,
+    AdapterStatus,
     CalendarEvent,
     DeviceConnection,
     Feedback,
@@ -110,3 +111,18 @@ async def seed_user_rows(session: AsyncSession, user_id: uuid.UUID, cipher: Toke
         ]
     )
     await session.flush()
+
+
+async def deploy_adapter(session: AsyncSession, user_id: uuid.UUID, name: str) -> None:
+    """Record an active LoRA adapter for ``user_id`` (as the weekly fine-tune would) and commit it."""
+    session.add(
+        Adapter(
+            user_id=user_id,
+            name=name,
+            version=1,
+            base_model="rhythm-policy",
+            uri=f"file:///adapters/{name}",
+            status=AdapterStatus.ACTIVE,
+        )
+    )
+    await session.commit()

@@ -13,13 +13,13 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import PolicyBackend, Settings
-from app.models import Adapter, AdapterStatus, Recommendation
+from app.models import Recommendation
 from app.recommend.bench import free_port
 from policy.prompt import ANSWER_CHOICES
 from sim.profiles import ARCHETYPE_NAMES
+from tests.factories import deploy_adapter
 from tests.recommend.helpers import app_with, metric, new_user
 from tests.recommend.stub_server import DEFAULT_PROBS, TOKEN_IDS, StubModelServer
 
@@ -144,20 +144,6 @@ async def test_circuit_opens_after_consecutive_failures_and_half_opens_after_coo
         assert metric(metrics, 'rhythm_policy_circuit_state{backend="vllm"}') == 0.0
 
 
-async def _deploy_adapter(session: AsyncSession, user_id: uuid.UUID, name: str) -> None:
-    session.add(
-        Adapter(
-            user_id=user_id,
-            name=name,
-            version=1,
-            base_model="rhythm-policy",
-            uri=f"file:///adapters/{name}",
-            status=AdapterStatus.ACTIVE,
-        )
-    )
-    await session.commit()
-
-
 async def test_a_deployed_adapter_is_used_as_the_model(
     settings: Settings, stub_server: StubModelServer
 ) -> None:
@@ -166,7 +152,7 @@ async def test_a_deployed_adapter_is_used_as_the_model(
         user_id = uuid.UUID((await client.get("/v1/users/me", headers=headers)).json()["user_id"])
         name = f"u-{user_id.hex[:8]}-w1"
         async with app.state.db.sessionmaker() as session:
-            await _deploy_adapter(session, user_id, name)
+            await deploy_adapter(session, user_id, name)
         stub_server.models.add(name)
         body = (await client.post("/v1/recommend", headers=headers)).json()
         assert (body["backend"], body["model"], body["adapter"]) == ("vllm", "rhythm-policy", name)

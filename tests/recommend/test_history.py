@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import PolicyBackend, Settings
-from app.models import Adapter, AdapterStatus, Recommendation
+from app.models import Recommendation
 from policy.prompt import CURRENT_PREFIX, parse_prompt, render_prompt
 from sim.domain import Action, Interaction, Meters, Response, Slot, SlotState
+from tests.factories import deploy_adapter
 from tests.recommend.helpers import app_with, new_user
 from tests.recommend.stub_server import StubModelServer
 from tests.support import CreateUser
@@ -122,17 +123,7 @@ async def test_users_with_a_deployed_adapter_get_the_shorter_window(
         user_id = uuid.UUID((await client.get("/v1/users/me", headers=headers)).json()["user_id"])
         name = f"u-{user_id.hex[:8]}-w1"
         async with app.state.db.sessionmaker() as session:
-            session.add(
-                Adapter(
-                    user_id=user_id,
-                    name=name,
-                    version=1,
-                    base_model="rhythm-policy",
-                    uri=f"file:///adapters/{name}",
-                    status=AdapterStatus.ACTIVE,
-                )
-            )
-            await session.commit()
+            await deploy_adapter(session, user_id, name)
         stub_server.models.add(name)
         assert (await client.post("/v1/recommend", json=at, headers=headers)).json()["adapter"] == name
         prompt = stub_server.bodies[-1]["prompt"]
