@@ -123,9 +123,11 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
-    # The traceback goes to the log, never to the client.
-    log.exception("unhandled_error", path=request.url.path, exc_info=exc)
-    return error_response(500, "Internal server error")
+    # The traceback goes to the log, never to the client; the request id ties the two together.
+    request_id = getattr(request.state, "request_id", None)
+    log.exception("unhandled_error", path=request.url.path, request_id=request_id, exc_info=exc)
+    headers = {"X-Request-ID": request_id} if request_id else None
+    return error_response(500, "Internal server error", headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -59,6 +59,9 @@ class RequestContextMiddleware:
             return
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _REQUEST_ID_PATTERN.match(incoming) else uuid.uuid4().hex
+        # Also kept on the request's state: an unhandled exception's 500 is sent by Starlette's outermost
+        # error middleware, past this one, and its handler must still be able to name the request.
+        scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         started = time.perf_counter()
 

@@ -114,7 +114,9 @@ async def test_500_hides_internals(settings: Settings) -> None:
 
         app.include_router(router)
         async with app_client(app, raise_app_exceptions=False) as client:
-            response = await client.get("/boom")
+            response = await client.get("/boom", headers={"X-Request-ID": "trace-me-500"})
     error = assert_error(response, 500, "internal_error")
     assert "secret" not in response.text
     assert error["details"] is None
+    # The one id the client can quote to find the traceback in the logs.
+    assert response.headers["x-request-id"] == "trace-me-500"
