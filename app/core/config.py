@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     adapter_history_days: int = Field(default=7, ge=1, le=365)
     feedback_window: timedelta = timedelta(hours=24)
     temperature: float = Field(default=1.0, gt=0.0, le=10.0)
+    # Share of uniform mass mixed into every sampled distribution, so that each allowed action keeps a
+    # propensity of at least floor / 10 (0.002 by default) for offline evaluation of later models.
+    exploration_floor: float = Field(default=0.02, ge=0.0, lt=1.0)
     idempotency_ttl: timedelta = timedelta(hours=24)
     readiness_timeout: timedelta = timedelta(seconds=3)
 

@@ -1,7 +1,10 @@
-"""From a policy's distribution to the one that is sampled: exclusions, then temperature.
+"""From a policy's distribution to the one that is sampled: exclusions, temperature, then a floor.
 
 Sampling from the distribution is the exploration; the probability of the sampled action under *this*
-distribution is its propensity, which off-policy evaluation divides by later.
+distribution is its propensity, which off-policy evaluation divides by later. A confident model puts ~0.97 on
+one action, so without a floor some actions get propensities near 0 and an IPS / doubly-robust estimate of any
+new model that prefers them explodes (or, where the logged propensity is 0, is undefined). Mixing ``floor`` of
+uniform mass over the allowed actions bounds every allowed propensity below by ``floor / len(allowed)``.
 """
 
 from __future__ import annotations
@@ -14,14 +17,19 @@ from app.recommend.backends.base import Distribution
 from sim.domain import Action
 
 
-def sampling_distribution(probs: Distribution, exclude: Iterable[Action], temperature: float) -> Distribution:
-    """``probs ** (1 / temperature)`` with excluded actions at exactly 0, renormalised.
+def sampling_distribution(
+    probs: Distribution, exclude: Iterable[Action], temperature: float, floor: float = 0.0
+) -> Distribution:
+    """``probs ** (1 / temperature)`` with excluded actions at exactly 0, renormalised, then mixed with
+    ``floor`` of the uniform distribution over the allowed actions.
 
     If every allowed action has (numerically) zero probability — a very peaked model at low temperature — the
     allowed actions are made equally likely rather than dividing by zero.
     """
     if temperature <= 0.0:
         raise ValueError("temperature must be > 0")
+    if not 0.0 <= floor < 1.0:
+        raise ValueError("floor must be in [0, 1)")
     allowed = np.ones(len(probs), dtype=bool)
     for action in exclude:
         allowed[action.index] = False
@@ -34,7 +42,8 @@ def sampling_distribution(probs: Distribution, exclude: Iterable[Action], temper
     if not np.isfinite(top):
         return np.asarray(allowed / allowed.sum(), dtype=np.float64)
     weights = np.exp(logits - top)
-    return np.asarray(weights / weights.sum(), dtype=np.float64)
+    sharpened = weights / weights.sum()
+    return np.asarray((1.0 - floor) * sharpened + floor * allowed / allowed.sum(), dtype=np.float64)
 
 
 def sample(probs: Distribution, rng: np.random.Generator) -> int:

@@ -53,7 +53,9 @@ async def recommend(
     decision = await policy.decide(
         PolicyInput(prompt, history, current, adapter=adapter.name if adapter is not None else None)
     )
-    probs = sampling_distribution(decision.probabilities, data.exclude, settings.temperature)
+    probs = sampling_distribution(
+        decision.probabilities, data.exclude, settings.temperature, settings.exploration_floor
+    )
     chosen = sample(probs, policy.rng)
     probabilities = [float(p) for p in probs]
 

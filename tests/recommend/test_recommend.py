@@ -37,6 +37,8 @@ async def test_recommend_answers_with_the_local_model_and_logs_the_propensity(
     assert list(body["probabilities"]) == [action.value for action in ACTIONS]
     assert math.isclose(sum(body["probabilities"].values()), 1.0, abs_tol=1e-9)
     assert body["propensity"] == body["probabilities"][body["action"]]
+    # The default exploration floor keeps every action loggable for offline evaluation.
+    assert min(body["probabilities"].values()) >= 0.02 / len(ACTIONS) - 1e-12
 
     row = await _stored(db_session, body["recommendation_id"])
     assert row.user_id == user_id

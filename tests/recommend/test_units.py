@@ -84,6 +84,17 @@ def test_sampling_excludes_and_tempers() -> None:
     assert flat[0] < probs[0] and flat[5] > probs[5]
 
 
+def test_sampling_floor_bounds_every_allowed_propensity() -> None:
+    probs = np.array([0.97, 0.03] + [0.0] * 8)
+    dist = sampling_distribution(probs, [Action.ADMIN_WORK], 1.0, floor=0.1)
+    assert dist[1] == 0.0  # an excluded action stays impossible
+    assert dist.sum() == pytest.approx(1.0)
+    assert dist[2:] == pytest.approx([0.1 / 9] * 8)
+    assert dist[0] == pytest.approx(0.9 + 0.1 / 9)
+    with pytest.raises(ValueError, match="floor"):
+        sampling_distribution(probs, [], 1.0, floor=1.0)
+
+
 def test_sampling_with_only_zero_probability_actions_left_is_uniform_over_them() -> None:
     probs = np.array([1.0] + [0.0] * 9)
     dist = sampling_distribution(probs, [Action.DEEP_WORK, Action.ADMIN_WORK], 1.0)
