@@ -26,10 +26,21 @@ def pretrain(
     batch_tokens: Annotated[int | None, typer.Option(help="Tokens per batch (rows x longest).")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
     particles: Annotated[int | None, typer.Option(help="Teacher particles per user.")] = None,
-    beta: Annotated[float | None, typer.Option(help="Teacher softmax inverse temperature.")] = None,
+    beta: Annotated[float | None, typer.Option(help="Inverse temperature the teacher acts at.")] = None,
+    target_beta: Annotated[
+        float | None, typer.Option(help="Softer inverse temperature of the training targets.")
+    ] = None,
+    serve_beta: Annotated[
+        float | None, typer.Option(help="Inverse temperature the shipped model answers at.")
+    ] = None,
     response_weight: Annotated[
         float | None, typer.Option(help="Weight of the auxiliary loss on the history's responses.")
     ] = None,
+    soft_responses: Annotated[
+        bool | None,
+        typer.Option(help="Label responses with the simulator's true response distribution."),
+    ] = None,
+    bf16: Annotated[bool | None, typer.Option(help="bfloat16 autocast in the forward pass.")] = None,
     eval_users: Annotated[
         int | None, typer.Option(help="Users per profile family in the card's check.")
     ] = None,
@@ -47,7 +58,11 @@ def pretrain(
         "lr": lr,
         "particles": particles,
         "beta": beta,
+        "target_beta": target_beta,
+        "serve_beta": serve_beta,
         "response_weight": response_weight,
+        "soft_responses": soft_responses,
+        "bf16": bf16,
         "eval_users": eval_users,
     }
     config = PretrainConfig(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]

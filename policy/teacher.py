@@ -52,6 +52,15 @@ class ProfileMix:
         return batch.take(rng.permutation(n))
 
 
+def softmax_policy(mean_accept: np.ndarray, beta: float) -> np.ndarray:
+    """``softmax(beta * mean_accept)`` over the last axis: the teacher's distribution at inverse temperature
+    ``beta``."""
+    logits = beta * (mean_accept - mean_accept.max(axis=-1, keepdims=True))
+    p: np.ndarray = np.exp(logits)
+    out: np.ndarray = p / p.sum(axis=-1, keepdims=True)
+    return out
+
+
 class MixedParticleTeacher(ParticlePolicy):
     """Particle posterior whose prior is the training mix: archetype particles plus continuous ones."""
 
@@ -62,13 +71,14 @@ class MixedParticleTeacher(ParticlePolicy):
         self.mix = mix or ProfileMix()
         self.beta = beta
 
-    def probs(self, obs: Observation) -> np.ndarray:
+    def mean_accept(self, obs: Observation) -> np.ndarray:
+        """``(N, 10)`` posterior-mean P(accept) of every action: what the teacher's choice rests on."""
         accept = self._particle_probs(obs)[:, :, :, 0]  # (N, M, 10)
-        mean = np.einsum("nm,nma->na", self.weights(), accept)
-        logits = self.beta * (mean - mean.max(axis=1, keepdims=True))
-        p: np.ndarray = np.exp(logits)
-        out: np.ndarray = p / p.sum(axis=1, keepdims=True)
-        return out
+        mean: np.ndarray = np.einsum("nm,nma->na", self.weights(), accept)
+        return mean
+
+    def probs(self, obs: Observation) -> np.ndarray:
+        return softmax_policy(self.mean_accept(obs), self.beta)
 
     def reset(self, n_users: int, rng: np.random.Generator) -> None:
         m, k = self.n_particles, len(ARCHETYPE_NAMES)
@@ -110,22 +120,24 @@ class MixedParticleTeacher(ParticlePolicy):
 
 
 class ExploringBehaviour:
-    """Acts with ``(1 - ε) * teacher + ε * uniform`` (ε per user); records the teacher's own distribution."""
+    """Acts with ``(1 - ε) * teacher + ε * uniform`` (ε per user); records the teacher's posterior-mean
+    acceptance behind each of its decisions."""
 
     name = "teacher+explore"
 
     def __init__(self, teacher: MixedParticleTeacher, epsilon: np.ndarray) -> None:
         self.teacher = teacher
         self.epsilon = epsilon
-        self.targets: list[np.ndarray] = []
+        self.mean_accept: list[np.ndarray] = []
 
     def reset(self, n_users: int, rng: np.random.Generator) -> None:
         self.teacher.reset(n_users, rng)
-        self.targets = []
+        self.mean_accept = []
 
     def probs(self, obs: Observation) -> np.ndarray:
-        target = self.teacher.probs(obs)
-        self.targets.append(target)
+        mean = self.teacher.mean_accept(obs)
+        self.mean_accept.append(mean)
+        target = softmax_policy(mean, self.teacher.beta)
         eps = self.epsilon[:, None]
         behaviour: np.ndarray = (1.0 - eps) * target + eps / N_ACTIONS
         return behaviour
@@ -139,10 +151,17 @@ class ExploringBehaviour:
 
 @dataclass(frozen=True)
 class Episodes:
-    """Teacher rollouts: trajectories and the teacher's target distribution at every step ``(N, T, 10)``."""
+    """Teacher rollouts: trajectories, the teacher's posterior-mean P(accept) of every action at every step
+    ``(N, T, 10)`` and its inverse temperature ``beta``."""
 
     trajectories: Trajectories
-    targets: np.ndarray
+    mean_accept: np.ndarray
+    beta: float
+
+    @property
+    def targets(self) -> np.ndarray:
+        """``(N, T, 10)`` the teacher's own distribution at every step."""
+        return softmax_policy(self.mean_accept, self.beta)
 
 
 def generate_episodes(
@@ -163,4 +182,4 @@ def generate_episodes(
     epsilon = np.where(rng.random(n_users) < 1 / 3, 0.0, rng.uniform(0.0, max_epsilon, n_users))
     behaviour = ExploringBehaviour(MixedParticleTeacher(n_particles, mix, beta), epsilon)
     trajectories = rollout(behaviour, profiles, weeks, seed)
-    return Episodes(trajectories, np.stack(behaviour.targets, axis=1))
+    return Episodes(trajectories, np.stack(behaviour.mean_accept, axis=1), beta)

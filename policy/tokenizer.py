@@ -83,3 +83,14 @@ def action_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
             raise ValueError(f"action {choice} is not a single known token: {encoded}")
         ids.append(encoded[0])
     return ids
+
+
+def response_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Token id of each response word (``ACCEPTED`` …), in ``RESPONSES`` order."""
+    ids: list[int] = []
+    for response in RESPONSES:
+        token_id = tokenizer.convert_tokens_to_ids(response.value.upper())
+        if not isinstance(token_id, int) or token_id == tokenizer.unk_token_id:
+            raise ValueError(f"response {response.value} is not a single known token: {token_id}")
+        ids.append(token_id)
+    return ids

@@ -4,8 +4,9 @@
 ``day``, ``slot``, ``meters`` (before the step), ``actions``, ``responses`` (0/1/2 = accepted/ignored/
 rescheduled), ``probs`` (the policy's full 10-action distribution the action was sampled from), ``belief``
 (its posterior over ``ARCHETYPE_NAMES`` before acting, or ``None``), ``p_accept`` (the true P(accept) of
-every action in that state, for regret) and ``event``; plus ``final_belief`` after the last update and the
-``profiles``.
+every action in that state, for regret) and ``event``; plus ``final_belief`` after the last update, the
+``profiles`` and ``p_response`` (the true accepted/ignored/rescheduled probabilities of the action taken:
+the expected value of ``responses``, a noise-free training label).
 
 Seeding: ``SeedSequence(seed)`` spawns the environment's, the policy's and the action sampler's generators, so
 a rollout is deterministic per seed, and two policies run with the same seed see the same start meters.
@@ -38,6 +39,7 @@ class Trajectories:
     p_accept: np.ndarray  # (N, T, 10) true P(accept) of every action
     event: np.ndarray  # (N, T) int, -1 = none
     profiles: ProfileBatch
+    p_response: np.ndarray | None = None  # (N, T, 3) true response distribution of the chosen action
 
     @property
     def n_users(self) -> int:
@@ -85,6 +87,8 @@ def rollout(
     probs = np.empty((n, steps, N_ACTIONS))
     p_accept = np.empty((n, steps, N_ACTIONS))
     event = np.empty((n, steps), dtype=np.int64)
+    p_response = np.empty((n, steps, 3))
+    rows = np.arange(n)
     beliefs: list[np.ndarray] = []
     has_belief = policy.belief() is not None
 
@@ -101,11 +105,23 @@ def rollout(
         day[:, t], slot[:, t], meters[:, t] = obs.day, obs.slot, obs.meters
         actions[:, t], responses[:, t], probs[:, t] = act, result.responses, dist
         p_accept[:, t], event[:, t] = env_probs[:, :, ACCEPTED], result.event
+        p_response[:, t] = env_probs[rows, act]
         obs = result.obs
         if on_step is not None:
             on_step(t)
 
     belief = np.stack(beliefs, axis=1) if has_belief else None
     return Trajectories(
-        day, slot, meters, actions, responses, probs, belief, policy.belief(), p_accept, event, profiles
+        day,
+        slot,
+        meters,
+        actions,
+        responses,
+        probs,
+        belief,
+        policy.belief(),
+        p_accept,
+        event,
+        profiles,
+        p_response,
     )
