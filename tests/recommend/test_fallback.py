@@ -61,7 +61,10 @@ async def test_a_healthy_server_answers_with_its_distribution(
         assert response.status_code == 200, response.text
         body = response.json()
         assert (body["backend"], body["model"]) == ("vllm", "rhythm-policy")
-        assert list(body["probabilities"].values()) == pytest.approx(DEFAULT_PROBS, abs=1e-9)
+        # The server's distribution, with the service's exploration floor mixed in.
+        floor = settings.exploration_floor
+        expected = [(1.0 - floor) * p + floor / len(DEFAULT_PROBS) for p in DEFAULT_PROBS]
+        assert list(body["probabilities"].values()) == pytest.approx(expected, abs=1e-9)
         request = stub_server.bodies[-1]
         assert request["structured_outputs"] == {"choice": ANSWER_CHOICES}
         assert request["logprob_token_ids"] == TOKEN_IDS
