@@ -37,8 +37,10 @@ from app.core import migrate
 from app.core.config import Settings
 from tests.support import (
     CreateUser,
+    admin_headers_for,
     app_client,
     check_postgres,
+    create_user_via_api,
     make_settings,
     running_app,
     temporary_postgres_database,
@@ -84,16 +86,13 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def admin_headers(settings: Settings) -> dict[str, str]:
-    return {"Authorization": f"Bearer {settings.admin_token.get_secret_value()}"}
+    return admin_headers_for(settings)
 
 
 @pytest.fixture
 def create_user(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> CreateUser:
     async def _create(timezone: str = "UTC") -> tuple[uuid.UUID, dict[str, str]]:
-        response = await client.post("/v1/users", json={"timezone": timezone}, headers=admin_headers)
-        assert response.status_code == 201, response.text
-        body = response.json()
-        return uuid.UUID(body["user_id"]), {"Authorization": f"Bearer {body['token']}"}
+        return await create_user_via_api(client, admin_headers, timezone)
 
     return _create
 

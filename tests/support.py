@@ -106,3 +106,17 @@ async def app_client(app: FastAPI, *, raise_app_exceptions: bool = True) -> Asyn
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
     async with httpx.AsyncClient(transport=transport, base_url="http://rhythm.test") as client:
         yield client
+
+
+def admin_headers_for(settings: Settings) -> dict[str, str]:
+    return {"Authorization": f"Bearer {settings.admin_token.get_secret_value()}"}
+
+
+async def create_user_via_api(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], timezone: str = "UTC"
+) -> tuple[uuid.UUID, dict[str, str]]:
+    """Create a user through ``POST /v1/users``; returns its id and bearer headers."""
+    response = await client.post("/v1/users", json={"timezone": timezone}, headers=admin_headers)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return uuid.UUID(body["user_id"]), {"Authorization": f"Bearer {body['token']}"}

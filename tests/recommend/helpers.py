@@ -9,7 +9,7 @@ import httpx
 from fastapi import FastAPI
 
 from app.core.config import Settings
-from tests.support import app_client, running_app
+from tests.support import admin_headers_for, app_client, create_user_via_api, running_app
 
 
 @asynccontextmanager
@@ -23,10 +23,8 @@ async def app_with(
 
 async def new_user(client: httpx.AsyncClient, settings: Settings, timezone: str = "UTC") -> dict[str, str]:
     """Create a user through the API; returns its bearer headers."""
-    admin = {"Authorization": f"Bearer {settings.admin_token.get_secret_value()}"}
-    response = await client.post("/v1/users", json={"timezone": timezone}, headers=admin)
-    assert response.status_code == 201, response.text
-    return {"Authorization": f"Bearer {response.json()['token']}"}
+    _, headers = await create_user_via_api(client, admin_headers_for(settings), timezone)
+    return headers
 
 
 def metric(text: str, line_prefix: str) -> float:
