@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Reinstall only when pyproject.toml changed since the last install.
 INSTALLED := $(VENV)/.rhythm-installed
 
-.PHONY: run test lint format install vllm-venv
+.PHONY: run demo test lint format install vllm-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ install: $(INSTALLED)
 
 run: $(INSTALLED)
 	@scripts/run.sh
+
+# Against a running `make run`: create a user and print one recommendation.
+demo:
+	@scripts/demo.sh
 
 # The real vLLM CPU server lives in its own venv (see scripts/vllm-venv.sh); skipped where the script is absent.
 vllm-venv:

@@ -240,9 +240,11 @@ _FACTORIES = {
 
 
 @contextmanager
-def uvicorn_server(mode: str, database_url: str, log_path: Path) -> Iterator[tuple[str, int]]:
+def uvicorn_server(
+    mode: str, database_url: str, log_path: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[str, int]]:
     """A uvicorn process serving ``mode`` on a free loopback port; yields its base URL and PID, and stops it
-    by that PID."""
+    by that PID. ``extra_env`` overrides its environment (e.g. a known admin token)."""
     port = free_port()
     env = {
         **os.environ,
@@ -252,6 +254,7 @@ def uvicorn_server(mode: str, database_url: str, log_path: Path) -> Iterator[tup
         "RHYTHM_LOG_LEVEL": "WARNING",
         "RHYTHM_ADMIN_TOKEN": secrets.token_urlsafe(32),
         "RHYTHM_SECRET_KEY": secrets.token_urlsafe(32),
+        **(extra_env or {}),
     }
     command = [
         sys.executable, "-m", "uvicorn", "--factory", _FACTORIES[mode],

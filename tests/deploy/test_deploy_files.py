@@ -151,6 +151,6 @@ def test_run_script_commands_exist() -> None:
 
 def test_makefile_targets() -> None:
     makefile = (ROOT / "Makefile").read_text()
-    for target in ("run", "test", "lint", "vllm-venv"):
+    for target in ("run", "demo", "test", "lint", "vllm-venv"):
         assert re.search(rf"^{re.escape(target)}:", makefile, flags=re.MULTILINE), target
     assert "scripts/vllm-venv.sh" in makefile
