@@ -11,10 +11,21 @@ ids) in an LRU cache bounded in bytes; a new request runs only the tokens after 
 incremental forward pass reuses the model's own modules (projections, RoPE, norms, MLP), so cached and
 uncached results agree to float rounding; ``tests/policy/test_local.py`` checks both against the stock
 transformers forward.
+
+Three more things keep a 30-day request in a few milliseconds (``rhythm bench local-model``):
+
+* keys/values live in an :class:`_Arena` with spare room along the sequence axis, so the request that extends
+  a user's cached history writes its new tokens in place instead of copying the whole history (a 30-day
+  history is ~6 MB of keys/values; copying it was ~10 % of a request);
+* tokenization is per line with a memo: the tokenizer splits on whitespace only (``WhitespaceSplit`` +
+  ``WordLevel``), so the ids of a prompt are ``[BOS]`` plus the concatenated ids of its lines, and a growing
+  history re-tokenizes only its new lines (tokenizing all ~1,500 words was ~25 % of a request);
+* the last layer runs attention and MLP for the answer position only (the others only need its keys/values).
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -23,6 +34,7 @@ from typing import cast
 
 import numpy as np
 import torch
+from tokenizers import pre_tokenizers
 from torch.nn import functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM, PreTrainedTokenizerBase
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
@@ -32,13 +44,56 @@ from policy.prompt import CURRENT_PREFIX
 from policy.tokenizer import action_token_ids
 from sim.domain import N_ACTIONS, RESPONSES
 
-KV = list[tuple[torch.Tensor, torch.Tensor]]
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
+# Spare positions a new arena gets past what it holds: about 20 history lines, so a growing user's keys and
+# values are copied once every ~20 requests rather than on every one, for ~15 % more memory on 30 days.
+ARENA_SLACK = 256
+# Token ids of recently seen prompt lines (~0.4 KB each): the hot users' histories, ~25 MB at most.
+LINE_MEMO_SIZE = 1 << 16
+
+
+class _Arena:
+    """Keys and values of every layer for one token sequence, ``(layers, 1, kv_heads, capacity, head_dim)``,
+    filled up to ``filled``. Cached prefixes are views of its first ``n`` positions; a request may append in
+    place only if it continues exactly where the arena's last writer stopped (``claim``), so no view that a
+    cache entry or another thread holds ever sees its positions change."""
+
+    def __init__(self, layers: int, kv_heads: int, head_dim: int, capacity: int) -> None:
+        self.keys = torch.empty(layers, 1, kv_heads, capacity, head_dim)
+        self.values = torch.empty(layers, 1, kv_heads, capacity, head_dim)
+        self.capacity = capacity
+        self.filled = 0
+        self._lock = threading.Lock()
+
+    @property
+    def nbytes(self) -> int:
+        return 2 * self.keys.untyped_storage().nbytes()
+
+    def claim(self, length: int, new: int) -> bool:
+        """Reserve positions ``length … length + new`` if nobody has written past ``length``."""
+        with self._lock:
+            if self.filled != length or length + new > self.capacity:
+                return False
+            self.filled = length + new
+            return True
+
+    def release(self, keep: int) -> None:
+        """After a claimed write: positions past ``keep`` are scratch (the question) and may be reused."""
+        with self._lock:
+            self.filled = keep
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """The first ``length`` positions of an arena: the keys/values of a cached token prefix."""
+
+    arena: _Arena
+    length: int
 
 
 @dataclass
 class _Entry:
-    kv: KV
+    prefix: Prefix
     nbytes: int
 
 
@@ -54,7 +109,7 @@ class PrefixCache:
         self.hits = 0
         self.misses = 0
 
-    def longest(self, ids: list[int], candidates: list[int]) -> tuple[int, KV | None]:
+    def longest(self, ids: list[int], candidates: list[int]) -> tuple[int, Prefix | None]:
         """The longest cached prefix ``ids[:n]`` with ``n`` among ``candidates`` (searched longest first)."""
         with self._lock:
             for n in sorted(candidates, reverse=True):
@@ -65,13 +120,16 @@ class PrefixCache:
                 if entry is not None:
                     self._entries.move_to_end(key)
                     self.hits += 1
-                    return n, entry.kv
+                    return n, entry.prefix
             self.misses += 1
             return 0, None
 
-    def put(self, ids: list[int], kv: KV, superseded: list[int] | None = None) -> None:
-        """Store ``kv`` for the prefix ``ids``; drop the entry of the ``superseded`` prefix, if cached."""
-        nbytes = sum(k.untyped_storage().nbytes() + v.untyped_storage().nbytes() for k, v in kv)
+    def put(self, ids: list[int], prefix: Prefix, superseded: list[int] | None = None) -> None:
+        """Store ``prefix`` for the token ids ``ids``; drop the entry of the ``superseded`` prefix, if cached.
+
+        An entry is charged its whole arena (spare room included); two entries sharing an arena are charged
+        twice, which errs on the side of the budget."""
+        nbytes = prefix.arena.nbytes
         key = tuple(ids)
         with self._lock:
             if superseded is not None:
@@ -81,7 +139,7 @@ class PrefixCache:
             if key in self._entries:
                 self._entries.move_to_end(key)
                 return
-            self._entries[key] = _Entry(kv, nbytes)
+            self._entries[key] = _Entry(prefix, nbytes)
             self._lengths[len(key)] = self._lengths.get(len(key), 0) + 1
             self._bytes += nbytes
             while self._bytes > self.max_bytes:
@@ -144,6 +202,23 @@ class LocalPolicyModel:
         self._n_kv_heads = int(model.config.num_key_value_heads or self._n_heads)
         self._head_dim = int(getattr(model.config, "head_dim", model.config.hidden_size // self._n_heads))
         self._action_head = model.lm_head.weight.detach()[self.action_ids].clone()
+        self._backend = tokenizer.backend_tokenizer
+        self._bos_id = int(tokenizer.bos_token_id)
+        self._line_ids = functools.lru_cache(maxsize=LINE_MEMO_SIZE)(self._encode_line)
+        if not self._splits_on_whitespace_only():
+            raise ValueError("the local backend needs the word-level tokenizer of policy/tokenizer.py")
+
+    def _splits_on_whitespace_only(self) -> bool:
+        """Per-line tokenization equals whole-prompt tokenization only for a whitespace-split tokenizer with
+        no normalizer that adds just ``[BOS]`` in front; check the folder's tokenizer is that one."""
+        backend = self._backend
+        probe = "Recent interactions (last 30 days):\nMon Morning, Vitality=0.70 →  x\n\nCurrent state:"
+        whole: list[int] = backend.encode(probe).ids
+        return (
+            isinstance(backend.pre_tokenizer, pre_tokenizers.WhitespaceSplit)
+            and backend.normalizer is None
+            and whole == [self._bos_id] + [i for line in probe.split("\n") for i in self._encode_line(line)]
+        )
 
     @classmethod
     def load(
@@ -159,30 +234,35 @@ class LocalPolicyModel:
         return cls(model, tokenizer, model_name=name, cache_bytes=cache_bytes)
 
     def token_ids(self, prompt: str) -> list[int]:
-        ids: list[int] = self.tokenizer(prompt)["input_ids"]
+        """The ids the tokenizer (and so the vLLM server) gives ``prompt``: ``[BOS]`` plus each line's ids."""
+        ids = [self._bos_id]
+        for line in prompt.split("\n"):
+            ids.extend(self._line_ids(line))
         if len(ids) > self.max_length:
             raise ValueError(f"prompt is {len(ids)} tokens; the model reads at most {self.max_length}")
         return ids
+
+    def _encode_line(self, line: str) -> tuple[int, ...]:
+        return tuple(self._backend.encode(line, add_special_tokens=False).ids)
 
     def distribution(self, prompt: str, *, use_cache: bool = True) -> np.ndarray:
         """Probabilities of the 10 actions (``ACTIONS`` order) as the answer to ``prompt``."""
         ids = self.token_ids(prompt)
         with torch.inference_mode():
             if not use_cache:
-                hidden, _ = self._forward(ids, None)
-                return self._probabilities(hidden)
+                return self._probabilities(self._forward(ids, None, 0)[0])
             boundary = self._history_end(ids)
             candidates = [i + 1 for i in range(boundary) if ids[i] in self._line_end_ids]
             start, past = self.cache.longest(ids, candidates)
-            hidden, kv = self._forward(ids[start:], past)
+            # Keep the history part (up to "Current state:") for this user's next request; the few question
+            # tokens past the boundary become scratch space for the next writer.
+            keep = max(boundary, start)
+            hidden, arena = self._forward(ids[start:], past, keep)
             if boundary > start:
-                # Keep the history part (up to "Current state:") for this user's next request. Slices are
-                # views of the tensors just computed; the few question tokens past the boundary are
-                # negligible. The shorter prefix this one extends ends in the user's own history line (not in
-                # the shared header) and a history only grows, so it is dropped instead of left to age out.
+                # The shorter prefix this one extends ends in the user's own history line (not in the shared
+                # header) and a history only grows, so it is dropped instead of left to age out.
                 superseded = ids[:start] if start and ids[start - 1] in self._response_ids else None
-                kv_prefix = [(k[:, :, :boundary], v[:, :, :boundary]) for k, v in kv]
-                self.cache.put(ids[:boundary], kv_prefix, superseded=superseded)
+                self.cache.put(ids[:boundary], Prefix(arena, boundary), superseded=superseded)
             return self._probabilities(hidden)
 
     def _history_end(self, ids: list[int]) -> int:
@@ -197,37 +277,62 @@ class LocalPolicyModel:
         assert probs.shape == (N_ACTIONS,)
         return probs.astype(np.float64)
 
-    def _forward(self, ids: list[int], past: KV | None) -> tuple[torch.Tensor, KV]:
-        """Run ``ids`` after the cached ``past``; return the last token's hidden state and the new KV."""
+    def _arena_for(self, past: Prefix | None, new: int) -> tuple[_Arena, bool]:
+        """An arena holding ``past`` with room for ``new`` more positions: ``past``'s own when it can be
+        extended in place (claimed: the caller must release it), else a fresh copy with spare room."""
+        if past is not None and past.arena.claim(past.length, new):
+            return past.arena, True
+        length = 0 if past is None else past.length
+        capacity = min(self.max_length, length + new + ARENA_SLACK)
+        arena = _Arena(len(self._layers), self._n_kv_heads, self._head_dim, capacity)
+        if past is not None:
+            arena.keys[:, :, :, :length] = past.arena.keys[:, :, :, :length]
+            arena.values[:, :, :, :length] = past.arena.values[:, :, :, :length]
+        return arena, False
+
+    def _forward(self, ids: list[int], past: Prefix | None, keep: int) -> tuple[torch.Tensor, _Arena]:
+        """Run ``ids`` after the cached ``past``; return the last token's final hidden state and the arena
+        holding the keys/values of every position (valid up to ``keep`` once this returns)."""
         inner = self.model.model
-        offset = 0 if past is None else past[0][0].shape[2]
+        offset = 0 if past is None else past.length
         new = len(ids)
-        tokens = torch.tensor([ids], dtype=torch.long)
-        hidden = inner.embed_tokens(tokens)
-        positions = torch.arange(offset, offset + new, dtype=torch.long).unsqueeze(0)
-        cos, sin = inner.rotary_emb(hidden, positions)
-        mask = None
-        if new > 1:
-            # Query i sits at absolute position offset + i and sees keys 0 … offset + i.
-            mask = torch.ones(new, offset + new, dtype=torch.bool).tril(diagonal=offset)
-        kv: KV = []
-        for index, layer in enumerate(self._layers):
-            attention = layer.self_attn
-            residual = hidden
-            normed = layer.input_layernorm(hidden)
-            q = attention.q_proj(normed).view(1, new, self._n_heads, self._head_dim).transpose(1, 2)
-            k = attention.k_proj(normed).view(1, new, self._n_kv_heads, self._head_dim).transpose(1, 2)
-            v = attention.v_proj(normed).view(1, new, self._n_kv_heads, self._head_dim).transpose(1, 2)
-            q, k = apply_rotary_pos_emb(q, k, cos, sin)
-            if past is not None:
-                k = torch.cat([past[index][0], k], dim=2)
-                v = torch.cat([past[index][1], v], dim=2)
-            kv.append((k, v))
-            if self._n_kv_heads != self._n_heads:
-                repeat = self._n_heads // self._n_kv_heads
-                k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=attention.scaling)
-            hidden = residual + attention.o_proj(out.transpose(1, 2).reshape(1, new, -1))
-            hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
-        last = inner.norm(hidden[:, -1:])[0, 0]
-        return last, kv
+        total = offset + new
+        arena, claimed = self._arena_for(past, new)
+        try:
+            tokens = torch.tensor([ids], dtype=torch.long)
+            hidden = inner.embed_tokens(tokens)
+            positions = torch.arange(offset, total, dtype=torch.long).unsqueeze(0)
+            cos, sin = inner.rotary_emb(hidden, positions)
+            mask = None
+            if new > 1:
+                # Query i sits at absolute position offset + i and sees keys 0 … offset + i.
+                mask = torch.ones(new, total, dtype=torch.bool).tril(diagonal=offset)
+            last_layer = len(self._layers) - 1
+            for index, layer in enumerate(self._layers):
+                attention = layer.self_attn
+                normed = layer.input_layernorm(hidden)
+                q = attention.q_proj(normed).view(1, new, self._n_heads, self._head_dim).transpose(1, 2)
+                k = attention.k_proj(normed).view(1, new, self._n_kv_heads, self._head_dim).transpose(1, 2)
+                v = attention.v_proj(normed).view(1, new, self._n_kv_heads, self._head_dim).transpose(1, 2)
+                q, k = apply_rotary_pos_emb(q, k, cos, sin)
+                arena.keys[index, :, :, offset:total] = k
+                arena.values[index, :, :, offset:total] = v
+                k, v = arena.keys[index, :, :, :total], arena.values[index, :, :, :total]
+                if self._n_kv_heads != self._n_heads:
+                    repeat = self._n_heads // self._n_kv_heads
+                    k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)
+                layer_mask = mask
+                if index == last_layer:
+                    # Only the answer position's output is read; it sees every key, so no mask either.
+                    hidden, q, layer_mask = hidden[:, -1:], q[:, :, -1:], None
+                out = F.scaled_dot_product_attention(q, k, v, attn_mask=layer_mask, scale=attention.scaling)
+                rows = out.shape[2]
+                hidden = hidden + attention.o_proj(out.transpose(1, 2).reshape(1, rows, -1))
+                hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+            return inner.norm(hidden[:, -1:])[0, 0], arena
+        finally:
+            # Past ``keep`` the arena is scratch: the next request of this user overwrites it in place.
+            if claimed:
+                arena.release(keep)
+            else:
+                arena.filled = keep
