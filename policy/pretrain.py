@@ -15,15 +15,21 @@
 The schedule is step-based (``--steps``), so a run is reproducible for a given seed and thread count. On a
 busy machine where ``--minutes`` would bind first, the learning-rate schedule follows the clock instead, so
 the run still anneals and finishes in time; the model card says when that happened.
+
+Memory: the shipped run (5,000 users) peaked at ~10 GB RSS. Most of it is freed activation buffers that
+glibc keeps; ``MALLOC_MMAP_THRESHOLD_=65536`` held a 1,500-user probe at 1.2 GB instead of 4.4 GB but made
+every step 1.8x slower, so it is not the default.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import platform
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -44,7 +50,7 @@ from policy.model import ModelSpec, build_model, save_model_folder
 from policy.paths import MODEL_NAME
 from policy.prompt import DEFAULT_MAX_INTERACTIONS, render_prompt
 from policy.teacher import Episodes, ProfileMix, generate_episodes, softmax_policy
-from policy.tokenizer import action_token_ids, response_token_ids
+from policy.tokenizer import action_token_ids, build_tokenizer, response_token_ids
 from sim.domain import ACTIONS, RESPONSES, Interaction, Meters, Slot, SlotState
 
 THREADS = 2
@@ -58,12 +64,15 @@ WEEK_MIX = ((1, 0.45), (2, 0.3), (3, 0.1), (5, 0.15))
 @dataclass
 class PretrainConfig:
     seed: int = 0
-    users: int = 3000
-    steps: int = 900
+    # Optimizer steps are what the budget buys: measured on one machine (300 archetype users, expected week-1
+    # acceptance), 891 steps on 3,000 users gave 0.664, 828 steps on 8,000 users 0.666, 1,135 steps on 5,000
+    # users 0.693. More users past a few thousand add little; every minute not spent stepping costs.
+    users: int = 5000
     # Measured on this task: 16k-token batches at 3e-3 reached validation KL 0.61 in 400 steps; 8k-token
     # batches at 6e-3 (ahead after 50 steps) plateaued at KL 0.94 after 700. With bfloat16 autocast a step
-    # takes ~1.05-1.1 s on a quiet 2-core machine; the shipped run did 891 of 900 steps before the --minutes
-    # cap (data and the card's evaluation included) took over the schedule.
+    # takes ~0.8 s on a quiet 2-core machine (~1.1 s on a busier one, where the --minutes cap, data and the
+    # card's evaluation included, takes over the schedule).
+    steps: int = 1200
     batch_tokens: int = 16384
     lr: float = 3e-3
     warmup_steps: int = 30
@@ -100,6 +109,8 @@ class PretrainConfig:
     # more steps per minute on this CPU (AVX-512 BF16).
     bf16: bool = True
     eval_users: int = 60
+    # Processes for the teacher rollouts; the data are the same for any count (see generate_sequences).
+    data_workers: int = THREADS
     spec: ModelSpec = field(default_factory=ModelSpec)
     mix: ProfileMix = field(default_factory=ProfileMix)
 
@@ -337,34 +348,71 @@ def sharpen_head(model: LlamaForCausalLM, factor: float) -> None:
     model.lm_head.weight.mul_(factor)
 
 
-def generate_sequences(
-    config: PretrainConfig, tokenizer: PreTrainedTokenizerFast, on_chunk: Callable[[int], None]
-) -> list[Sequence]:
-    """Teacher rollouts for ``config.users`` users over the week mix, as training sequences."""
-    rng = np.random.default_rng(np.random.SeedSequence([config.seed, 1]))
-    sequences: list[Sequence] = []
+@dataclass(frozen=True)
+class _Chunk:
+    """One slice of the teacher rollouts: ``users`` users for ``weeks`` weeks, seeded by its position."""
+
+    index: int
+    users: int
+    weeks: int
+    seed: int
+    cut_seed: tuple[int, ...]
+
+
+def _chunks(config: PretrainConfig) -> list[_Chunk]:
+    chunks: list[_Chunk] = []
     chunk = 500
-    for chunk_index, (weeks, share) in enumerate(WEEK_MIX):
-        remaining = round(config.users * share)
-        part = 0
+    for mix_index, (weeks, share) in enumerate(WEEK_MIX):
+        remaining, part = round(config.users * share), 0
         while remaining > 0:
             n = min(chunk, remaining)
-            episodes = generate_episodes(
-                n,
-                weeks,
-                seed=config.seed * 10_007 + chunk_index * 1_000 + part,
-                n_particles=config.particles,
-                mix=config.mix,
-                beta=config.beta,
-                max_epsilon=config.max_epsilon,
-            )
-            sequences.extend(
-                episodes_to_sequences(episodes, tokenizer, rng, soft_responses=config.soft_responses)
-            )
+            seed = config.seed * 10_007 + mix_index * 1_000 + part
+            chunks.append(_Chunk(len(chunks), n, weeks, seed, (config.seed, 1, mix_index, part)))
             remaining -= n
             part += 1
-            on_chunk(n)
-    return sequences
+    return chunks
+
+
+def _chunk_sequences(config: PretrainConfig, chunk: _Chunk) -> list[Sequence]:
+    """Teacher rollouts of one chunk as training sequences (runs in a worker process)."""
+    episodes = generate_episodes(
+        chunk.users,
+        chunk.weeks,
+        seed=chunk.seed,
+        n_particles=config.particles,
+        mix=config.mix,
+        beta=config.beta,
+        max_epsilon=config.max_epsilon,
+    )
+    rng = np.random.default_rng(np.random.SeedSequence(list(chunk.cut_seed)))
+    return episodes_to_sequences(episodes, build_tokenizer(), rng, soft_responses=config.soft_responses)
+
+
+def generate_sequences(config: PretrainConfig, on_chunk: Callable[[int], None]) -> list[Sequence]:
+    """Teacher rollouts for ``config.users`` users over the week mix, as training sequences.
+
+    Chunks are independent (each has its own seeds), so they run in ``workers`` processes and the result
+    does not depend on how many. The particle filter is single-threaded numpy, so on 2 cores the minutes saved
+    on data go to training steps; the longest chunks (5-week episodes) are submitted first so that neither
+    worker is left with one at the end. Workers are spawned, so a script calling this needs the usual
+    ``if __name__ == "__main__":`` guard (``rhythm pretrain`` has it)."""
+    chunks = _chunks(config)
+    results: dict[int, list[Sequence]] = {}
+    workers = min(config.data_workers, len(chunks))
+    if workers <= 1:
+        for chunk in chunks:
+            results[chunk.index] = _chunk_sequences(config, chunk)
+            on_chunk(chunk.users)
+    else:
+        # spawn, not fork: the parent has already initialised torch's thread pools.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            by_size = sorted(chunks, key=lambda c: c.users * c.weeks, reverse=True)
+            futures = {pool.submit(_chunk_sequences, config, chunk): chunk for chunk in by_size}
+            for future in as_completed(futures):
+                results[futures[future].index] = future.result()
+                on_chunk(futures[future].users)
+    return [sequence for index in range(len(chunks)) for sequence in results[index]]
 
 
 def _lr_at(progress: float, step: int, warmup: int, peak: float) -> float:
@@ -396,7 +444,7 @@ def pretrain(
     )
     with Progress(*columns, disable=quiet) as progress:
         data_task = progress.add_task("teacher rollouts", total=config.users, info="")
-        sequences = generate_sequences(config, tokenizer, lambda n: progress.advance(data_task, n))
+        sequences = generate_sequences(config, lambda n: progress.advance(data_task, n))
         seconds_data = time.monotonic() - started
         if log is not None:
             log(f"data: {len(sequences)} sequences in {seconds_data:.0f} s")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,14 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from policy.local import LocalPolicyModel
 from policy.model import MODEL_FILES, ModelSpec, build_model
-from policy.pretrain import PretrainConfig, collate, episodes_to_sequences, pretrain, sharpen_head
+from policy.pretrain import (
+    PretrainConfig,
+    collate,
+    episodes_to_sequences,
+    generate_sequences,
+    pretrain,
+    sharpen_head,
+)
 from policy.prompt import render_prompt
 from policy.teacher import generate_episodes
 from policy.tokenizer import build_tokenizer
@@ -30,6 +38,21 @@ def test_every_decision_of_an_episode_is_supervised_once() -> None:
         assert (seq.ids[seq.positions[:-1]] == recommended).all()
         assert seq.positions[-1] == len(seq.ids) - 1
         assert tokenizer.convert_ids_to_tokens(int(seq.ids[-1])) == "action:"
+
+
+def test_training_data_do_not_depend_on_the_number_of_worker_processes() -> None:
+    config = PretrainConfig(seed=7, users=30, particles=8, data_workers=1)
+    counted: list[int] = []
+    serial = generate_sequences(config, counted.append)
+    parallel = generate_sequences(replace(config, data_workers=2), lambda n: None)
+    assert sum(counted) == 30 and len(serial) == len(parallel) == 30
+    for a, b in zip(serial, parallel, strict=True):
+        assert np.array_equal(a.ids, b.ids)
+        assert np.array_equal(a.positions, b.positions)
+        assert np.array_equal(a.mean_accept, b.mean_accept)
+        assert np.array_equal(a.response_targets, b.response_targets)
+    # Different users and cuts across the mix, not one episode repeated.
+    assert len({len(s.ids) for s in serial}) > 5
 
 
 def _entropy(p: np.ndarray) -> np.ndarray:
