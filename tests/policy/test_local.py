@@ -26,6 +26,20 @@ def stock_distribution(model_dir: Path, prompt: str) -> np.ndarray:
     return torch.softmax(logits.double(), dim=-1).numpy()
 
 
+def assert_threads_match_uncached(model: LocalPolicyModel, prompts: list[str], rounds: int) -> None:
+    """Answer ``prompts`` from 4 threads on a cold cache, ``rounds`` times; each answer must equal the
+    uncached one. Which request extends which cached prefix depends on the race, and each split of the
+    forward pass rounds differently (~1e-5 on the deliberately sharp random model); a corrupted cache is off
+    by ~0.1."""
+    expected = [model.distribution(p, use_cache=False) for p in prompts]
+    for _ in range(rounds):
+        model.cache.clear()
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            got = list(pool.map(model.distribution, prompts))
+        for a, b in zip(expected, got, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-4)
+
+
 def test_shipped_model_loads_by_default() -> None:
     model = LocalPolicyModel.load()
     assert model.model_name == MODEL_NAME
@@ -72,12 +86,7 @@ def test_concurrent_calls_give_the_same_answers(random_model_dir: Path) -> None:
     for seed in range(4):
         history, _ = make_history(40, seed=200 + seed)
         prompts += [render_prompt(history[:n], history[n].state) for n in range(34, 40)]
-    expected = [model.distribution(p, use_cache=False) for p in prompts]
-    model.cache.clear()
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        got = list(pool.map(model.distribution, prompts))
-    for a, b in zip(expected, got, strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert_threads_match_uncached(model, prompts, rounds=1)
 
 
 def test_over_long_prompt_is_refused(random_model_dir: Path) -> None:
@@ -104,15 +113,7 @@ def test_threads_sharing_a_prefix_then_diverging_get_exact_answers(random_model_
         history = shared + own
         streams.append([render_prompt(history[:n], history[n].state) for n in range(28, 42)])
     prompts = [p for group in zip(*streams, strict=True) for p in group]  # interleaved users
-    expected = [model.distribution(p, use_cache=False) for p in prompts]
-    for _ in range(3):
-        model.cache.clear()
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            got = list(pool.map(model.distribution, prompts))
-        # Which request extends which cached prefix depends on the race, and each split of the forward pass
-        # rounds differently: ~1e-5 on this deliberately sharp random model. A corrupted cache is off by ~0.1.
-        for a, b in zip(expected, got, strict=True):
-            np.testing.assert_allclose(a, b, atol=1e-4)
+    assert_threads_match_uncached(model, prompts, rounds=3)
 
 
 def test_repeated_and_rewound_requests_do_not_corrupt_the_cached_history(random_model_dir: Path) -> None:
