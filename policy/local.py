@@ -41,8 +41,8 @@ from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 from policy.paths import MODEL_NAME, SHIPPED_MODEL_DIR
 from policy.prompt import CURRENT_PREFIX
-from policy.tokenizer import action_token_ids
-from sim.domain import N_ACTIONS, RESPONSES
+from policy.tokenizer import action_token_ids, response_token_ids
+from sim.domain import N_ACTIONS
 
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
 # Spare positions a new arena gets past what it holds: about 20 history lines, so a growing user's keys and
@@ -61,9 +61,12 @@ class _Arena:
     def __init__(self, layers: int, kv_heads: int, head_dim: int, capacity: int) -> None:
         self.keys = torch.empty(layers, 1, kv_heads, capacity, head_dim)
         self.values = torch.empty(layers, 1, kv_heads, capacity, head_dim)
-        self.capacity = capacity
         self.filled = 0
         self._lock = threading.Lock()
+
+    @property
+    def capacity(self) -> int:
+        return int(self.keys.shape[3])
 
     @property
     def nbytes(self) -> int:
@@ -78,7 +81,7 @@ class _Arena:
             return True
 
     def release(self, keep: int) -> None:
-        """After a claimed write: positions past ``keep`` are scratch (the question) and may be reused."""
+        """After a write: positions past ``keep`` are scratch (the question) and may be reused."""
         with self._lock:
             self.filled = keep
 
@@ -194,8 +197,8 @@ class LocalPolicyModel:
         self.action_ids = action_token_ids(tokenizer)
         self.max_length = int(model.config.max_position_embeddings)
         self._current_id = tokenizer.convert_tokens_to_ids(CURRENT_PREFIX.split()[0])
-        self._response_ids = {tokenizer.convert_tokens_to_ids(r.value.upper()) for r in RESPONSES}
-        self._line_end_ids = self._response_ids | {tokenizer.convert_tokens_to_ids("days):")}
+        self._response_ids = set(response_token_ids(tokenizer))
+        self._line_end_ids = self._response_ids | {cast(int, tokenizer.convert_tokens_to_ids("days):"))}
         inner = self.model.model
         self._layers = list(inner.layers)
         self._n_heads = int(model.config.num_attention_heads)
@@ -213,11 +216,10 @@ class LocalPolicyModel:
         no normalizer that adds just ``[BOS]`` in front; check the folder's tokenizer is that one."""
         backend = self._backend
         probe = "Recent interactions (last 30 days):\nMon Morning, Vitality=0.70 →  x\n\nCurrent state:"
-        whole: list[int] = backend.encode(probe).ids
         return (
             isinstance(backend.pre_tokenizer, pre_tokenizers.WhitespaceSplit)
             and backend.normalizer is None
-            and whole == [self._bos_id] + [i for line in probe.split("\n") for i in self._encode_line(line)]
+            and backend.encode(probe).ids == self.token_ids(probe)
         )
 
     @classmethod
@@ -277,18 +279,18 @@ class LocalPolicyModel:
         assert probs.shape == (N_ACTIONS,)
         return probs.astype(np.float64)
 
-    def _arena_for(self, past: Prefix | None, new: int) -> tuple[_Arena, bool]:
-        """An arena holding ``past`` with room for ``new`` more positions: ``past``'s own when it can be
-        extended in place (claimed: the caller must release it), else a fresh copy with spare room."""
+    def _arena_for(self, past: Prefix | None, new: int) -> _Arena:
+        """An arena holding ``past`` with room for ``new`` more positions, which the caller must release:
+        ``past``'s own when it can be extended in place (claimed), else a fresh copy with spare room."""
         if past is not None and past.arena.claim(past.length, new):
-            return past.arena, True
+            return past.arena
         length = 0 if past is None else past.length
         capacity = min(self.max_length, length + new + ARENA_SLACK)
         arena = _Arena(len(self._layers), self._n_kv_heads, self._head_dim, capacity)
         if past is not None:
             arena.keys[:, :, :, :length] = past.arena.keys[:, :, :, :length]
             arena.values[:, :, :, :length] = past.arena.values[:, :, :, :length]
-        return arena, False
+        return arena
 
     def _forward(self, ids: list[int], past: Prefix | None, keep: int) -> tuple[torch.Tensor, _Arena]:
         """Run ``ids`` after the cached ``past``; return the last token's final hidden state and the arena
@@ -297,7 +299,7 @@ class LocalPolicyModel:
         offset = 0 if past is None else past.length
         new = len(ids)
         total = offset + new
-        arena, claimed = self._arena_for(past, new)
+        arena = self._arena_for(past, new)
         try:
             tokens = torch.tensor([ids], dtype=torch.long)
             hidden = inner.embed_tokens(tokens)
@@ -332,7 +334,4 @@ class LocalPolicyModel:
             return inner.norm(hidden[:, -1:])[0, 0], arena
         finally:
             # Past ``keep`` the arena is scratch: the next request of this user overwrites it in place.
-            if claimed:
-                arena.release(keep)
-            else:
-                arena.filled = keep
+            arena.release(keep)

@@ -80,8 +80,8 @@ class PretrainConfig:
     particles: int = 64
     # The teacher acts at inverse temperature ``beta``; the model is trained on the teacher's distribution at
     # the softer ``target_beta`` and its head is then scaled to ``serve_beta``. At beta = 40 the target is
-    # almost one-hot: it says which action wins but next to
-    # nothing about how the others rank, so every decision teaches ~1 comparison. At 10 the target carries
+    # almost one-hot: it says which action wins but next to nothing about how the others rank, so every
+    # decision teaches ~1 comparison. At 10 the target carries
     # the posterior-mean acceptance of all 10 actions (logit differences = 10 x acceptance differences):
     # classic "dark knowledge" distillation, more signal per supervised decision on a CPU budget.
     target_beta: float = 10.0
@@ -350,13 +350,14 @@ def sharpen_head(model: LlamaForCausalLM, factor: float) -> None:
 
 @dataclass(frozen=True)
 class _Chunk:
-    """One slice of the teacher rollouts: ``users`` users for ``weeks`` weeks, seeded by its position."""
+    """One slice of the teacher rollouts: ``users`` users for ``weeks`` weeks, part ``part`` of the
+    ``mix_index``-th entry of WEEK_MIX; its seeds derive from that position."""
 
     index: int
     users: int
     weeks: int
-    seed: int
-    cut_seed: tuple[int, ...]
+    mix_index: int
+    part: int
 
 
 def _chunks(config: PretrainConfig) -> list[_Chunk]:
@@ -366,8 +367,7 @@ def _chunks(config: PretrainConfig) -> list[_Chunk]:
         remaining, part = round(config.users * share), 0
         while remaining > 0:
             n = min(chunk, remaining)
-            seed = config.seed * 10_007 + mix_index * 1_000 + part
-            chunks.append(_Chunk(len(chunks), n, weeks, seed, (config.seed, 1, mix_index, part)))
+            chunks.append(_Chunk(len(chunks), n, weeks, mix_index, part))
             remaining -= n
             part += 1
     return chunks
@@ -378,24 +378,24 @@ def _chunk_sequences(config: PretrainConfig, chunk: _Chunk) -> list[Sequence]:
     episodes = generate_episodes(
         chunk.users,
         chunk.weeks,
-        seed=chunk.seed,
+        seed=config.seed * 10_007 + chunk.mix_index * 1_000 + chunk.part,
         n_particles=config.particles,
         mix=config.mix,
         beta=config.beta,
         max_epsilon=config.max_epsilon,
     )
-    rng = np.random.default_rng(np.random.SeedSequence(list(chunk.cut_seed)))
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed, 1, chunk.mix_index, chunk.part]))
     return episodes_to_sequences(episodes, build_tokenizer(), rng, soft_responses=config.soft_responses)
 
 
 def generate_sequences(config: PretrainConfig, on_chunk: Callable[[int], None]) -> list[Sequence]:
     """Teacher rollouts for ``config.users`` users over the week mix, as training sequences.
 
-    Chunks are independent (each has its own seeds), so they run in ``workers`` processes and the result
-    does not depend on how many. The particle filter is single-threaded numpy, so on 2 cores the minutes saved
-    on data go to training steps; the longest chunks (5-week episodes) are submitted first so that neither
-    worker is left with one at the end. Workers are spawned, so a script calling this needs the usual
-    ``if __name__ == "__main__":`` guard (``rhythm pretrain`` has it)."""
+    Chunks are independent (each has its own seeds), so they run in ``config.data_workers`` processes and
+    the result does not depend on how many. The particle filter is single-threaded numpy, so on 2 cores the
+    minutes saved on data go to training steps; the longest chunks (5-week episodes) are submitted first so
+    that neither worker is left with one at the end. Workers are spawned, so a script calling this needs the
+    usual ``if __name__ == "__main__":`` guard (``rhythm pretrain`` has it)."""
     chunks = _chunks(config)
     results: dict[int, list[Sequence]] = {}
     workers = min(config.data_workers, len(chunks))

@@ -31,9 +31,8 @@ async def recommend(
     """Recommend one of the 10 actions for the calling user's current slot (or the slot of ``at``).
 
     The action is sampled from the policy's distribution (after ``exclude``, the temperature and the
-    exploration floor); it is stored
-    with that distribution, its propensity, the model, adapter and backend, and the prompt's SHA-256. When the
-    model server is down or slow, the exact-Bayes fallback answers (``backend: "fallback"``); that is never an
-    error.
+    exploration floor); it is stored with that distribution, its propensity, the model, adapter and backend,
+    and the prompt's SHA-256. When the model server is down or slow, the exact-Bayes fallback answers
+    (``backend: "fallback"``); that is never an error.
     """
     return await service.recommend(session, user, policy, settings, data or RecommendRequest())

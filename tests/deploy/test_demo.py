@@ -18,12 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_demo_script_gets_a_recommendation_from_a_running_service(settings: Settings, tmp_path: Path) -> None:
     admin = secrets.token_urlsafe(32)
-    with uvicorn_server(
+    server = uvicorn_server(
         "local", settings.database_url, tmp_path / "server.log", {"RHYTHM_ADMIN_TOKEN": admin}
-    ) as (
-        base,
-        _pid,
-    ):
+    )
+    with server as (base, _pid):
         port = str(urlsplit(base).port)
         env = {**os.environ, "RHYTHM_PORT": port, "RHYTHM_ADMIN_TOKEN": admin}
         done = subprocess.run(
