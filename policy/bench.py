@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from domain import ACTIONS, RESPONSES, Interaction, Meters, Slot, SlotState
 from policy.local import LocalPolicyModel
 from policy.prompt import render_prompt
-from sim.domain import ACTIONS, RESPONSES, Interaction, Meters, Slot, SlotState
 
 # The service runs the local backend with one torch intra-op thread (app/recommend): a suffix pass is many
 # tiny ops, and on a busy 2-core machine OpenMP barriers between 2 threads stall for whole time slices

@@ -39,10 +39,10 @@ from torch.nn import functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM, PreTrainedTokenizerBase
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
+from domain import N_ACTIONS
 from policy.paths import MODEL_NAME, SHIPPED_MODEL_DIR
 from policy.prompt import CURRENT_PREFIX
 from policy.tokenizer import action_token_ids, response_token_ids
-from sim.domain import N_ACTIONS
 
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
 # Spare positions a new arena gets past what it holds: about 20 history lines, so a growing user's keys and

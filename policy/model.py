@@ -15,8 +15,8 @@ from typing import cast
 import torch
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from domain import METERS
 from policy.tokenizer import MODEL_MAX_LENGTH, build_tokenizer
-from sim.domain import METERS
 
 MODEL_FILES = (
     "config.json",

@@ -46,12 +46,12 @@ from rich.progress import (
 from torch.nn import functional as F
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
+from domain import ACTIONS, RESPONSES, Interaction, Meters, Slot, SlotState
 from policy.model import ModelSpec, build_model, save_model_folder
 from policy.paths import MODEL_NAME
 from policy.prompt import DEFAULT_MAX_INTERACTIONS, render_prompt
 from policy.teacher import Episodes, ProfileMix, generate_episodes, softmax_policy
 from policy.tokenizer import action_token_ids, build_tokenizer, response_token_ids
-from sim.domain import ACTIONS, RESPONSES, Interaction, Meters, Slot, SlotState
 
 THREADS = 2
 # Wall-clock seconds kept free at the end of a --minutes budget for the card's evaluation.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from sim.domain import (
+from domain import (
     ACTIONS,
     DAY_NAMES,
     METERS,

@@ -6,7 +6,7 @@ Registered names (resolved lazily by :func:`sim.policies.make_policy`):
 * ``base-model`` — the same architecture and tokenizer, untrained, initialised with the pretraining seed
   (``base-model:SEED`` for another seed): the "before pretraining" contrast.
 
-Each simulated user keeps a list of :class:`sim.domain.Interaction`; every step renders that user's prompt
+Each simulated user keeps a list of :class:`domain.Interaction`; every step renders that user's prompt
 with :func:`policy.prompt.render_prompt` and asks :meth:`policy.local.LocalPolicyModel.distribution`. Users
 advance in lockstep, so each user's history prefix is in the KV cache from the previous step and only the new
 line and the question are run.
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from domain import ACTIONS, RESPONSES, Interaction, Meters, Slot, SlotState
 from policy.local import LocalPolicyModel, PrefixCache
 from policy.model import ModelSpec, build_model
 from policy.prompt import render_prompt
-from sim.domain import ACTIONS, RESPONSES, Interaction, Meters, Slot, SlotState
 from sim.env import Observation
 from sim.policies import register_policy
 from sim.profiles import ProfileBatch

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.domain import N_ACTIONS
+from domain import N_ACTIONS
 from sim.env import Observation
 from sim.policies import ParticlePolicy
 from sim.profiles import ARCHETYPE_NAMES, ProfileBatch, archetype_batch, sample_profiles

@@ -14,8 +14,8 @@ from __future__ import annotations
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
+from domain import ACTIONS, DAY_NAMES, METERS, RESPONSES, Slot
 from policy import prompt as p
-from sim.domain import ACTIONS, DAY_NAMES, METERS, RESPONSES, Slot
 
 PAD, BOS, EOS, UNK = "[PAD]", "[BOS]", "[EOS]", "[UNK]"
 SPECIAL_TOKENS = (PAD, BOS, EOS, UNK)

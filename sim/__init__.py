@@ -1,8 +1,8 @@
 """Rhythm's simulator of people with hidden profiles, its policies and the personalization benchmark.
 
-Pure Python + numpy, vectorised over users, deterministic per seed. Map of the package:
+Pure Python + numpy, vectorised over users, deterministic per seed. It speaks the shared vocabulary of
+:mod:`domain` (actions, slots, meters, responses, interactions). Map of the package:
 
-* :mod:`sim.domain` — the shared vocabulary (actions, slots, meters, responses, interactions);
 * :mod:`sim.profiles` — the continuous trait space, the 3 archetypes, ``ProfileBatch``, ``sample_profiles``;
 * :mod:`sim.dynamics` — how actions change the 5 meters (base effects, time of day, vitality, modifiers);
 * :mod:`sim.response` — P(accepted / ignored / rescheduled) for every action, per profile and state;

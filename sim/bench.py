@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.domain import N_ACTIONS, SLOTS_PER_WEEK
+from domain import N_ACTIONS, SLOTS_PER_WEEK
 from sim.policies import make_policy
 from sim.profiles import sample_profiles
 from sim.rollout import Trajectories, rollout

@@ -27,8 +27,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from domain import SLOTS_PER_DAY, SLOTS_PER_WEEK
 from sim.bench import WINDOW, run_benchmark
-from sim.domain import SLOTS_PER_DAY, SLOTS_PER_WEEK
 from sim.profiles import PROFILE_MODES
 
 bench_app = typer.Typer(help="Benchmarks of the simulator's policies.", no_args_is_help=True)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.domain import N_ACTIONS, N_METERS, SLOTS_PER_DAY, Action
+from domain import N_ACTIONS, N_METERS, SLOTS_PER_DAY, Action
 from sim.profiles import TRAIT_INDEX, ProfileBatch
 
 V, C, P, S, K = range(5)  # meter columns: vitality, cognition, progress, serenity, connection

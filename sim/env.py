@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.domain import N_ACTIONS, SLOTS_PER_DAY, SLOTS_PER_WEEK
+from domain import N_ACTIONS, SLOTS_PER_DAY, SLOTS_PER_WEEK
 from sim.dynamics import apply_step, sample_events
 from sim.profiles import ProfileBatch
 from sim.response import ACCEPTED, response_probs, sample_responses

@@ -1,6 +1,6 @@
 """Hidden user profiles: a continuous trait space, the three archetypes as points in it, and batched sampling.
 
-A profile is 6 traits plus reward weights over the 5 meters (ACTIONS/METERS order from :mod:`sim.domain`):
+A profile is 6 traits plus reward weights over the 5 meters (ACTIONS/METERS order from :mod:`domain`):
 
 =================  ===========================================================  ==============  ==============
 trait              meaning (effect in :mod:`sim.dynamics`)                       in-distribution out-of-distr.
@@ -33,7 +33,7 @@ from typing import Literal
 
 import numpy as np
 
-from sim.domain import N_METERS
+from domain import N_METERS
 
 TRAITS: tuple[str, ...] = (
     "social_cost",

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.domain import N_ACTIONS, SLOTS_PER_DAY, Action
+from domain import N_ACTIONS, SLOTS_PER_DAY, Action
 from sim.dynamics import deltas_in_slots
 from sim.profiles import TRAIT_INDEX, ProfileBatch
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.domain import N_ACTIONS, SLOTS_PER_WEEK
+from domain import N_ACTIONS, SLOTS_PER_WEEK
 from sim.env import LifeEnv
 from sim.policies.base import Policy
 from sim.profiles import ProfileBatch

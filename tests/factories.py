@@ -21,7 +21,7 @@ from app.models import (
     SignalReading,
     WebhookEvent,
 )
-from sim.domain import ACTIONS, Action, Response
+from domain import ACTIONS, Action, Response
 
 
 async def seed_user_rows(session: AsyncSession, user_id: uuid.UUID, cipher: TokenCipher) -> None:

@@ -7,7 +7,7 @@ from typing import Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from sim.domain import Response
+from domain import Response
 
 
 class FeedbackCreate(BaseModel):

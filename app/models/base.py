@@ -7,10 +7,23 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, Enum, ForeignKey, MetaData, TypeDecorator, Uuid, func
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Double,
+    Enum,
+    ForeignKey,
+    MetaData,
+    TypeDecorator,
+    Uuid,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+
+from domain import METER_NAMES, Meters
 
 # Named constraints make migrations reversible on SQLite (batch mode recreates tables by constraint name).
 NAMING_CONVENTION = {
@@ -98,4 +111,33 @@ def unit_interval_checks(*columns: str) -> tuple[CheckConstraint, ...]:
     )
 
 
-METER_COLUMNS: tuple[str, ...] = ("vitality", "cognition", "progress", "serenity", "connection")
+# The meter columns carry the meters' own names (domain.METER_NAMES) in every table that stores a state.
+METER_COLUMNS: tuple[str, ...] = METER_NAMES
+
+
+class MeterColumnsMixin:
+    """One NOT NULL double column per meter, named after it, each CHECKed to [0, 1] by the table's
+    ``unit_interval_checks(*METER_COLUMNS)``. Build rows with ``**meters.as_dict()``; read them back with
+    :func:`meters_of` or the ``meters`` property."""
+
+    @property
+    def meters(self) -> Meters:
+        return meters_of(self)
+
+
+def _meter_column(_cls: type) -> Mapped[float]:
+    return mapped_column(Double, nullable=False)
+
+
+for _name in METER_COLUMNS:
+    setattr(MeterColumnsMixin, _name, declared_attr(_meter_column))
+
+
+def meter_columns(model: type[Base]) -> list[Any]:
+    """The model's meter columns in ``METERS`` order, for ``select(...)``."""
+    return [getattr(model, name) for name in METER_COLUMNS]
+
+
+def meters_of(row: Any) -> Meters:
+    """The :class:`~domain.Meters` stored in a row (or a result row) with meter columns."""
+    return Meters(*(getattr(row, name) for name in METER_COLUMNS))

@@ -15,18 +15,19 @@ from app.models.base import (
     CreatedAtMixin,
     IdMixin,
     JSONType,
+    MeterColumnsMixin,
     UserOwnedMixin,
     str_enum,
     unit_interval_checks,
     utcnow,
 )
-from sim.domain import Action, Response
+from domain import Action, Response
 
 
-class Recommendation(IdMixin, UserOwnedMixin, CreatedAtMixin, Base):
+class Recommendation(IdMixin, UserOwnedMixin, CreatedAtMixin, MeterColumnsMixin, Base):
     """One decision of the policy, logged with everything off-policy evaluation and fine-tuning need.
 
-    ``probabilities`` holds all 10 action probabilities in ``sim.domain.ACTIONS`` order; ``propensity`` is the
+    ``probabilities`` holds all 10 action probabilities in ``domain.ACTIONS`` order; ``propensity`` is the
     probability of the chosen action under the sampling temperature.
     """
 
@@ -46,11 +47,6 @@ class Recommendation(IdMixin, UserOwnedMixin, CreatedAtMixin, Base):
 
     day: Mapped[int]
     slot: Mapped[int]
-    vitality: Mapped[float]
-    cognition: Mapped[float]
-    progress: Mapped[float]
-    serenity: Mapped[float]
-    connection: Mapped[float]
     # True when no meter data was available and the neutral state (0.5 each) was used instead.
     neutral_meters: Mapped[bool] = mapped_column(default=False)
     action: Mapped[Action] = mapped_column(str_enum(Action, "action"))

@@ -13,11 +13,12 @@ from app.models.base import (
     Base,
     CreatedAtMixin,
     IdMixin,
+    MeterColumnsMixin,
     UserOwnedMixin,
     str_enum,
     unit_interval_checks,
 )
-from sim.domain import Action
+from domain import Action
 
 
 class SignalReading(IdMixin, UserOwnedMixin, CreatedAtMixin, Base):
@@ -39,7 +40,7 @@ class SignalReading(IdMixin, UserOwnedMixin, CreatedAtMixin, Base):
     )
 
 
-class MeterSnapshot(IdMixin, UserOwnedMixin, CreatedAtMixin, Base):
+class MeterSnapshot(IdMixin, UserOwnedMixin, CreatedAtMixin, MeterColumnsMixin, Base):
     """The five meters of a person at one moment; ``source`` says who computed them (bridge, client, …)."""
 
     __tablename__ = "meter_snapshots"
@@ -49,11 +50,6 @@ class MeterSnapshot(IdMixin, UserOwnedMixin, CreatedAtMixin, Base):
     )
 
     taken_at: Mapped[datetime]
-    vitality: Mapped[float]
-    cognition: Mapped[float]
-    progress: Mapped[float]
-    serenity: Mapped[float]
-    connection: Mapped[float]
     source: Mapped[str] = mapped_column(String(32))
 
 

@@ -40,12 +40,12 @@ from fastapi import FastAPI
 
 from app.core.config import get_settings
 from app.recommend.backends.base import PolicyDecision, PolicyInput
-from sim.domain import ACTIONS, N_ACTIONS, RESPONSES, Slot
+from domain import ACTIONS, METER_NAMES, N_ACTIONS, RESPONSES, Slot
 
 MODES = ("local", "instant", "bare")
 DEFAULT_CONCURRENCY = (1, 8, 32)
 HISTORY_DAYS = 30
-METERS = {"vitality": 0.62, "cognition": 0.55, "progress": 0.41, "serenity": 0.48, "connection": 0.37}
+METERS = dict(zip(METER_NAMES, (0.62, 0.55, 0.41, 0.48, 0.37), strict=True))
 # Targets from issue 5, checked on the instant backend (the service's own overhead).
 TARGET_P99_MS_AT_32 = 15.0
 TARGET_THROUGHPUT_RATIO = 0.4
@@ -178,11 +178,7 @@ async def _seed(url: str, n_users: int, seed: int) -> list[tuple[uuid.UUID, str]
                                 "created_at": at,
                                 "day": at.weekday(),
                                 "slot": int(slot),
-                                "vitality": float(meters[0]),
-                                "cognition": float(meters[1]),
-                                "progress": float(meters[2]),
-                                "serenity": float(meters[3]),
-                                "connection": float(meters[4]),
+                                **{name: float(v) for name, v in zip(METER_NAMES, meters, strict=True)},
                                 "neutral_meters": False,
                                 "action": ACTIONS[int(rng.integers(N_ACTIONS))],
                                 "probabilities": [1.0 / N_ACTIONS] * N_ACTIONS,

@@ -9,8 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Adapter, AdapterStatus, Feedback, MeterSnapshot, Recommendation
+from app.models.base import meter_columns, meters_of
+from domain import Action, Interaction, Meters, Response, Slot, SlotState
 from policy.prompt import DEFAULT_MAX_INTERACTIONS
-from sim.domain import Action, Interaction, Meters, Response, Slot, SlotState
 
 # Rows read for the history. The prompt keeps at most DEFAULT_MAX_INTERACTIONS and drops the oldest in whole
 # blocks; reading twice that (two answered recommendations per slot for 30 days) keeps the drop point stable.
@@ -24,19 +25,13 @@ class RecommendationRepository:
     async def latest_meters(self, user_id: uuid.UUID, at: datetime) -> Meters | None:
         """The user's most recent meter snapshot taken at or before ``at``."""
         statement = (
-            select(
-                MeterSnapshot.vitality,
-                MeterSnapshot.cognition,
-                MeterSnapshot.progress,
-                MeterSnapshot.serenity,
-                MeterSnapshot.connection,
-            )
+            select(*meter_columns(MeterSnapshot))
             .where(MeterSnapshot.user_id == user_id, MeterSnapshot.taken_at <= at)
             .order_by(MeterSnapshot.taken_at.desc())
             .limit(1)
         )
         row = (await self.session.execute(statement)).first()
-        return None if row is None else Meters(*row)
+        return None if row is None else meters_of(row)
 
     async def active_adapter(self, user_id: uuid.UUID) -> Adapter | None:
         """The user's deployed LoRA adapter (the newest active version), if any."""
@@ -60,11 +55,7 @@ class RecommendationRepository:
             select(
                 Recommendation.day,
                 Recommendation.slot,
-                Recommendation.vitality,
-                Recommendation.cognition,
-                Recommendation.progress,
-                Recommendation.serenity,
-                Recommendation.connection,
+                *meter_columns(Recommendation),
                 Recommendation.action,
                 Feedback.response,
             )
@@ -81,13 +72,9 @@ class RecommendationRepository:
         rows = (await self.session.execute(statement)).all()
         return [
             Interaction(
-                SlotState(day, Slot(slot), Meters(vitality, cognition, progress, serenity, connection)),
-                Action(action),
-                Response(response),
+                SlotState(row.day, Slot(row.slot), meters_of(row)), Action(row.action), Response(row.response)
             )
-            for day, slot, vitality, cognition, progress, serenity, connection, action, response in reversed(
-                rows
-            )
+            for row in reversed(rows)
         ]
 
     async def add(self, recommendation: Recommendation) -> Recommendation:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from app.recommend.backends.base import Distribution
-from sim.domain import Action
+from domain import Action
 
 
 def sampling_distribution(

@@ -5,32 +5,40 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
-from typing import Self
+from typing import TYPE_CHECKING, Annotated, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, create_model, model_validator
 
-from sim.domain import ACTIONS, Action, Meters
+from domain import ACTIONS, METER_NAMES, Action, Meters
 
-_UNIT = Field(ge=0.0, le=1.0)
+# Strict: JSON numbers only (``"0.5"`` and ``true`` are refused, not coerced); 0 and 1 are numbers too.
+MeterValue = Annotated[float, Field(strict=True, ge=0.0, le=1.0, allow_inf_nan=False)]
 
 
-class MetersIn(BaseModel):
-    """The five meters, each in [0, 1]."""
+class _MetersBase(BaseModel):
+    """The five meters, each a number in [0, 1]."""
 
     model_config = ConfigDict(extra="forbid")
 
-    vitality: float = _UNIT
-    cognition: float = _UNIT
-    progress: float = _UNIT
-    serenity: float = _UNIT
-    connection: float = _UNIT
-
     def to_domain(self) -> Meters:
-        return Meters(self.vitality, self.cognition, self.progress, self.serenity, self.connection)
+        return Meters.from_mapping(self.model_dump())
 
     @classmethod
-    def from_domain(cls, meters: Meters) -> MetersIn:
-        return cls(**dict(zip(cls.model_fields, meters.as_tuple(), strict=True)))
+    def from_domain(cls, meters: Meters) -> Self:
+        return cls.model_validate(meters.as_dict())
+
+
+# One field per meter, named after it: the names come from ``domain.METERS``, never spelled out here.
+if TYPE_CHECKING:
+    MetersIn = _MetersBase
+else:
+    MetersIn = create_model(
+        "MetersIn",
+        __base__=_MetersBase,
+        __doc__=_MetersBase.__doc__,
+        **{name: (MeterValue, ...) for name in METER_NAMES},
+    )
+_EXAMPLE_METERS: dict[str, JsonValue] = dict(zip(METER_NAMES, (0.7, 0.6, 0.4, 0.5, 0.3), strict=True))
 
 
 class MetersSource(enum.StrEnum):
@@ -47,13 +55,7 @@ class RecommendRequest(BaseModel):
                 {},
                 {
                     "at": "2026-11-24T08:30:00+01:00",
-                    "meters": {
-                        "vitality": 0.7,
-                        "cognition": 0.6,
-                        "progress": 0.4,
-                        "serenity": 0.5,
-                        "connection": 0.3,
-                    },
+                    "meters": _EXAMPLE_METERS,
                     "exclude": ["BINGE_WATCH"],
                 },
             ]
@@ -105,13 +107,7 @@ class RecommendationPublic(BaseModel):
                     "date": "2026-11-24",
                     "day": "Tue",
                     "slot": "Morning",
-                    "meters": {
-                        "vitality": 0.7,
-                        "cognition": 0.6,
-                        "progress": 0.4,
-                        "serenity": 0.5,
-                        "connection": 0.3,
-                    },
+                    "meters": _EXAMPLE_METERS,
                     "meters_source": "request",
                     "backend": "local",
                     "model": "rhythm-tiny",

@@ -15,8 +15,8 @@ from app.recommend.repository import HISTORY_ROW_CAP, RecommendationRepository
 from app.recommend.sampling import sample, sampling_distribution
 from app.recommend.schemas import MetersIn, MetersSource, RecommendationPublic, RecommendRequest
 from app.recommend.slots import local_slot, window_start, zone
+from domain import ACTIONS, DAY_NAMES, Meters, SlotState
 from policy.prompt import render_prompt
-from sim.domain import ACTIONS, DAY_NAMES, Meters, SlotState
 
 
 def prompt_hash(prompt: str) -> str:
@@ -65,11 +65,7 @@ async def recommend(
             at=at,
             day=where.weekday,
             slot=int(where.slot),
-            vitality=meters.vitality,
-            cognition=meters.cognition,
-            progress=meters.progress,
-            serenity=meters.serenity,
-            connection=meters.connection,
+            **meters.as_dict(),
             neutral_meters=source is MetersSource.NEUTRAL,
             action=ACTIONS[chosen],
             probabilities=probabilities,

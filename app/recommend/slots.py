@@ -21,7 +21,7 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sim.domain import Slot
+from domain import Slot
 
 DAY_START_HOUR = 5
 # First local hour of each slot; Night runs past midnight until the next slot day starts.

@@ -20,7 +20,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from sim.domain import N_ACTIONS
+from domain import N_ACTIONS
 from sim.env import Observation
 
 

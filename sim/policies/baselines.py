@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.domain import N_ACTIONS, Action
+from domain import N_ACTIONS, Action
 from sim.env import Observation
 from sim.policies.base import one_hot
 from sim.profiles import ProfileBatch

@@ -6,8 +6,8 @@ action in that state, from :func:`sim.response.response_probs`. The recommendati
 sampling: ``sum_k posterior_k * onehot(argmax_a P_k(accept a | state))``.
 
 :func:`exact_bayes_distribution` is the service's fallback: it takes a person's history of
-:class:`sim.domain.Interaction` (meters from real devices, responses from a real person) and the current
-:class:`sim.domain.SlotState`, and returns the 10-action distribution (ACTIONS order, every action >=
+:class:`domain.Interaction` (meters from real devices, responses from a real person) and the current
+:class:`domain.SlotState`, and returns the 10-action distribution (ACTIONS order, every action >=
 ``floor``) and the posterior by archetype name. Any valid input works, including an empty history and
 responses an archetype would hardly give (likelihoods are floored at ``LIKELIHOOD_FLOOR`` so no archetype is
 ruled out by one surprising answer).
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sim.domain import N_ACTIONS, RESPONSES, Action, Interaction, Response, SlotState
+from domain import N_ACTIONS, RESPONSES, Action, Interaction, Response, SlotState
 from sim.env import Observation
 from sim.policies.base import floor_distribution, weighted_one_hot
 from sim.profiles import ARCHETYPE_NAMES, ProfileBatch, archetype_batch

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.domain import N_ACTIONS
+from domain import N_ACTIONS
 from sim.env import Observation
 from sim.policies.base import one_hot, weighted_one_hot
 from sim.profiles import ARCHETYPE_NAMES, ID_RANGES, sample_profiles

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.domain import N_ACTIONS, SLOTS_PER_DAY
+from domain import N_ACTIONS, SLOTS_PER_DAY
 from sim.env import Observation
 from sim.response import ACCEPTED
 

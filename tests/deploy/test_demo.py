@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from app.core.config import Settings
 from app.recommend.bench import uvicorn_server
-from sim.domain import ACTIONS
+from domain import ACTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 

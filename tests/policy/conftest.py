@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from domain import ACTIONS, RESPONSES, Interaction, Meters, Slot, SlotState
 from policy.model import ModelSpec, build_model, save_model_folder
-from sim.domain import ACTIONS, RESPONSES, Interaction, Meters, Slot, SlotState
 
 
 def make_history(n: int, seed: int = 0) -> tuple[list[Interaction], SlotState]:

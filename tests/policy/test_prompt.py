@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from domain import ACTIONS, Action, Interaction, Meters, Response, Slot, SlotState
 from policy.prompt import (
     ANSWER_CHOICES,
     DEFAULT_MAX_INTERACTIONS,
@@ -16,7 +17,6 @@ from policy.prompt import (
     render_prompt,
 )
 from policy.tokenizer import MODEL_MAX_LENGTH, build_tokenizer
-from sim.domain import ACTIONS, Action, Interaction, Meters, Response, Slot, SlotState
 from tests.policy.conftest import make_history
 
 

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import PolicyBackend, Settings
 from app.models import Recommendation
+from domain import Action, Interaction, Meter, Meters, Response, Slot, SlotState
 from policy.prompt import CURRENT_PREFIX, parse_prompt, render_prompt
-from sim.domain import Action, Interaction, Meters, Response, Slot, SlotState
 from tests.factories import deploy_adapter
 from tests.recommend.helpers import app_with, new_user
 from tests.recommend.stub_server import StubModelServer
@@ -64,7 +64,7 @@ async def test_history_is_answered_recommendations_in_the_window_oldest_first(
         prompt = stub_server.bodies[-1]["prompt"]
         history, current = parse_prompt(prompt)
         assert "Recent interactions (last 3 days):" in prompt
-        assert [(h.state.day, h.state.slot, h.state.meters.vitality) for h in history] == [
+        assert [(h.state.day, h.state.slot, h.state.meters[Meter.VITALITY]) for h in history] == [
             (5, Slot.MORNING, 0.35),  # B: Sat 05:00, the window's first instant
             (6, Slot.AFTERNOON, 0.25),  # C
             (0, Slot.EVENING, 0.15),  # E
@@ -94,13 +94,13 @@ async def test_the_window_start_moves_in_whole_local_days(
         await _answered(client, headers, "2026-11-23T13:00:00-08:00", "accepted", vitality=0.33)
         # 02:00 Tuesday local is still Monday's Night: same slot day, same window start.
         night = await prompt_at("2026-11-24T02:00:00-08:00")
-        assert [h.state.meters.vitality for h in parse_prompt(morning)[0]] == [0.11, 0.22]
-        assert [h.state.meters.vitality for h in parse_prompt(night)[0]] == [0.11, 0.22, 0.33]
+        assert [h.state.meters[Meter.VITALITY] for h in parse_prompt(morning)[0]] == [0.11, 0.22]
+        assert [h.state.meters[Meter.VITALITY] for h in parse_prompt(night)[0]] == [0.11, 0.22, 0.33]
         # Prefix-stable within the day: the later prompt only appended history lines.
         assert _history_part(night).startswith(_history_part(morning))
         # Next slot day: Sunday leaves the window.
         tuesday = await prompt_at("2026-11-24T05:00:00-08:00")
-        assert [h.state.meters.vitality for h in parse_prompt(tuesday)[0]] == [0.22, 0.33]
+        assert [h.state.meters[Meter.VITALITY] for h in parse_prompt(tuesday)[0]] == [0.22, 0.33]
 
 
 async def test_users_with_a_deployed_adapter_get_the_shorter_window(
@@ -128,7 +128,7 @@ async def test_users_with_a_deployed_adapter_get_the_shorter_window(
         assert (await client.post("/v1/recommend", json=at, headers=headers)).json()["adapter"] == name
         prompt = stub_server.bodies[-1]["prompt"]
         assert "Recent interactions (last 1 days):" in prompt
-        assert [h.state.meters.vitality for h in parse_prompt(prompt)[0]] == [0.22]
+        assert [h.state.meters[Meter.VITALITY] for h in parse_prompt(prompt)[0]] == [0.22]
 
 
 async def test_local_backend_prompt_hash_is_the_rendered_history(

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import MeterSnapshot, Recommendation
-from sim.domain import ACTIONS
+from domain import ACTIONS, Meter
 from tests.support import CreateUser
 
 METERS = {"vitality": 0.7, "cognition": 0.6, "progress": 0.4, "serenity": 0.5, "connection": 0.3}
@@ -47,7 +47,7 @@ async def test_recommend_answers_with_the_local_model_and_logs_the_propensity(
     assert row.probabilities == pytest.approx(list(body["probabilities"].values()))
     assert row.backend == "local" and row.model == "rhythm-tiny" and row.temperature == 1.0
     assert row.prompt_hash is not None and len(row.prompt_hash) == 64
-    assert (row.vitality, row.connection) == (0.7, 0.3)
+    assert (row.meters[Meter.VITALITY], row.meters[Meter.CONNECTION]) == (0.7, 0.3)
     assert row.neutral_meters is False
 
 

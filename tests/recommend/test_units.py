@@ -11,7 +11,7 @@ import pytest
 from app.recommend.breaker import CircuitBreaker, CircuitState
 from app.recommend.sampling import sample, sampling_distribution
 from app.recommend.slots import LocalSlot, local_slot, window_start
-from sim.domain import ACTIONS, Action, Slot
+from domain import ACTIONS, Action, Slot
 
 
 class FakeClock:

@@ -20,9 +20,9 @@ from app.models import Adapter, AdapterStatus, Recommendation
 from app.recommend.backends.base import PolicyInput
 from app.recommend.backends.local import LocalBackend
 from app.recommend.backends.vllm import VLLMBackend
+from domain import ACTIONS, RESPONSES, Interaction, Meters, Slot, SlotState
 from policy.paths import SHIPPED_MODEL_DIR
 from policy.prompt import render_prompt
-from sim.domain import ACTIONS, RESPONSES, Interaction, Meters, Slot, SlotState
 from tests.recommend.helpers import app_with, metric, new_user
 from tests.recommend.vllm_server import SERVED_NAME, VLLMServer
 

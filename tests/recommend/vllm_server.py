@@ -21,8 +21,8 @@ import httpx
 from app.recommend.backends.base import PolicyInput
 from app.recommend.backends.vllm import VLLMBackend
 from app.recommend.bench import free_port
+from domain import Meters, Slot, SlotState
 from policy.prompt import render_prompt
-from sim.domain import Meters, Slot, SlotState
 
 REPO = Path(__file__).resolve().parents[2]
 SERVE = REPO / "scripts" / "vllm-serve.sh"

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.domain import N_ACTIONS, SLOTS_PER_WEEK, Action, Meter, Slot
+from domain import N_ACTIONS, SLOTS_PER_WEEK, Action, Meter, Slot
 from sim.dynamics import BASE_EFFECTS, all_action_deltas, anomaly, apply_step, passive_decay
 from sim.env import LifeEnv
 from sim.policies import make_policy

@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
+from domain import ACTIONS, N_ACTIONS, RESPONSES, Action, Interaction, Meters, Response, Slot, SlotState
 from sim.bench import run_benchmark
-from sim.domain import ACTIONS, N_ACTIONS, RESPONSES, Action, Interaction, Meters, Response, Slot, SlotState
 from sim.env import Observation
 from sim.policies import (
     ExactBayesPolicy,

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.domain import N_ACTIONS, Action, Slot
+from domain import N_ACTIONS, Action, Slot
 from sim.profiles import ARCHETYPE_NAMES, archetype_batch, sample_profiles
 from sim.response import ACCEPTED, IGNORE_BASE, IGNORED, RESCHEDULED, response_probs, sample_responses
 

@@ -2,7 +2,7 @@
 
 A backend receives the prompt the service rendered once with :func:`policy.prompt.render_prompt` (no backend
 builds its own) together with the structured history it was rendered from, and returns a probability
-distribution over the 10 actions in ``sim.domain.ACTIONS`` order. Exclusions, temperature and sampling are
+distribution over the 10 actions in ``domain.ACTIONS`` order. Exclusions, temperature and sampling are
 applied by the service afterwards, identically for every backend.
 """
 
@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from sim.domain import N_ACTIONS, Interaction, SlotState
+from domain import N_ACTIONS, Interaction, SlotState
 
 Distribution = npt.NDArray[np.float64]
 

@@ -8,7 +8,7 @@ probability vector is ``ACTIONS[i]`` everywhere.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 SLOTS_PER_DAY = 4
@@ -56,6 +56,8 @@ class Slot(enum.IntEnum):
 
 
 class Meter(enum.StrEnum):
+    """The five meters. This is the one place their names are spelled out."""
+
     VITALITY = "vitality"
     COGNITION = "cognition"
     PROGRESS = "progress"
@@ -68,6 +70,9 @@ class Meter(enum.StrEnum):
 
 
 METERS: tuple[Meter, ...] = tuple(Meter)
+METER_INDEX: dict[Meter, int] = {m: i for i, m in enumerate(METERS)}
+# The meter names as the database columns, the API's JSON fields and the prompt use them.
+METER_NAMES: tuple[str, ...] = tuple(m.value for m in METERS)
 N_METERS = len(METERS)
 
 
@@ -85,34 +90,65 @@ class Response(enum.StrEnum):
 RESPONSES: tuple[Response, ...] = tuple(Response)
 
 
-@dataclass(frozen=True, slots=True)
 class Meters:
-    """The five meters, each in [0, 1]."""
+    """The five meters, each in [0, 1], in ``METERS`` order.
 
-    vitality: float
-    cognition: float
-    progress: float
-    serenity: float
-    connection: float
+    Built positionally (``Meters(0.7, 0.6, 0.4, 0.5, 0.3)``) or from a mapping keyed by meter name; read by
+    meter (``meters[Meter.VITALITY]``). There are no per-meter attributes on purpose: the names live in
+    :class:`Meter` alone, so adding or renaming a meter changes one definition and everything else follows.
+    """
 
-    def __post_init__(self) -> None:
-        for meter in METERS:
-            value = getattr(self, meter.value)
+    __slots__ = ("_values",)
+    _values: tuple[float, ...]
+
+    def __init__(self, *values: float) -> None:
+        if len(values) != N_METERS:
+            raise ValueError(f"expected {N_METERS} meter values, got {len(values)}")
+        for meter, value in zip(METERS, values, strict=True):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{meter.value}={value!r} is outside [0, 1]")
+        object.__setattr__(self, "_values", tuple(float(v) for v in values))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Meters is immutable")
+
+    def __getitem__(self, meter: Meter | str) -> float:
+        return self._values[METER_INDEX[Meter(meter)]]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Meters) and self._values == other._values
+
+    def __hash__(self) -> int:
+        return hash(self._values)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{m.value}={v!r}" for m, v in zip(METERS, self._values, strict=True))
+        return f"Meters({inner})"
+
+    def __reduce__(self) -> tuple[type[Meters], tuple[float, ...]]:
+        return (Meters, self._values)
 
     @classmethod
     def neutral(cls) -> Meters:
-        return cls(0.5, 0.5, 0.5, 0.5, 0.5)
+        return cls(*(0.5,) * N_METERS)
 
     @classmethod
     def from_sequence(cls, values: Sequence[float]) -> Meters:
-        if len(values) != N_METERS:
-            raise ValueError(f"expected {N_METERS} meter values, got {len(values)}")
         return cls(*(float(v) for v in values))
 
-    def as_tuple(self) -> tuple[float, float, float, float, float]:
-        return (self.vitality, self.cognition, self.progress, self.serenity, self.connection)
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, float]) -> Meters:
+        """From ``{meter name: value}`` with every meter present (extra keys are an error too)."""
+        if set(values) != set(METER_NAMES):
+            raise ValueError(f"expected exactly the meters {list(METER_NAMES)}, got {sorted(values)}")
+        return cls(*(float(values[name]) for name in METER_NAMES))
+
+    def as_tuple(self) -> tuple[float, ...]:
+        return self._values
+
+    def as_dict(self) -> dict[str, float]:
+        """``{meter name: value}`` in ``METERS`` order: table columns and JSON fields are named this way."""
+        return dict(zip(METER_NAMES, self._values, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
