@@ -1,4 +1,4 @@
-"""The shared vocabulary: ``Meters`` semantics, and the rule that meter names are spelled in one place only."""
+"""The shared vocabulary: ``Meters`` semantics, and the rule that meter names are spelled in one place."""
 
 from __future__ import annotations
 
