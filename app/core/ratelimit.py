@@ -156,7 +156,14 @@ class RateLimiter:
     def _storage_failed(self, exc: BaseException) -> None:
         self.storage_errors.inc()
         self._skip_until = time.monotonic() + _STORAGE_BACKOFF_S
-        log.warning("rate_limit_storage_failed", error=type(exc).__name__, skip_s=_STORAGE_BACKOFF_S)
+        # limits wraps the client's exception; name the underlying one (a timeout, a refused connection…).
+        cause = exc.storage_error if isinstance(exc, StorageError) else exc
+        log.warning(
+            "rate_limit_storage_failed",
+            error=type(cause).__name__,
+            detail=str(cause),
+            skip_s=_STORAGE_BACKOFF_S,
+        )
 
 
 def _bearer_token(scope: Scope) -> str | None:
