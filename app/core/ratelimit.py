@@ -167,8 +167,10 @@ class RateLimiter:
 
 
 def _bearer_token(scope: Scope) -> str | None:
-    # The same reading as FastAPI's HTTPBearer: "Bearer <credentials>", scheme case-insensitive.
-    raw = dict(scope["headers"]).get(b"authorization")
+    # The same reading as FastAPI's HTTPBearer: "Bearer <credentials>", scheme case-insensitive, and the
+    # first Authorization header as Starlette reads it. Taking another one than authentication does would let
+    # a client authenticate with one token and be counted under a fresh random one.
+    raw = next((value for name, value in scope["headers"] if name == b"authorization"), None)
     if raw is None:
         return None
     scheme, _, credentials = raw.decode("latin-1").partition(" ")

@@ -73,6 +73,18 @@ async def test_two_tokens_have_separate_budgets(settings: Settings, clean_databa
         assert (await client.get("/v1/users/me", headers=bob)).status_code == 429
 
 
+async def test_a_second_authorization_header_does_not_buy_a_new_budget(
+    settings: Settings, clean_database: str
+) -> None:
+    async with limited_app(settings, rate_limit_per_token="2/minute") as app, client_from(app) as client:
+        headers = await new_token(client, settings)
+        for _ in range(3):
+            # Authentication reads the first header; counting the second would mean a fresh key each time.
+            decoy = ("Authorization", f"Bearer rhy_{secrets.token_urlsafe(32)}")
+            response = await client.get("/v1/users/me", headers=[*headers.items(), decoy])
+        assert response.status_code == 429
+
+
 async def test_unauthenticated_requests_are_limited_per_ip(settings: Settings, clean_database: str) -> None:
     async with (
         limited_app(settings, rate_limit_per_ip="2/minute") as app,
