@@ -13,6 +13,7 @@ from app.core.db import Database
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, Metrics, RequestContextMiddleware
+from app.core.ratelimit import RATE_LIMITED_RESPONSES, RateLimiter, RateLimitMiddleware
 from app.feedback import endpoints as feedback
 from app.ops import endpoints as ops
 from app.ops.checks import broker_ready, database_ready
@@ -25,7 +26,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app. Tests pass their own ``Settings``; production reads the environment.
 
     ``app.state`` holds ``settings``, ``db`` (:class:`~app.core.db.Database`, set while the lifespan runs),
-    ``metrics`` and ``readiness_checks`` (name → async callable returning ``True`` when ready;
+    ``metrics``, ``rate_limiter`` (:class:`~app.core.ratelimit.RateLimiter`, or ``None`` when disabled) and
+    ``readiness_checks`` (name → async callable returning ``True`` when ready;
     features such as the policy backend add theirs).
     """
     settings = settings or get_settings()
@@ -41,6 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 yield
         finally:
             await db.dispose()
+            if app.state.rate_limiter is not None:
+                await app.state.rate_limiter.aclose()
 
     app = FastAPI(
         title="Rhythm",
@@ -53,13 +57,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     timeout = settings.readiness_timeout.total_seconds()
     app.state.readiness_checks = {"broker": partial(broker_ready, settings.broker_url, timeout)}
 
+    # None when RHYTHM_RATE_LIMIT_ENABLED=false: then no middleware at all, not one that always admits.
+    app.state.rate_limiter = (
+        RateLimiter(settings, app.state.metrics.registry) if settings.rate_limit_enabled else None
+    )
+
     install_error_handlers(app)
+    if app.state.rate_limiter is not None:
+        app.add_middleware(RateLimitMiddleware, limiter=app.state.rate_limiter)
     # Added last = outermost: every response, a 413 included, gets a request id, an access log line, metrics.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
 
     app.include_router(ops.router)
-    app.include_router(users.router)
-    app.include_router(recommend.router)
-    app.include_router(feedback.router)
+    app.include_router(users.router, responses=RATE_LIMITED_RESPONSES)
+    app.include_router(recommend.router, responses=RATE_LIMITED_RESPONSES)
+    app.include_router(feedback.router, responses=RATE_LIMITED_RESPONSES)
     return app

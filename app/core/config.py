@@ -92,6 +92,15 @@ class Settings(BaseSettings):
     idempotency_ttl: timedelta = timedelta(hours=24)
     readiness_timeout: timedelta = timedelta(seconds=3)
 
+    # Rate limits (app/core/ratelimit.py), in the `limits` notation ("600/minute", several joined by ";").
+    # Generous on purpose: they stop floods and token guessing, not normal clients or the test suite.
+    rate_limit_enabled: bool = True
+    rate_limit_per_token: str = "600/minute"
+    # Requests without a bearer token, and requests whose token the API rejected (401), per client IP.
+    rate_limit_per_ip: str = "120/minute"
+    # memory:// counts per process (one `make run` server); redis://… shares the counts between processes.
+    rate_limit_storage_url: str = "memory://"
+
     @field_validator("*", mode="before")
     @classmethod
     def _seconds_as_timedelta(cls, value: object, info: ValidationInfo) -> object:
@@ -108,6 +117,22 @@ class Settings(BaseSettings):
     @classmethod
     def _check_database_url(cls, value: str) -> str:
         return _normalise_database_url(value, sync=False)
+
+    @field_validator("rate_limit_per_token", "rate_limit_per_ip")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        # Imported here: settings load in every CLI command, the limits package only matters to the API.
+        from limits import parse_many
+
+        parse_many(value)  # a typo fails at start-up, not on the first request
+        return value
+
+    @field_validator("rate_limit_storage_url")
+    @classmethod
+    def _check_rate_limit_storage(cls, value: str) -> str:
+        if value.partition("://")[0] not in {"memory", "redis", "rediss"}:
+            raise ValueError(f"unsupported rate limit storage {value!r}: use memory:// or redis://")
+        return value
 
     @model_validator(mode="after")
     def _refuse_default_secrets_in_production(self) -> Self:

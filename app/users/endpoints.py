@@ -1,4 +1,4 @@
-"""Users API: create (admin), me, export, delete."""
+"""Users API: create (admin), me, change me, token rotation, export, delete."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from app.core.auth import AdminAuth, CurrentUser, UserOrAdmin
 from app.core.db import SessionDep
 from app.core.errors import ErrorResponse
 from app.users import service
-from app.users.schemas import UserCreate, UserCreated, UserExport, UserPublic
+from app.users.schemas import TokenCreated, UserCreate, UserCreated, UserExport, UserPublic, UserUpdate
 
 router = APIRouter(
     prefix="/v1/users",
@@ -32,6 +32,29 @@ async def create_user(
 async def read_me(user: CurrentUser) -> UserPublic:
     """The calling user."""
     return service.to_public(user)
+
+
+@router.patch("/me", response_model=UserPublic)
+async def update_me(
+    session: SessionDep, user: CurrentUser, data: Annotated[UserUpdate, Body()]
+) -> UserPublic:
+    """Change the calling user's time zone (an IANA name such as "Europe/Berlin"); returns the user."""
+    return await service.update_user(session, user, data)
+
+
+@router.post(
+    "/{user_id}/tokens",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TokenCreated,
+    responses={404: {"model": ErrorResponse}},
+)
+async def rotate_token(session: SessionDep, caller: UserOrAdmin, user_id: uuid.UUID) -> TokenCreated:
+    """Issue a new token and revoke all the user's previous ones (admin, or the user themself).
+
+    The new token is shown only once. Rotating with the token being replaced is allowed: it stops working as
+    soon as this request is answered.
+    """
+    return await service.rotate_token(session, caller, user_id)
 
 
 @router.get("/me/export", response_model=UserExport)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import uuid
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, inspect, select
+from sqlalchemy import Table, delete, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import USER_OWNED_MODELS, ApiToken, User
@@ -24,6 +25,18 @@ class UserRepository:
 
     async def get(self, user_id: uuid.UUID) -> User | None:
         return await self.session.get(User, user_id)
+
+    async def get_for_update(self, user_id: uuid.UUID) -> User | None:
+        """The user, row-locked until the transaction ends: serialises token rotations and deletion."""
+        statement = (
+            select(User).where(User.id == user_id).with_for_update().execution_options(populate_existing=True)
+        )
+        return (await self.session.scalars(statement)).first()
+
+    async def set_timezone(self, user: User, timezone: str) -> User:
+        user.timezone = timezone
+        await self.session.flush()
+        return user
 
     async def delete(self, user_id: uuid.UUID) -> bool:
         """Delete the user; every user-owned table follows by ON DELETE CASCADE."""
@@ -76,3 +89,13 @@ class TokenRepository:
         )
         row = (await self.session.execute(statement)).first()
         return None if row is None else (row[0], row[1])
+
+    async def revoke_all(self, user_id: uuid.UUID, at: datetime) -> int:
+        """Revoke every active token of the user; returns how many were revoked."""
+        statement = (
+            update(ApiToken)
+            .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=at)
+            .returning(ApiToken.id)
+        )
+        return len((await self.session.execute(statement)).all())

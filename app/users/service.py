@@ -1,4 +1,5 @@
-"""Users: creation with a first token, export of all personal data, deletion of everything."""
+"""Users: creation with a first token, token rotation, time zone change, export of all personal data,
+deletion of everything."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from app.core.security import display_prefix, hash_token, new_token
 from app.models import ApiToken, User
 from app.models.base import utcnow
 from app.users.repository import TokenRepository, UserRepository
-from app.users.schemas import UserCreate, UserCreated, UserExport, UserPublic
+from app.users.schemas import TokenCreated, UserCreate, UserCreated, UserExport, UserPublic, UserUpdate
 
 # Secrets and their hashes are not personal data the user can use, and exporting them would only spread them.
 _EXPORT_EXCLUDE: dict[str, set[str]] = {
@@ -28,11 +29,38 @@ def to_public(user: User) -> UserPublic:
 async def create_user(session: AsyncSession, data: UserCreate) -> UserCreated:
     """Create a user and its first API token; the plaintext token leaves the server only in this response."""
     user = await UserRepository(session).add(User(timezone=data.timezone))
+    token = await _issue_token(session, user.id)
+    return UserCreated(user_id=user.id, token=token)
+
+
+async def _issue_token(session: AsyncSession, user_id: uuid.UUID) -> str:
     token = new_token()
     await TokenRepository(session).add(
-        ApiToken(user_id=user.id, token_hash=hash_token(token), prefix=display_prefix(token))
+        ApiToken(user_id=user_id, token_hash=hash_token(token), prefix=display_prefix(token))
     )
-    return UserCreated(user_id=user.id, token=token)
+    return token
+
+
+async def rotate_token(session: AsyncSession, caller: Principal, user_id: uuid.UUID) -> TokenCreated:
+    """Issue a new token for the user and revoke every token they had (admin, or the user themself).
+
+    The remedy for a leaked token. Anyone else's ID is a 404, as is an unknown one. The user's row is locked
+    first, so that two rotations at once end with one active token, and a rotation racing a deletion ends
+    as a 404 rather than a foreign key error.
+    """
+    if not caller.is_admin and (caller.user is None or caller.user.id != user_id):
+        raise NotFoundError("User not found")
+    if await UserRepository(session).get_for_update(user_id) is None:
+        raise NotFoundError("User not found")
+    revoked = await TokenRepository(session).revoke_all(user_id, utcnow())
+    token = await _issue_token(session, user_id)
+    return TokenCreated(user_id=user_id, token=token, prefix=display_prefix(token), revoked_tokens=revoked)
+
+
+async def update_user(session: AsyncSession, user: User, data: UserUpdate) -> UserPublic:
+    """Change the calling user's settings (today: the time zone their slots are computed in)."""
+    await UserRepository(session).set_timezone(user, data.timezone)
+    return to_public(user)
 
 
 async def export_user(session: AsyncSession, user: User) -> UserExport:
