@@ -1,8 +1,10 @@
 """Command-line entry points of the policy package: ``rhythm pretrain`` and ``rhythm bench local-model``.
 
-``app/cli.py`` attaches :func:`pretrain` as a command. ``bench local-model`` joins the simulator's ``bench``
-group (:data:`sim.cli.bench_app`) when this module is imported, so all benchmarks live under one command;
-``policy`` may import ``sim``, never the other way round. Heavy imports stay inside the functions.
+``app/cli.py`` attaches :func:`pretrain` as a command. When this module is imported, ``bench local-model``
+joins the simulator's ``bench`` group (:data:`sim.cli.bench_app`), so all benchmarks live under one command,
+and the model's simulator policies (``model``, ``base-model``) join the simulator's registry, so
+``rhythm bench personalization --policy model`` finds them; ``policy`` may import ``sim``, never the other way
+round. Heavy imports stay inside the functions.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ from typing import Annotated
 
 import typer
 
-from policy.paths import SHIPPED_MODEL_DIR
+from policy.paths import SHIPPED_MODEL_DIR, SHIPPED_SEED
 
 
 def pretrain(
     out: Annotated[Path, typer.Option(help="Model folder to write.")] = SHIPPED_MODEL_DIR,
-    seed: Annotated[int, typer.Option(help="Seed of data, initialisation and batching.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of data, initialisation and batching.")] = SHIPPED_SEED,
     steps: Annotated[int | None, typer.Option(help="Optimizer steps (the schedule).")] = None,
     users: Annotated[int | None, typer.Option(help="Simulated users (one episode each).")] = None,
     minutes: Annotated[float | None, typer.Option(help="Safety cap on the whole run.")] = None,
@@ -46,8 +48,8 @@ def pretrain(
     ] = None,
 ) -> None:
     """Pretrain the policy model from the simulator's expert and write the model folder and its card."""
-    from policy.pretrain import PretrainConfig
-    from policy.pretrain import pretrain as run
+    from policy.training.config import PretrainConfig
+    from policy.training.pretrain import pretrain as run
 
     overrides = {
         "seed": seed,
@@ -117,6 +119,10 @@ def _join_bench_group() -> None:
         from sim.cli import bench_app
     except ImportError:
         return
+    # The simulator cannot import the model, so the layer that composes them registers it (no torch yet).
+    from policy.sim_policy import register_model_policies
+
+    register_model_policies()
     bench_app.command("local-model")(bench_local_model)
 
 
