@@ -3,7 +3,8 @@
 :func:`quick_evaluation` runs the freshly trained model as a simulator policy (:mod:`policy.sim_policy`)
 beside the simulator's reference policies; it is the only part of ``policy.training`` that does, and nothing
 it imports imports this package back. :func:`reproduce_command` prints the ``rhythm pretrain`` flags that
-differ from the defaults.
+differ from the defaults; the output folder is not among them, since reproducing a model should not overwrite
+the one it reproduces (``rhythm pretrain`` writes under ``var/models/`` unless told otherwise).
 """
 
 from __future__ import annotations
@@ -171,6 +172,11 @@ def model_card(config: PretrainConfig, result: PretrainResult, *, n_train: int, 
                 f"{arch['bayes_identify_median']:g}.",
             ]
     lines += ["", "## Reproduce", "", "```", reproduce_command(config), "```", ""]
+    lines += [
+        "It writes a new folder under `var/models/`; `--out policy/weights/rhythm-tiny --force` would",
+        "replace the shipped model.",
+        "",
+    ]
     return "\n".join(lines)
 
 
