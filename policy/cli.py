@@ -1,25 +1,57 @@
 """Command-line entry points of the policy package: ``rhythm pretrain`` and ``rhythm bench local-model``.
 
-``app/cli.py`` attaches :func:`pretrain` as a command. ``bench local-model`` joins the simulator's ``bench``
-group (:data:`sim.cli.bench_app`) when this module is imported, so all benchmarks live under one command;
-``policy`` may import ``sim``, never the other way round. Heavy imports stay inside the functions.
+``app/cli.py`` attaches :func:`pretrain` as a command. When this module is imported, ``bench local-model``
+joins the simulator's ``bench`` group (:data:`sim.cli.bench_app`), so all benchmarks live under one command,
+and the model's simulator policies (``model``, ``base-model``) join the simulator's registry, so
+``rhythm bench personalization --policy model`` finds them; ``policy`` may import ``sim``, never the other way
+round. Heavy imports stay inside the functions.
+
+``rhythm pretrain`` writes a new folder under ``var/models/`` unless ``--out`` names one, and refuses a
+non-empty folder without ``--force``: the shipped ``policy/weights/rhythm-tiny/`` is tracked, and an
+18-minute run must not replace it by accident.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from policy.paths import SHIPPED_MODEL_DIR
+from policy.paths import MODEL_NAME, SHIPPED_MODEL_DIR, SHIPPED_SEED
+
+# Relative to the working directory, like the service's other defaults under ./var.
+MODELS_DIR = Path("var") / "models"
+
+
+def default_out_dir(seed: int, now: datetime | None = None) -> Path:
+    """``var/models/rhythm-tiny-seed<S>-<UTC time>``: a fresh folder per run, named by seed and time."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return MODELS_DIR / f"{MODEL_NAME}-seed{seed}-{stamp}"
+
+
+def _check_out_dir(out: Path, *, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise typer.BadParameter(f"{out} is a file, not a folder", param_hint="--out")
+    if force or not out.is_dir() or not any(out.iterdir()):
+        return
+    what = "the shipped model" if out.resolve() == SHIPPED_MODEL_DIR else "a non-empty folder"
+    raise typer.BadParameter(f"{out} is {what}; pass --force to overwrite it", param_hint="--out")
 
 
 def pretrain(
-    out: Annotated[Path, typer.Option(help="Model folder to write.")] = SHIPPED_MODEL_DIR,
-    seed: Annotated[int, typer.Option(help="Seed of data, initialisation and batching.")] = 0,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Model folder to write (default: a new var/models/rhythm-tiny-seed<S>-<time>). "
+            "Replacing the shipped model takes --out policy/weights/rhythm-tiny --force."
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite a non-empty --out folder.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of data, initialisation and batching.")] = SHIPPED_SEED,
     steps: Annotated[int | None, typer.Option(help="Optimizer steps (the schedule).")] = None,
     users: Annotated[int | None, typer.Option(help="Simulated users (one episode each).")] = None,
     minutes: Annotated[float | None, typer.Option(help="Safety cap on the whole run.")] = None,
@@ -46,8 +78,12 @@ def pretrain(
     ] = None,
 ) -> None:
     """Pretrain the policy model from the simulator's expert and write the model folder and its card."""
-    from policy.pretrain import PretrainConfig
-    from policy.pretrain import pretrain as run
+    out = default_out_dir(seed) if out is None else out
+    # Before the heavy imports and the run: a refusal costs nothing.
+    _check_out_dir(out, force=force)
+
+    from policy.training.config import PretrainConfig
+    from policy.training.pretrain import pretrain as run
 
     overrides = {
         "seed": seed,
@@ -117,6 +153,10 @@ def _join_bench_group() -> None:
         from sim.cli import bench_app
     except ImportError:
         return
+    # The simulator cannot import the model, so the layer that composes them registers it (no torch yet).
+    from policy.sim_policy import register_model_policies
+
+    register_model_policies()
     bench_app.command("local-model")(bench_local_model)
 
 

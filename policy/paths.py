@@ -1,4 +1,4 @@
-"""Where the shipped policy model lives (inside the package, so an installed wheel carries it)."""
+"""Where the shipped policy model lives (inside the package, so a wheel carries it), and its seed."""
 
 from __future__ import annotations
 
@@ -6,3 +6,6 @@ from pathlib import Path
 
 MODEL_NAME = "rhythm-tiny"
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "weights" / MODEL_NAME
+# The seed the shipped weights were pretrained with (``rhythm pretrain``'s default ``--seed``); the untrained
+# ``base-model`` benchmark policy starts from the same initialisation.
+SHIPPED_SEED = 0

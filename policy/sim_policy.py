@@ -1,6 +1,7 @@
 """The policy model as a simulator policy, so benchmarks run it through the exact production renderer.
 
-Registered names (resolved lazily by :func:`sim.policies.make_policy`):
+Names, added to the simulator's registry by :func:`register_model_policies` (``sim`` never imports ``policy``;
+``rhythm``'s CLI calls it when it builds the ``bench`` group, see :mod:`policy.cli`):
 
 * ``model`` — the shipped weights; ``model:DIR`` — any model folder (e.g. a fresh ``rhythm pretrain`` output);
 * ``base-model`` — the same architecture and tokenizer, untrained, initialised with the pretraining seed
@@ -10,21 +11,27 @@ Each simulated user keeps a list of :class:`domain.Interaction`; every step rend
 with :func:`policy.prompt.render_prompt` and asks :meth:`policy.local.LocalPolicyModel.distribution`. Users
 advance in lockstep, so each user's history prefix is in the KV cache from the previous step and only the new
 line and the question are run.
+
+torch and transformers are imported where a model is built, not here: registering the names happens on every
+``rhythm`` start and must stay cheap.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from domain import ACTIONS, RESPONSES, Interaction, Meters, Slot, SlotState
-from policy.local import LocalPolicyModel, PrefixCache
-from policy.model import ModelSpec, build_model
+from policy.paths import SHIPPED_SEED
 from policy.prompt import render_prompt
 from sim.env import Observation
 from sim.policies import register_policy
 from sim.profiles import ProfileBatch
+
+if TYPE_CHECKING:
+    from policy.local import LocalPolicyModel
 
 _MAX_TOKENS_PER_USER = 2048
 
@@ -43,6 +50,8 @@ class ModelPolicy:
         self._histories: list[list[Interaction]] = []
 
     def reset(self, n_users: int, rng: np.random.Generator) -> None:
+        from policy.local import PrefixCache
+
         self._histories = [[] for _ in range(n_users)]
         # One cached prefix per user must survive a whole step of the other users.
         needed = n_users * _MAX_TOKENS_PER_USER * PrefixCache.bytes_per_token(self.local.model)
@@ -64,20 +73,27 @@ class ModelPolicy:
         return None
 
 
-def _model(arg: str | None, profiles: ProfileBatch) -> ModelPolicy:
+def model_policy(arg: str | None, profiles: ProfileBatch) -> ModelPolicy:
+    """``model`` (the shipped weights) or ``model:DIR`` (a model folder)."""
+    from policy.local import LocalPolicyModel
+
     directory = Path(arg) if arg else None
     return ModelPolicy(LocalPolicyModel.load(directory), name=f"model:{arg}" if arg else "model")
 
 
-def _base_model(arg: str | None, profiles: ProfileBatch) -> ModelPolicy:
-    from policy.pretrain import PretrainConfig
+def base_model_policy(arg: str | None, profiles: ProfileBatch) -> ModelPolicy:
+    """``base-model`` (untrained, the shipped model's initialisation) or ``base-model:SEED``."""
+    from policy.local import LocalPolicyModel
+    from policy.model import ModelSpec, build_model
 
-    seed = int(arg) if arg else PretrainConfig().seed
+    seed = int(arg) if arg else SHIPPED_SEED
     model, tokenizer = build_model(ModelSpec(), seed)
     return ModelPolicy(
         LocalPolicyModel(model, tokenizer, model_name="rhythm-tiny-untrained"), name="base-model"
     )
 
 
-register_policy("model", _model)
-register_policy("base-model", _base_model)
+def register_model_policies() -> None:
+    """Add ``model`` and ``base-model`` to :mod:`sim.policies`' registry (idempotent)."""
+    register_policy("model", model_policy)
+    register_policy("base-model", base_model_policy)

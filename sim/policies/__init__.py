@@ -7,14 +7,14 @@ acceptance, less exploration) and ``oracle`` (knows the true profiles).
 
 Extending: call ``register_policy(name, factory)`` where ``factory(arg, profiles) -> Policy`` receives the
 text after ``name:`` in the spec (or ``None``) and the users' true profiles (only the oracle should look).
-Names starting with ``model`` or ``base-model`` are resolved lazily: on first use :func:`make_policy` imports
-``policy.sim_policy``, which must call ``register_policy`` for them at import time. No entry points are used.
+The registry is filled by its callers: the simulator sits below everything that uses it and imports none of
+them, so a package with policies of its own registers them before asking for them by name (the policy model's
+``model`` / ``base-model`` are registered by ``rhythm``'s CLI when it builds ``rhythm bench``). No entry
+points, no string imports.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Callable
 
 from sim.policies.base import Policy
@@ -27,7 +27,6 @@ from sim.profiles import ProfileBatch
 PolicyFactory = Callable[[str | None, ProfileBatch], Policy]
 
 _REGISTRY: dict[str, PolicyFactory] = {}
-LAZY_PREFIXES: dict[str, str] = {"model": "policy.sim_policy", "base-model": "policy.sim_policy"}
 
 
 def register_policy(name: str, factory: PolicyFactory) -> None:
@@ -44,10 +43,6 @@ def available_policies() -> list[str]:
 def make_policy(spec: str, profiles: ProfileBatch) -> Policy:
     """Build the policy named by ``spec`` (``NAME`` or ``NAME:ARG``) for users with these true profiles."""
     name, sep, arg = spec.partition(":")
-    if name not in _REGISTRY:
-        module = next((mod for prefix, mod in LAZY_PREFIXES.items() if name.startswith(prefix)), None)
-        if module is not None and importlib.util.find_spec(module) is not None:
-            importlib.import_module(module)
     if name not in _REGISTRY:
         raise KeyError(f"unknown policy {name!r}; known: {', '.join(available_policies())}")
     return _REGISTRY[name](arg if sep else None, profiles)

@@ -6,10 +6,16 @@ import numpy as np
 import pytest
 
 from policy.prompt import parse_prompt
-from policy.sim_policy import ModelPolicy
+from policy.sim_policy import ModelPolicy, register_model_policies
 from sim.policies import make_policy
 from sim.profiles import sample_profiles
 from sim.rollout import rollout
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _model_policies() -> None:
+    # The simulator's registry is filled by its caller (rhythm's CLI does this when it builds `bench`).
+    register_model_policies()
 
 
 def test_registry_resolves_model_names(random_model_dir: object) -> None:

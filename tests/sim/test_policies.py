@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -168,3 +173,32 @@ def test_fallback_accepts_plain_strings_from_storage() -> None:
     np.testing.assert_allclose(
         exact_bayes_distribution(as_strings, _state())[0], exact_bayes_distribution(as_enums, _state())[0]
     )
+
+
+def test_the_simulator_never_loads_the_policy_model() -> None:
+    # In a fresh interpreter: the simulator, its benchmark and its CLI import nothing of `policy`, and a
+    # model policy nobody registered is an unknown name, not a hidden import.
+    code = textwrap.dedent(
+        """
+        import sys
+        import sim.bench, sim.cli, sim.policies
+        from sim.profiles import archetype_batch
+        try:
+            sim.policies.make_policy("model", archetype_batch())
+        except KeyError as exc:
+            assert "unknown policy 'model'" in str(exc), exc
+        else:
+            raise AssertionError("'model' resolved without being registered")
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("policy", "app", "workers"))
+        assert not loaded, loaded
+        """
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
