@@ -19,6 +19,7 @@ from app.ops.checks import broker_ready, database_ready
 from app.recommend import endpoints as recommend
 from app.recommend.lifespan import policy_lifespan
 from app.users import endpoints as users
+from app.webhooks import endpoints as webhooks
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -62,4 +63,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users.router)
     app.include_router(recommend.router)
     app.include_router(feedback.router)
+    app.include_router(webhooks.router)
     return app
