@@ -29,6 +29,7 @@ from tests.webhooks.terra import (
     signed_headers,
     sleep_event,
     terra_settings,
+    user,
 )
 
 Stack = tuple[Settings, httpx.AsyncClient, AsyncSession, CreateUser]
@@ -194,3 +195,35 @@ async def test_a_processing_crash_is_retried_with_the_error_visible(stack: Stack
     event = await handled(db, "trace:crash")
     assert event.error is None and event.attempts >= 3
     assert len(await readings(db)) == 4  # the daily event carries no SDNN
+
+
+async def test_lifecycle_events_update_the_connection(stack: Stack) -> None:
+    _, _, db, create_user = stack
+    user_id, _ = await create_user()
+    assert (await post(stack, auth_event(user_id, "terra-old"), trace="auth")).status_code == 202
+    await handled(db, "trace:auth")
+
+    reauth = {
+        "type": "user_reauth",
+        "status": "success",
+        "old_user": user(user_id, "terra-old"),
+        "new_user": user(user_id, "terra-new"),
+        "version": "2022-03-16",
+    }
+    assert (await post(stack, reauth, trace="reauth")).status_code == 202
+    await handled(db, "trace:reauth")
+    [connection] = (await db.scalars(select(DeviceConnection))).all()
+    assert connection.external_user_id == "terra-new" and connection.revoked_at is None
+
+    deauth = {
+        "type": "deauth",
+        "user": user(user_id, "terra-new"),
+        "status": "success",
+        "version": "2022-03-16",
+    }
+    assert (await post(stack, deauth, trace="deauth")).status_code == 202
+    event = await handled(db, "trace:deauth")
+    assert event.user_id == user_id
+    db.expire_all()
+    [connection] = (await db.scalars(select(DeviceConnection))).all()
+    assert connection.user_id == user_id and connection.revoked_at is not None
