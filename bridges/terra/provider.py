@@ -3,7 +3,7 @@
 Authenticity: ``terra-signature: t=<unix>,v1=<hex>`` where ``v1 = HMAC-SHA256(secret, "{t}.{raw body}")``;
 several ``v1`` may appear while a secret rotates (any match passes). Deliveries older or newer than 300 s are
 refused: inside the window the inbox's unique ``(source, external_id)`` stops replays. Dedupe key: the
-``X-Terra-Trace-Id`` header, else the body's digest.
+``X-Terra-Trace-Id`` header, else a digest of the parsed payload (re-signing changes no field).
 """
 
 from __future__ import annotations
