@@ -20,6 +20,7 @@ from app.ops.checks import broker_ready, database_ready
 from app.recommend import endpoints as recommend
 from app.recommend.lifespan import policy_lifespan
 from app.users import endpoints as users
+from app.webhooks import endpoints as webhooks
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -73,4 +74,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users.router, responses=RATE_LIMITED_RESPONSES)
     app.include_router(recommend.router, responses=RATE_LIMITED_RESPONSES)
     app.include_router(feedback.router, responses=RATE_LIMITED_RESPONSES)
+    app.include_router(webhooks.router, responses=RATE_LIMITED_RESPONSES)
     return app

@@ -29,7 +29,7 @@ stop() {
 }
 trap stop EXIT INT TERM
 
-"$BIN/celery" -A workers.celery_app worker --concurrency 1 -l INFO >var/worker.log 2>&1 &
+"$BIN/celery" -A workers.celery_app worker -Q ingest,calendar,finetune,default --concurrency 1 -l INFO >var/worker.log 2>&1 &
 pids+=("$!")
 "$BIN/celery" -A workers.celery_app beat -l INFO --schedule var/celerybeat-schedule >var/beat.log 2>&1 &
 pids+=("$!")

@@ -1,22 +1,35 @@
-"""Periodic housekeeping tasks (scheduled by beat, see ``workers.celery_app``)."""
+"""Periodic housekeeping (scheduled by beat, see ``app.core.tasks``); these tasks run on ``default``."""
 
 from __future__ import annotations
 
 import structlog
+from celery import shared_task
 
 from app.core.config import get_settings
 from app.core.db import task_session
+from app.core.tasks import PURGE_EXPIRED_IDEMPOTENCY_KEYS, REQUEUE_STALE_WEBHOOK_EVENTS
 from app.maintenance import repository
 from app.models.base import utcnow
-from workers.celery_app import celery_app
+from app.webhooks import service as webhooks
 
 log = structlog.get_logger(__name__)
 
 
-@celery_app.task(name="rhythm.maintenance.purge_expired_idempotency_keys")  # type: ignore[untyped-decorator]
+@shared_task(name=PURGE_EXPIRED_IDEMPOTENCY_KEYS)  # type: ignore[untyped-decorator]
 def purge_expired_idempotency_keys() -> int:
     """Delete expired idempotency keys. Idempotent: running it twice deletes nothing more."""
     with task_session(get_settings().sync_database_url) as session:
         purged = repository.purge_expired_idempotency_keys(session, utcnow())
     log.info("idempotency_keys_purged", count=purged)
     return purged
+
+
+@shared_task(name=REQUEUE_STALE_WEBHOOK_EVENTS)  # type: ignore[untyped-decorator]
+def requeue_stale_webhook_events() -> int:
+    """Send again the inbox events that were stored but never processed (a lost enqueue, a flushed broker)."""
+    settings = get_settings()
+    with task_session(settings.sync_database_url) as session:
+        count = webhooks.requeue_stale(session, settings, utcnow())
+    if count:
+        log.info("webhook_events_requeued", count=count)
+    return count

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     env: Environment = Environment.DEVELOPMENT
     database_url: str = "sqlite+aiosqlite:///var/rhythm.db"
     broker_url: str = "sqla+sqlite:///var/broker.sqlite"
+    # Redis only: a prefix for every broker key, so two deployments (or test sessions) can share a database.
+    broker_key_prefix: str = ""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     admin_token: SecretStr = SecretStr("")
@@ -100,6 +102,14 @@ class Settings(BaseSettings):
     rate_limit_per_ip: str = "120/minute"
     # memory:// counts per process (one `make run` server); redis://… shares the counts between processes.
     rate_limit_storage_url: str = "memory://"
+    # Webhook inbox (app.webhooks): bodies over the cap are refused with 413 before anything is stored; failed
+    # processing is retried with exponential backoff (base doubling up to the cap) for at most max_attempts.
+    webhook_max_body_bytes: int = Field(default=512 * 1024, ge=1024)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    webhook_retry_backoff: timedelta = timedelta(seconds=5)
+    webhook_retry_backoff_max: timedelta = timedelta(minutes=30)
+    # Terra (bridges.terra): the webhook signing secret; empty → POST /v1/webhooks/terra answers 404.
+    terra_webhook_secret: SecretStr = SecretStr("")
 
     @field_validator("*", mode="before")
     @classmethod

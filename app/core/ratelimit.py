@@ -2,7 +2,7 @@
 
 A pure ASGI middleware in front of routing, so that floods are refused before any database work, and so that
 every route (unknown paths and the docs included) is covered except the probes and metrics in
-``EXEMPT_PATHS``. Counting uses the maintained ``limits`` package (moving window) on memory storage by default
+``EXEMPT_PATHS`` and the signed provider webhooks in ``EXEMPT_PREFIXES``. Counting uses the maintained ``limits`` package (moving window) on memory storage by default
 or Redis (``RHYTHM_RATE_LIMIT_STORAGE_URL``), shared between API processes.
 
 Keys: a request with a bearer token is counted under the token's SHA-256 (never the token itself); any other
@@ -40,6 +40,9 @@ log = structlog.get_logger(__name__)
 
 # Probes and scrapes must keep answering under load, or the orchestrator restarts a healthy process.
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# Provider webhooks arrive in bursts from a few provider IPs and are authenticated by their signatures; a
+# per-IP budget would answer a provider's backfill with 429s and delay data the provider then re-sends anyway.
+EXEMPT_PREFIXES = ("/v1/webhooks/",)
 
 # A storage round trip normally takes well under a millisecond; waiting longer than this costs every request.
 _STORAGE_TIMEOUT_S = 0.5
@@ -193,7 +196,8 @@ class RateLimitMiddleware:
         self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in EXEMPT_PATHS or path.startswith(EXEMPT_PREFIXES):
             await self.app(scope, receive, send)
             return
         token = _bearer_token(scope)

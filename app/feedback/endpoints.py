@@ -8,8 +8,8 @@ from fastapi.responses import JSONResponse
 from app.core.auth import CurrentUser, SettingsDep
 from app.core.db import SessionDep
 from app.core.errors import ErrorResponse
+from app.core.idempotency import REPLAY_HEADER, IdempotencyKeyHeader
 from app.feedback import service
-from app.feedback.idempotency import REPLAY_HEADER, IdempotencyKeyHeader
 from app.feedback.schemas import FeedbackCreate, FeedbackPublic
 
 router = APIRouter(

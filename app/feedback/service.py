@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.core.errors import AppError, NotFoundError
-from app.feedback.idempotency import StoredAnswer, run_idempotent
+from app.core.idempotency import StoredAnswer, run_idempotent
 from app.feedback.repository import FeedbackRepository
 from app.feedback.schemas import FeedbackCreate, FeedbackPublic
 from app.models import Feedback, User

@@ -107,6 +107,15 @@ async def test_probes_and_metrics_are_exempt(settings: Settings, clean_database:
             assert (await client.get("/readyz")).status_code != 429
 
 
+async def test_signed_provider_webhooks_are_not_limited_per_ip(settings: Settings, clean_database: str) -> None:
+    async with limited_app(settings, rate_limit_per_ip="1/minute") as app, client_from(app) as client:
+        # Unconfigured provider: 404 each time, never 429; the webhook's own signature check is its guard.
+        for _ in range(4):
+            assert (await client.post("/v1/webhooks/terra", content=b"{}")).status_code == 404
+        assert (await client.get("/openapi.json")).status_code == 200
+        assert (await client.get("/openapi.json")).status_code == 429
+
+
 async def test_guessed_tokens_are_charged_to_the_ip(settings: Settings, clean_database: str) -> None:
     async with (
         limited_app(settings, rate_limit_per_ip="3/minute") as app,

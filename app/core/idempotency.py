@@ -1,4 +1,4 @@
-"""``Idempotency-Key`` for mutating routes (Stripe / IETF draft semantics, reliability.md §3).
+"""``Idempotency-Key`` for every mutating route (Stripe / IETF draft semantics, reliability.md §3).
 
 * Keys are scoped per user: ``(user_id, key)`` is unique, so a guessed key never replays another user's
   answer.

@@ -1,0 +1,140 @@
+"""The Celery application factory, its queues and routing: defined once, used by producers and workers.
+
+Layering: ``workers`` → ``app``. Producers in ``app/`` enqueue by task *name* through :func:`celery_for`
+(they never import ``workers``); ``workers.celery_app`` builds the worker-side app from the same factory and
+adds the task modules. Nothing here reads settings at import time.
+
+Queues (later issues add tasks, not queues); a task is routed by the prefix of its name:
+
+* ``ingest`` — ``rhythm.ingest.*``: webhook deliveries, uploads. Short and idempotent: late ack.
+* ``calendar`` — ``rhythm.calendar.*``: calendar sync, push-channel renewal. Short and idempotent: late ack.
+* ``finetune`` — ``rhythm.finetune.*``: long jobs with their own limits (hours, not minutes) and *early* ack:
+  with Redis and late ack, a job running past the visibility timeout would be delivered again while it runs
+  (reliability.md §5); the job keeps its state and lease in the database instead.
+* ``default`` — everything else, e.g. ``rhythm.maintenance.*`` housekeeping from beat.
+
+Settings follow reliability.md §5: one message prefetched at a time, a soft and a hard time limit on every
+task, late ack with ``task_reject_on_worker_lost`` for the short idempotent ones.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any
+
+from celery import Celery, Task
+from kombu.entity import Exchange, Queue
+
+from app.core.config import Settings, get_settings
+from app.core.logging import configure_logging
+
+
+class TaskQueue(enum.StrEnum):
+    INGEST = "ingest"
+    CALENDAR = "calendar"
+    FINETUNE = "finetune"
+    DEFAULT = "default"
+
+
+# Task name prefix → queue. Glob patterns, so a new task lands on its queue by being named, not configured.
+TASK_ROUTES: dict[str, dict[str, str]] = {
+    "rhythm.ingest.*": {"queue": TaskQueue.INGEST.value},
+    "rhythm.calendar.*": {"queue": TaskQueue.CALENDAR.value},
+    "rhythm.finetune.*": {"queue": TaskQueue.FINETUNE.value},
+}
+
+# Names producers enqueue by (``send_task``); the worker modules register functions under the same names.
+PROCESS_WEBHOOK_EVENT = "rhythm.ingest.process_webhook_event"
+PURGE_EXPIRED_IDEMPOTENCY_KEYS = "rhythm.maintenance.purge_expired_idempotency_keys"
+REQUEUE_STALE_WEBHOOK_EVENTS = "rhythm.maintenance.requeue_stale_webhook_events"
+
+SHORT_SOFT_TIME_LIMIT = 240
+SHORT_TIME_LIMIT = 300
+FINETUNE_SOFT_TIME_LIMIT = 4 * 3600
+FINETUNE_TIME_LIMIT = FINETUNE_SOFT_TIME_LIMIT + 600
+
+
+class FinetuneLimits:
+    """Celery annotation: the long-job limits for every ``rhythm.finetune.*`` task, however it is declared."""
+
+    def annotate(self, task: Task) -> dict[str, Any] | None:
+        if not (task.name or "").startswith("rhythm.finetune."):
+            return None
+        return {
+            "acks_late": False,
+            "reject_on_worker_lost": False,
+            "soft_time_limit": FINETUNE_SOFT_TIME_LIMIT,
+            "time_limit": FINETUNE_TIME_LIMIT,
+        }
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The Celery configuration for ``settings`` (broker, queues, routing, limits, beat schedule)."""
+    transport_options: dict[str, Any] = {}
+    if settings.broker_key_prefix:
+        # Every Redis key of the broker gets the prefix: deployments (or test sessions) sharing one Redis
+        # database never consume each other's messages.
+        transport_options["global_keyprefix"] = settings.broker_key_prefix
+    return {
+        "broker_url": settings.broker_url,
+        "broker_transport_options": transport_options,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        # Tasks write their results to the database; nothing reads Celery results.
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_soft_time_limit": SHORT_SOFT_TIME_LIMIT,
+        "task_time_limit": SHORT_TIME_LIMIT,
+        # Each queue its own direct exchange and routing key: queues sharing Celery's default exchange and key
+        # would each receive a copy of every message.
+        "task_queues": [
+            Queue(queue.value, Exchange(queue.value), routing_key=queue.value)  # type: ignore[no-untyped-call]
+            for queue in TaskQueue
+        ],
+        "task_default_exchange": TaskQueue.DEFAULT.value,
+        "task_default_routing_key": TaskQueue.DEFAULT.value,
+        "task_default_queue": TaskQueue.DEFAULT.value,
+        "task_routes": TASK_ROUTES,
+        "task_annotations": [FinetuneLimits()],
+        # A producer must not hang a request on a dead broker: try briefly, then the inbox sweeper re-sends.
+        "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+        "timezone": "UTC",
+        "enable_utc": True,
+        "beat_schedule": {
+            "purge-expired-idempotency-keys": {
+                "task": PURGE_EXPIRED_IDEMPOTENCY_KEYS,
+                "schedule": timedelta(hours=1),
+            },
+            "requeue-stale-webhook-events": {
+                "task": REQUEUE_STALE_WEBHOOK_EVENTS,
+                "schedule": timedelta(minutes=5),
+            },
+        },
+    }
+
+
+def create_celery(settings: Settings, *, include: Iterable[str] = ()) -> Celery:
+    """A Celery app configured from ``settings``; ``include`` names the task modules a worker imports."""
+    # Task code logs through structlog like the API: same format, JSON in production.
+    configure_logging(settings.log_level, json=settings.json_logs)
+    celery = Celery("rhythm", include=list(include), set_as_current=False)
+    celery.conf.update(celery_config(settings))
+    return celery
+
+
+@lru_cache(maxsize=8)
+def celery_for(settings: Settings) -> Celery:
+    """The producer-side app for ``settings`` (one per settings value and process, built on first use)."""
+    return create_celery(settings)
+
+
+def get_celery() -> Celery:
+    """The producer-side app for the process-wide settings."""
+    return celery_for(get_settings())

@@ -1,0 +1,1 @@
+"""The webhook inbox: verify → store once per ``(source, external_id)`` → enqueue after commit → handle."""

@@ -1,0 +1,59 @@
+"""``POST /v1/webhooks/{provider}``: the inbox's front door (no user token: the provider's signature is the
+authentication)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import JSONResponse
+
+from app.core.auth import SettingsDep
+from app.core.db import SessionDep
+from app.core.errors import AppError, ErrorResponse
+from app.models.base import utcnow
+from app.webhooks import service
+from app.webhooks.schemas import WebhookReceipt
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise AppError(413, f"Webhook body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/{provider}",
+    status_code=202,
+    response_model=WebhookReceipt,
+    responses={
+        200: {"model": WebhookReceipt, "description": "Already received: processed once."},
+        400: {"model": ErrorResponse, "description": "Not in the provider's format; nothing stored."},
+        401: {"model": ErrorResponse, "description": "Bad signature or stale timestamp."},
+        404: {"model": ErrorResponse, "description": "Unknown or unconfigured provider."},
+        413: {"model": ErrorResponse, "description": "Body over the webhook cap."},
+    },
+)
+async def receive_webhook(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    provider: Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[a-z0-9-]+$")],
+) -> WebhookReceipt | JSONResponse:
+    """Verify a provider's delivery and store its exact bytes once; processing happens in a worker.
+
+    202 for a new delivery (queued on ``ingest`` after commit), 200 for a delivery already received.
+    """
+    body = await _read_capped(request, settings.webhook_max_body_bytes)
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    accepted = await service.accept(session, settings, provider, headers, body, utcnow())
+    if accepted.duplicate:
+        return JSONResponse(WebhookReceipt(duplicate=True).model_dump(), status_code=200)
+    return WebhookReceipt(duplicate=False)

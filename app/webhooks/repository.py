@@ -1,0 +1,111 @@
+"""All SQL of the inbox: the API's insert-once (async) and the worker's processing (sync)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from app.models import DeviceConnection, SignalReading, User, WebhookEvent
+from app.webhooks.schemas import WebhookStatus
+
+
+def _insert_for(session: Session | AsyncSession) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def status_expression() -> ColumnElement[str]:
+    """The derived status as SQL, for filters and listings."""
+    return case(
+        (WebhookEvent.handled_at.is_not(None), literal(WebhookStatus.HANDLED.value)),
+        (WebhookEvent.error.is_not(None), literal(WebhookStatus.FAILED.value)),
+        else_=literal(WebhookStatus.PENDING.value),
+    )
+
+
+class InboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def insert_once(self, row: dict[str, Any]) -> uuid.UUID | None:
+        """Insert the event unless ``(source, external_id)`` exists; its id if it was new, else ``None``."""
+        statement = (
+            _insert_for(self.session)(WebhookEvent)
+            .values(**row)
+            .on_conflict_do_nothing(index_elements=["source", "external_id"])
+            .returning(WebhookEvent.id)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+
+class ProcessingRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def lock_event(self, event_id: uuid.UUID) -> WebhookEvent | None:
+        # Row lock: a redelivered message processed concurrently waits, then sees handled_at and stops.
+        statement = select(WebhookEvent).where(WebhookEvent.id == event_id).with_for_update()
+        return self.session.execute(statement).scalar_one_or_none()
+
+    def record_failure(self, event_id: uuid.UUID, error: str) -> int | None:
+        """Count a failed attempt and keep its error; returns the attempts so far (None: no such event)."""
+        statement = (
+            update(WebhookEvent)
+            .where(WebhookEvent.id == event_id, WebhookEvent.handled_at.is_(None))
+            .values(attempts=WebhookEvent.attempts + 1, error=error)
+            .returning(WebhookEvent.attempts)
+        )
+        return self.session.execute(statement).scalar_one_or_none()
+
+    def never_attempted_before(self, cutoff: datetime, limit: int) -> Sequence[uuid.UUID]:
+        statement = (
+            select(WebhookEvent.id)
+            .where(
+                WebhookEvent.handled_at.is_(None),
+                WebhookEvent.attempts == 0,
+                WebhookEvent.received_at < cutoff,
+            )
+            .order_by(WebhookEvent.received_at)
+            .limit(limit)
+        )
+        return self.session.execute(statement).scalars().all()
+
+    def user_exists(self, user_id: uuid.UUID) -> bool:
+        return self.session.execute(select(User.id).where(User.id == user_id)).first() is not None
+
+    def connection(self, provider: str, external_user_id: str) -> DeviceConnection | None:
+        statement = select(DeviceConnection).where(
+            DeviceConnection.provider == provider, DeviceConnection.external_user_id == external_user_id
+        )
+        return self.session.execute(statement).scalar_one_or_none()
+
+    def add_connection(self, connection: DeviceConnection) -> None:
+        self.session.add(connection)
+        self.session.flush()
+
+    def upsert_readings(self, rows: list[dict[str, Any]]) -> int:
+        """Insert readings keyed by ``(user, source, kind, observed_at)``; a changed value overwrites, an
+        unchanged one writes nothing. Returns how many rows were written."""
+        if not rows:
+            return 0
+        insert = _insert_for(self.session)(SignalReading).values(rows)
+        statement = insert.on_conflict_do_update(
+            index_elements=["user_id", "source", "kind", "observed_at"],
+            set_={
+                "value": insert.excluded.value,
+                "unit": insert.excluded.unit,
+                "webhook_event_id": insert.excluded.webhook_event_id,
+            },
+            where=or_(
+                SignalReading.value != insert.excluded.value,
+                func.coalesce(SignalReading.unit, "") != func.coalesce(insert.excluded.unit, ""),
+            ),
+        ).returning(SignalReading.id)
+        return len(self.session.execute(statement).all())

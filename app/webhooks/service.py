@@ -1,0 +1,231 @@
+"""The inbox's business logic: accept a delivery (API) and process a stored event (worker).
+
+Accept: provider lookup (unknown or unconfigured → 404, never open) → signature and freshness (401) → payload
+(400, nothing stored) → insert the exact bytes and headers once per ``(source, external_id)`` → enqueue the
+processing task after commit, only if the row is new.
+
+Process: lock the row → parse the stored bytes again → resolve the user (stored connection first, then the id
+our backend gave the provider) → apply lifecycle changes → upsert readings → ``handled_at``. A failure is
+counted on the row (``attempts``, ``error``) by the task, which retries with backoff.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+import bridges.providers  # noqa: F401 — registers every provider
+from app.core import jobs
+from app.core.config import Settings
+from app.core.errors import AppError, NotFoundError
+from app.core.tasks import PROCESS_WEBHOOK_EVENT
+from app.models import DeviceConnection, WebhookEvent
+from app.webhooks.repository import InboxRepository, ProcessingRepository
+from app.webhooks.schemas import WebhookStatus
+from bridges.webhooks import (
+    ConnectionAction,
+    ConnectionChange,
+    MalformedPayload,
+    SignatureError,
+    UnmappableEvent,
+    UserRef,
+    WebhookProvider,
+    get_provider,
+)
+
+log = structlog.get_logger(__name__)
+
+# Credentials are never stored with the event (Google Health echoes its secret as a bearer token).
+_UNSTORED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+# An event never attempted this long after arrival lost its enqueue (broker down at commit, flushed queue).
+STALE_AFTER = timedelta(minutes=15)
+REQUEUE_BATCH = 500
+ERROR_MAX_LENGTH = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    event_id: uuid.UUID | None
+    duplicate: bool
+
+
+def status_of(event: WebhookEvent) -> WebhookStatus:
+    if event.handled_at is not None:
+        return WebhookStatus.HANDLED
+    return WebhookStatus.FAILED if event.error is not None else WebhookStatus.PENDING
+
+
+def _provider(source: str, settings: Settings) -> WebhookProvider[object]:
+    provider = get_provider(source, settings)
+    if provider is None:
+        # Unknown and unconfigured answer alike: a prober learns nothing about which providers we use.
+        raise NotFoundError("Unknown webhook provider")
+    return provider
+
+
+def storable_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {name: value for name, value in headers.items() if name not in _UNSTORED_HEADERS}
+
+
+async def accept(
+    session: AsyncSession,
+    settings: Settings,
+    source: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    now: datetime,
+) -> Accepted:
+    """Verify and store one delivery; the processing task is enqueued after commit if it is new."""
+    provider = _provider(source, settings)
+    try:
+        provider.verify(headers, body, now)
+    except SignatureError as exc:
+        log.warning("webhook_rejected", source=source, reason=str(exc))
+        raise AppError(401, "Invalid webhook signature", code="invalid_signature") from exc
+    try:
+        payload = provider.parse(headers, body)
+    except MalformedPayload as exc:
+        raise AppError(400, "Malformed webhook payload", code="malformed_payload", details=str(exc)) from exc
+    external_id = provider.external_id(headers, payload)
+    event_id = await InboxRepository(session).insert_once(
+        {
+            "id": uuid.uuid4(),
+            "source": source,
+            "external_id": external_id,
+            "raw_body": body,
+            "headers": storable_headers(headers),
+            "received_at": now,
+            "attempts": 0,
+        }
+    )
+    if event_id is None:
+        return Accepted(event_id=None, duplicate=True)
+    jobs.enqueue(session, settings, jobs.Job(PROCESS_WEBHOOK_EVENT, (str(event_id),)))
+    return Accepted(event_id=event_id, duplicate=False)
+
+
+def _parse_user_id(value: str | None) -> uuid.UUID | None:
+    if not value:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def _resolve_user(
+    repo: ProcessingRepository, source: str, ref: UserRef, *, link: bool, now: datetime
+) -> uuid.UUID | None:
+    """Our user for ``ref``: the stored connection wins; else the id our backend gave the provider, which
+    (the delivery being signed) creates the connection. ``None`` when neither names a user we have."""
+    connection = repo.connection(source, ref.external_user_id) if ref.external_user_id else None
+    if connection is not None:
+        if link and connection.revoked_at is not None:
+            connection.revoked_at = None
+        return connection.user_id
+    user_id = _parse_user_id(ref.our_user_id)
+    if user_id is None or not repo.user_exists(user_id):
+        return None
+    if ref.external_user_id:
+        repo.add_connection(
+            DeviceConnection(user_id=user_id, provider=source, external_user_id=ref.external_user_id)
+        )
+    return user_id
+
+
+def _apply_change(
+    repo: ProcessingRepository, source: str, change: ConnectionChange, now: datetime
+) -> uuid.UUID | None:
+    if change.action is ConnectionAction.LINK:
+        user_id = _resolve_user(repo, source, change.user, link=True, now=now)
+        if user_id is None:
+            raise UnmappableEvent("authorisation for a user we do not have")
+        return user_id
+    connection = (
+        repo.connection(source, change.user.external_user_id) if change.user.external_user_id else None
+    )
+    if connection is None:
+        # Nothing of ours to unlink or relink; the event is still kept, handled.
+        return None
+    if change.action is ConnectionAction.UNLINK:
+        connection.revoked_at = connection.revoked_at or now
+    elif change.new_external_user_id:
+        taken = repo.connection(source, change.new_external_user_id)
+        if taken is not None and taken.id != connection.id:
+            raise UnmappableEvent("the new provider user id is linked to another connection")
+        connection.external_user_id = change.new_external_user_id
+        connection.revoked_at = None
+    return connection.user_id
+
+
+def process(session: Session, settings: Settings, event_id: uuid.UUID, now: datetime) -> int:
+    """Handle one stored event; returns the readings written. Raises :class:`UnmappableEvent` when retrying
+    cannot help, anything else for a retry. Already handled or missing: nothing happens (idempotent)."""
+    repo = ProcessingRepository(session)
+    event = repo.lock_event(event_id)
+    if event is None or event.handled_at is not None:
+        return 0
+    provider = get_provider(event.source, settings)
+    if provider is None:
+        raise UnmappableEvent(f"provider {event.source!r} is not configured")
+    try:
+        payload = provider.parse(event.headers, event.raw_body)
+    except MalformedPayload as exc:
+        raise UnmappableEvent(str(exc)) from exc
+    change = provider.connection_change(payload)
+    signals = provider.to_signals(payload)
+    user_id = _apply_change(repo, event.source, change, now) if change is not None else None
+    if signals and user_id is None:
+        user_id = _resolve_user(repo, event.source, provider.user_ref(payload), link=False, now=now)
+        if user_id is None:
+            raise UnmappableEvent("data for a user we do not have")
+    written = repo.upsert_readings(
+        [
+            {
+                "id": uuid.uuid4(),
+                "user_id": user_id,
+                "source": signal.source,
+                "kind": signal.kind.value,
+                "value": signal.value,
+                "unit": signal.unit,
+                "observed_at": signal.observed_at,
+                "webhook_event_id": event.id,
+                "created_at": now,
+            }
+            for signal in signals
+        ]
+    )
+    event.user_id = user_id
+    event.attempts += 1
+    event.error = None
+    event.handled_at = now
+    return written
+
+
+def record_failure(session: Session, event_id: uuid.UUID, exc: BaseException) -> int | None:
+    """Count the failed attempt on the event (in its own transaction); returns the attempts so far."""
+    error = f"{type(exc).__name__}: {exc}"[:ERROR_MAX_LENGTH]
+    return ProcessingRepository(session).record_failure(event_id, error)
+
+
+def retry_delay(settings: Settings, attempts: int) -> float:
+    """Exponential backoff with jitter: about base · 2^(attempts−1), capped, drawn from [½, 1] of it."""
+    base = settings.webhook_retry_backoff.total_seconds()
+    delay = min(settings.webhook_retry_backoff_max.total_seconds(), base * 2.0 ** max(attempts - 1, 0))
+    jitter: float = random.uniform(0.5, 1.0)
+    return delay * jitter
+
+
+def requeue_stale(session: Session, settings: Settings, now: datetime) -> int:
+    """Enqueue again (after commit) events stored but never attempted; returns how many."""
+    ids = ProcessingRepository(session).never_attempted_before(now - STALE_AFTER, REQUEUE_BATCH)
+    for event_id in ids:
+        jobs.enqueue(session, settings, jobs.Job(PROCESS_WEBHOOK_EVENT, (str(event_id),)))
+    return len(ids)

@@ -1,0 +1,161 @@
+"""The provider side of the webhook inbox: what each ``bridges/<provider>/`` implements, and the registry.
+
+The inbox (``app.webhooks``) owns storage, dedupe, queues and retries; a provider owns only its format:
+
+1. :meth:`WebhookProvider.from_settings` — the provider configured from the service's settings, or ``None``
+   when its secret is missing (the route then answers 404: an empty secret verifies against an empty key,
+   which anyone can forge).
+2. :meth:`~WebhookProvider.verify` the exact raw bytes and headers (constant-time, timestamp tolerance where
+   the scheme has one) → :class:`SignatureError` (401).
+3. :meth:`~WebhookProvider.parse` them into the provider's payload → :class:`MalformedPayload` (400).
+4. :meth:`~WebhookProvider.external_id` — the delivery's dedupe key within the provider.
+5. Later, in a worker, from the stored bytes: :meth:`~WebhookProvider.user_ref` (who it is about),
+   :meth:`~WebhookProvider.connection_change` (lifecycle events) and :meth:`~WebhookProvider.to_signals`.
+
+Everything takes headers as well as the body: some providers (Google Calendar push) send an empty body and put
+the whole notification in headers. Headers arrive lower-cased.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Generic, Self, TypeVar
+
+Headers = Mapping[str, str]
+
+# Bounds of every timestamped scheme (reliability.md §1: reject both directions at 300 s).
+DEFAULT_TOLERANCE_S = 300
+
+
+class SignatureError(Exception):
+    """The delivery is not authentic or not fresh (→ 401). The message is for logs, never for the caller."""
+
+
+class MalformedPayload(Exception):
+    """Authentic but not in the provider's documented format (→ 400, nothing stored)."""
+
+
+class UnmappableEvent(Exception):
+    """Retrying cannot help (e.g. the data names a user we do not have): kept with its error, not retried."""
+
+
+class SignalKind(enum.StrEnum):
+    """Kinds of ``signal_readings``; HRV in RMSSD and SDNN are different measures and never share a kind."""
+
+    HRV_RMSSD = "hrv_rmssd"
+    HRV_SDNN = "hrv_sdnn"
+    RESTING_HR = "resting_hr"
+    SLEEP_SCORE = "sleep_score"
+    SLEEP_DURATION = "sleep_duration"
+    DEEP_SLEEP_DURATION = "deep_sleep_duration"
+    STEPS = "steps"
+    STRESS = "stress"
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One normalised measurement; ``source`` tells devices behind one provider apart (``terra/oura``)."""
+
+    source: str
+    kind: SignalKind
+    value: float
+    unit: str
+    observed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UserRef:
+    """Who an event is about: the provider's user id and, where our backend set it, our own user id."""
+
+    external_user_id: str | None
+    our_user_id: str | None = None
+
+
+class ConnectionAction(enum.StrEnum):
+    LINK = "link"  # the user authorised us: create the connection
+    UNLINK = "unlink"  # deauthorised / revoked: mark it revoked
+    RELINK = "relink"  # the provider issued a new user id for the same person: swap it
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionChange:
+    action: ConnectionAction
+    user: UserRef
+    new_external_user_id: str | None = None
+
+
+P = TypeVar("P")
+
+
+class WebhookProvider(ABC, Generic[P]):
+    """One provider's webhook format; ``P`` is its parsed payload type."""
+
+    source: ClassVar[str]
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings: Any) -> Self | None:
+        """The provider configured from ``settings``, or ``None`` when it is not configured (→ 404)."""
+
+    @classmethod
+    def is_configured(cls, settings: Any) -> bool:
+        return cls.from_settings(settings) is not None
+
+    @abstractmethod
+    def verify(self, headers: Headers, body: bytes, now: datetime) -> None:
+        """Raise :class:`SignatureError` unless the raw delivery is authentic and fresh at ``now``."""
+
+    @abstractmethod
+    def parse(self, headers: Headers, body: bytes) -> P:
+        """The payload, or :class:`MalformedPayload`. Called after :meth:`verify`, and again by the worker."""
+
+    @abstractmethod
+    def external_id(self, headers: Headers, payload: P) -> str:
+        """The delivery's dedupe key (at most 255 characters): a redelivery must give the same one."""
+
+    @abstractmethod
+    def user_ref(self, payload: P) -> UserRef:
+        """Whose event this is."""
+
+    def connection_change(self, payload: P) -> ConnectionChange | None:
+        """The lifecycle change the event announces, if any (most providers' data events: none)."""
+        return None
+
+    @abstractmethod
+    def to_signals(self, payload: P) -> list[Signal]:
+        """The readings the event carries (none for lifecycle events or notify-only providers)."""
+
+
+def body_digest(body: bytes) -> str:
+    """A dedupe key for providers without a delivery id: the same bytes are the same delivery."""
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+_REGISTRY: dict[str, type[WebhookProvider[Any]]] = {}
+
+
+ProviderClass = TypeVar("ProviderClass", bound=type[WebhookProvider[Any]])
+
+
+def register_provider(provider: ProviderClass) -> ProviderClass:
+    """Class decorator: make ``provider`` reachable at ``POST /v1/webhooks/{provider.source}``."""
+    existing = _REGISTRY.get(provider.source)
+    if existing is not None and existing is not provider:
+        raise ValueError(f"webhook provider {provider.source!r} is registered twice")
+    _REGISTRY[provider.source] = provider
+    return provider
+
+
+def get_provider(source: str, settings: Any) -> WebhookProvider[Any] | None:
+    """The configured provider registered as ``source``, or ``None`` (unknown or not configured alike)."""
+    provider = _REGISTRY.get(source)
+    return None if provider is None else provider.from_settings(settings)
+
+
+def registered_sources() -> list[str]:
+    return sorted(_REGISTRY)

@@ -1,0 +1,51 @@
+"""Ingest tasks (queue ``ingest``): process stored webhook events.
+
+The task takes the event id and re-loads the row (the message carries no payload). Failures are counted on the
+row and retried with exponential backoff up to ``webhook_max_attempts``; an event that cannot succeed by
+retrying (``UnmappableEvent``) is kept with its error and not retried. Either way it stays visible as failed
+until a replay succeeds.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import structlog
+from celery import Task, shared_task
+
+from app.core.config import get_settings
+from app.core.db import task_session
+from app.core.tasks import PROCESS_WEBHOOK_EVENT
+from app.models.base import utcnow
+from app.webhooks import service
+from bridges.webhooks import UnmappableEvent
+
+log = structlog.get_logger(__name__)
+
+
+@shared_task(bind=True, name=PROCESS_WEBHOOK_EVENT, max_retries=None)  # type: ignore[untyped-decorator]
+def process_webhook_event(self: Task, event_id: str) -> int:
+    """Map one inbox event to connections and readings; idempotent (a handled event is left alone)."""
+    settings = get_settings()
+    event_uuid = uuid.UUID(event_id)
+    try:
+        with task_session(settings.sync_database_url) as session:
+            written = service.process(session, settings, event_uuid, utcnow())
+    except UnmappableEvent as exc:
+        with task_session(settings.sync_database_url) as session:
+            service.record_failure(session, event_uuid, exc)
+        log.warning("webhook_event_unmappable", event_id=event_id, reason=str(exc))
+        return 0
+    except Exception as exc:
+        with task_session(settings.sync_database_url) as session:
+            attempts = service.record_failure(session, event_uuid, exc)
+        if attempts is None or attempts >= settings.webhook_max_attempts:
+            log.error("webhook_event_failed", event_id=event_id, attempts=attempts, error=type(exc).__name__)
+            return 0
+        countdown = service.retry_delay(settings, attempts)
+        log.warning(
+            "webhook_event_retry", event_id=event_id, attempts=attempts, countdown=round(countdown, 2)
+        )
+        raise self.retry(countdown=countdown, exc=exc) from exc
+    log.info("webhook_event_handled", event_id=event_id, readings=written)
+    return written
