@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from app.core.config import Settings
 from app.core.db import SessionDep
 from app.core.errors import AppError
+from app.core.races import AUTH_USER_ID
 from app.core.security import constant_time_equals, hash_token
 from app.models import User
 from app.models.base import utcnow
@@ -50,6 +51,7 @@ class Principal:
 
 
 async def get_principal(
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -64,6 +66,8 @@ async def get_principal(
     if found is None:
         raise _unauthorized("Invalid or revoked token")
     api_token, user = found
+    # Lets a write that fails because this user was deleted meanwhile be answered as 401 (app.core.races).
+    setattr(request.state, AUTH_USER_ID, user.id)
     now = utcnow()
     if api_token.last_used_at is None or now - api_token.last_used_at > _LAST_USED_RESOLUTION:
         api_token.last_used_at = now

@@ -16,6 +16,8 @@ from typing import Self
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.core.timebounds import DEFAULT_MAX_CLOCK_SKEW, MAX_CLOCK_SKEW_LIMIT
+
 DEFAULT_SECRET_KEY = "dev-insecure-secret-key-change-me"
 
 
@@ -93,6 +95,11 @@ class Settings(BaseSettings):
     exploration_floor: float = Field(default=0.02, ge=0.0, lt=1.0)
     idempotency_ttl: timedelta = timedelta(hours=24)
     readiness_timeout: timedelta = timedelta(seconds=3)
+    # Timestamps a client sends (``at``, ``rescheduled_to``, filters) must lie within this of the server's
+    # clock (app/core/timebounds.py); capped so that no accepted instant can overflow date arithmetic.
+    max_clock_skew: timedelta = Field(
+        default=DEFAULT_MAX_CLOCK_SKEW, gt=timedelta(0), le=MAX_CLOCK_SKEW_LIMIT
+    )
 
     # Rate limits (app/core/ratelimit.py), in the `limits` notation ("600/minute", several joined by ";").
     # Generous on purpose: they stop floods and token guessing, not normal clients or the test suite.

@@ -122,7 +122,8 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "Request validation failed", details=details)
 
 
-async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
+async def unhandled_error(request: Request, exc: Exception) -> JSONResponse:
+    """The 500: the traceback is logged with the request id, the client gets the error shape and the id."""
     # The traceback goes to the log, never to the client; the request id ties the two together.
     request_id = getattr(request.state, "request_id", None)
     log.exception("unhandled_error", path=request.url.path, request_id=request_id, exc_info=exc)
@@ -134,4 +135,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Exception, _unhandled_error)
+    app.add_exception_handler(Exception, unhandled_error)

@@ -42,7 +42,8 @@ class Metrics:
 def _route_template(scope: Scope) -> str:
     # The template ("/v1/users/{user_id}"), never the raw path: raw paths carry IDs and explode cardinality.
     route = scope.get("route")
-    path = getattr(route, "path", None)
+    # path_format drops convertors ("{user_id:uuid}" → "{user_id}"), as in the OpenAPI paths.
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
     return path if isinstance(path, str) else "unmatched"
 
 

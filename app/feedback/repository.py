@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.races import is_foreign_key_violation
 from app.models import Feedback, Recommendation
 
 
@@ -37,6 +38,10 @@ class FeedbackRepository:
             async with self.session.begin_nested():
                 self.session.add(feedback)
                 await self.session.flush()
-        except IntegrityError:
+        except IntegrityError as exc:
+            # Only the unique answer-per-recommendation means "answered concurrently"; a foreign-key failure
+            # means the user (and their recommendation) was deleted meanwhile: app.core.races answers that.
+            if is_foreign_key_violation(exc):
+                raise
             return False
         return True

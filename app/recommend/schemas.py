@@ -7,8 +7,9 @@ import enum
 import uuid
 from typing import TYPE_CHECKING, Annotated, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, create_model, model_validator
 
+from app.core.timebounds import BOUND_DESCRIPTION, Instant
 from domain import ACTIONS, METER_NAMES, Action, Meters
 
 # Strict: JSON numbers only (``"0.5"`` and ``true`` are refused, not coerced); 0 and 1 are numbers too.
@@ -62,10 +63,10 @@ class RecommendRequest(BaseModel):
         },
     )
 
-    at: AwareDatetime | None = Field(
+    at: Instant | None = Field(
         default=None,
-        description="The moment to recommend for, ISO 8601 with a UTC offset (default: now). Decides the day "
-        "and slot in the user's time zone. Times without an offset are refused.",
+        description="The moment to recommend for (default: now); decides the day and slot in the user's time "
+        f"zone. {BOUND_DESCRIPTION} Times without an offset, and numbers, are refused.",
     )
     meters: MetersIn | None = Field(
         default=None,

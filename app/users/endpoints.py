@@ -63,8 +63,10 @@ async def export_me(session: SessionDep, user: CurrentUser) -> UserExport:
     return await service.export_user(session, user)
 
 
+# ``:uuid`` in the path, not only in the type: a non-UUID segment then matches no route (404, like any unknown
+# user) instead of a 422, and ``/me`` falls through to its own routes, so ``DELETE /me`` is a 405 with Allow.
 @router.delete(
-    "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"model": ErrorResponse}}
+    "/{user_id:uuid}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"model": ErrorResponse}}
 )
 async def delete_user(session: SessionDep, caller: UserOrAdmin, user_id: uuid.UUID) -> Response:
     """Delete a user and all their data (admin, or a user deleting themself)."""

@@ -48,10 +48,18 @@ async def test_404_unknown_route(client: httpx.AsyncClient) -> None:
     assert_error(await client.get("/no/such/route"), 404, "not_found")
 
 
-async def test_404_malformed_id_is_422_not_500(
+async def test_malformed_user_id_is_404_not_422(
     client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:
-    assert_error(await client.delete("/v1/users/not-a-uuid", headers=admin_headers), 422, "validation_error")
+    # No user has that id, exactly as for a well-formed unknown one (issue 10).
+    assert_error(await client.delete("/v1/users/not-a-uuid", headers=admin_headers), 404, "not_found")
+
+
+async def test_delete_users_me_is_405_with_allow(client: httpx.AsyncClient, create_user: CreateUser) -> None:
+    _, headers = await create_user()
+    response = await client.delete("/v1/users/me", headers=headers)
+    assert_error(response, 405, "method_not_allowed")
+    assert "GET" in {method.strip() for method in response.headers["allow"].split(",")}
 
 
 async def test_405_wrong_method(client: httpx.AsyncClient) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.users.schemas import iana_timezone
+from app.users.schemas import iana_zone_names
 from tests.support import CreateUser
 
 
@@ -92,7 +92,7 @@ async def test_without_token_is_401(client: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize("name", ["UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires", "Etc/GMT+5"])
 def test_iana_names_pass(name: str) -> None:
-    assert iana_timezone(name) == name
+    assert name in iana_zone_names()
 
 
 async def test_patch_is_documented(client: httpx.AsyncClient) -> None:

@@ -1,0 +1,73 @@
+"""Requests that lose a race against the deletion of their own user answer 401, not 500.
+
+Authentication reads the caller's token and user without locking them. If ``DELETE /v1/users/{id}`` commits
+between that read and the request's first write, the write fails: an insert of a user-owned row (a
+recommendation, an idempotency key, feedback) violates its foreign key to ``users``, and the coarse
+``api_tokens.last_used_at`` update matches no row (SQLAlchemy's ``StaleDataError``). On Postgres the first
+successful insert takes a key-share lock on the user row, so the window closes once a request has written;
+SQLite serialises writers, so there it is only the window before the write.
+
+Locking the user row ``FOR KEY SHARE`` at authentication would close the window too, but would make every
+read a row-lock write (multixacts under concurrent requests of one user) and make deletions wait for slow
+policy calls. The race is rare and harmless once answered correctly, so the cheap fix is here, on the error
+path only: when such an error reaches the top and the authenticated user no longer exists, the request is
+answered exactly as its retry would be, 401 "token no longer valid". Any other integrity error stays a 500.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from app.core.db import Database
+from app.core.errors import error_response, unhandled_error
+from app.models import User
+
+log = structlog.get_logger(__name__)
+
+# Set by authentication (app.core.auth) on ``request.state``: whose request this is.
+AUTH_USER_ID = "auth_user_id"
+
+_PG_FOREIGN_KEY_VIOLATION = "23503"
+
+
+def is_foreign_key_violation(exc: IntegrityError) -> bool:
+    """Whether ``exc`` is a foreign-key violation (Postgres SQLSTATE 23503, SQLite's FOREIGN KEY failure)."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == _PG_FOREIGN_KEY_VIOLATION:
+        return True
+    if getattr(orig, "sqlite_errorcode", None) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+        return True
+    return "FOREIGN KEY constraint failed" in str(orig)
+
+
+async def _user_exists(request: Request, user_id: uuid.UUID) -> bool:
+    db: Database = request.app.state.db
+    async with db.sessionmaker() as session:
+        found = await session.execute(select(User.id).where(User.id == user_id))
+        return found.first() is not None
+
+
+async def _user_gone(request: Request, exc: Exception) -> JSONResponse:
+    user_id = getattr(request.state, AUTH_USER_ID, None)
+    relevant = isinstance(exc, StaleDataError) or (
+        isinstance(exc, IntegrityError) and is_foreign_key_violation(exc)
+    )
+    if relevant and isinstance(user_id, uuid.UUID) and not await _user_exists(request, user_id):
+        log.info("user_deleted_during_request", path=request.url.path, error=type(exc).__name__)
+        return error_response(
+            401, "Token no longer valid: its user was deleted", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return await unhandled_error(request, exc)
+
+
+def install_race_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(IntegrityError, _user_gone)
+    app.add_exception_handler(StaleDataError, _user_gone)

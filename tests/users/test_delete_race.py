@@ -1,0 +1,86 @@
+"""Deleting a user while their token is in use ends every request as 2xx, 401 or 404, never 500 (issue 10).
+
+Real concurrency on Postgres: each round fires the user's deletion together with several of their
+recommend and feedback requests (with and without an Idempotency-Key) through the real app, so some requests
+authenticate before the delete commits and write after it (foreign-key violation, stale token update).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import migrate
+from app.core.config import Settings
+from app.models import Recommendation, User
+from tests.support import admin_headers_for, app_client, create_user_via_api, running_app
+
+ROUNDS = 25
+
+
+async def _one_round(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], statuses: Counter[tuple[str, int]]
+) -> None:
+    user_id, headers = await create_user_via_api(client, admin_headers, "Europe/Berlin")
+    recommendations = []
+    for _ in range(2):
+        response = await client.post("/v1/recommend", json={}, headers=headers)
+        assert response.status_code == 200, response.text
+        recommendations.append(response.json()["recommendation_id"])
+
+    def feedback(recommendation_id: str, key: bool) -> tuple[str, dict[str, str], dict[str, str]]:
+        extra = {"Idempotency-Key": uuid.uuid4().hex} if key else {}
+        return "feedback", {"recommendation_id": recommendation_id, "response": "accepted"}, extra
+
+    calls = [
+        ("recommend", {}, {}),
+        ("recommend", {}, {"Idempotency-Key": uuid.uuid4().hex}),
+        ("recommend", {}, {}),
+        feedback(recommendations[0], key=True),
+        feedback(recommendations[1], key=False),
+    ]
+
+    async def call(kind: str, body: dict[str, str], extra: dict[str, str]) -> None:
+        response = await client.post(f"/v1/{kind}", json=body, headers={**headers, **extra})
+        statuses[kind, response.status_code] += 1
+
+    async def delete() -> None:
+        response = await client.delete(f"/v1/users/{user_id}", headers=admin_headers)
+        statuses["delete", response.status_code] += 1
+
+    # The delete in the middle, so that some requests start before it and some after.
+    await asyncio.gather(*(call(*c) for c in calls[:2]), delete(), *(call(*c) for c in calls[2:]))
+
+
+async def test_concurrent_delete_and_use_never_fails_with_5xx(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], db_session: AsyncSession
+) -> None:
+    statuses: Counter[tuple[str, int]] = Counter()
+    for _ in range(ROUNDS):
+        await _one_round(client, admin_headers, statuses)
+    allowed = {"recommend": {200, 401}, "feedback": {200, 401, 404}, "delete": {204}}
+    unexpected = {key: n for key, n in statuses.items() if key[1] not in allowed[key[0]]}
+    assert not unexpected, statuses
+    assert statuses["delete", 204] == ROUNDS
+    # Every user is gone together with what their racing requests wrote.
+    assert (await db_session.scalar(select(func.count()).select_from(User))) == 0
+    assert (await db_session.scalar(select(func.count()).select_from(Recommendation))) == 0
+
+
+async def test_the_same_race_on_sqlite(settings: Settings, tmp_path: Path) -> None:
+    # SQLite serialises writers, so the window is only before a request's first write; it must end the same.
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    migrate.upgrade(url)
+    sqlite = settings.model_copy(update={"database_url": url.replace("sqlite://", "sqlite+aiosqlite://", 1)})
+    statuses: Counter[tuple[str, int]] = Counter()
+    async with running_app(sqlite) as app, app_client(app) as client:
+        for _ in range(ROUNDS // 2):
+            await _one_round(client, admin_headers_for(sqlite), statuses)
+    allowed = {"recommend": {200, 401}, "feedback": {200, 401, 404}, "delete": {204}}
+    assert all(status in allowed[kind] for kind, status in statuses), statuses
