@@ -43,7 +43,7 @@ async def update_me(
 
 
 @router.post(
-    "/{user_id}/tokens",
+    "/{user_id:uuid}/tokens",
     status_code=status.HTTP_201_CREATED,
     response_model=TokenCreated,
     responses={404: {"model": ErrorResponse}},

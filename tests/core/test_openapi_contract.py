@@ -72,7 +72,7 @@ async def test_rescheduled_to_rule_is_in_the_schema_and_enforced(
 @pytest.fixture
 def served(settings: Settings, clean_database: str) -> Iterator[str]:
     """The app (fallback policy: the model is not under test) on a free loopback port; yields its base URL."""
-    app = create_app(settings.model_copy(update={"policy_backend": "fallback"}))
+    app = create_app(settings.model_copy(update={"policy_backend": "fallback", "rate_limit_enabled": False}))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
