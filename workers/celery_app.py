@@ -14,6 +14,7 @@ from celery import Celery
 
 from app.core.config import Settings, get_settings
 from app.core.logging import configure_logging
+from workers.heartbeat import HEARTBEAT_SCHEDULER  # importing it also connects the worker heartbeat signals
 
 TASK_MODULES = ["workers.maintenance"]
 
@@ -37,6 +38,7 @@ def create_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         timezone="UTC",
         enable_utc=True,
+        beat_scheduler=HEARTBEAT_SCHEDULER,
         beat_schedule={
             "purge-expired-idempotency-keys": {
                 "task": "rhythm.maintenance.purge_expired_idempotency_keys",
