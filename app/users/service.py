@@ -12,7 +12,7 @@ from app.core.security import display_prefix, hash_token, new_token
 from app.models import ApiToken, User
 from app.models.base import utcnow
 from app.users.repository import TokenRepository, UserRepository
-from app.users.schemas import UserCreate, UserCreated, UserExport, UserPublic
+from app.users.schemas import UserCreate, UserCreated, UserExport, UserListed, UserPublic
 
 # Secrets and their hashes are not personal data the user can use, and exporting them would only spread them.
 _EXPORT_EXCLUDE: dict[str, set[str]] = {
@@ -47,3 +47,9 @@ async def delete_user(session: AsyncSession, caller: Principal, user_id: uuid.UU
         raise NotFoundError("User not found")
     if not await UserRepository(session).delete(user_id):
         raise NotFoundError("User not found")
+
+
+async def list_users(session: AsyncSession) -> list[UserListed]:
+    """Every user with its count of active tokens (operators' CLI; token hashes never leave the table)."""
+    rows = await UserRepository(session).list_with_active_token_counts()
+    return [UserListed(**to_public(user).model_dump(), active_tokens=count) for user, count in rows]
