@@ -38,10 +38,13 @@ export RHYTHM_SECRET_KEY="${RHYTHM_SECRET_KEY:-$(secret secret_key)}"
 "$BIN/rhythm" db upgrade
 
 worker_pid="" beat_pid="" serve_pid=""
+# Exits: returning from the trap would resume the supervise loop, which would restart what was just stopped.
 stop() {
+  local status=$?
   trap - EXIT INT TERM
   for pid in $serve_pid $worker_pid $beat_pid; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in $serve_pid $worker_pid $beat_pid; do wait "$pid" 2>/dev/null || true; done
+  exit "$status"
 }
 trap stop EXIT INT TERM
 

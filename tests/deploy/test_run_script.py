@@ -109,3 +109,6 @@ def test_a_dead_worker_is_reported_and_restarted(stack: tuple[subprocess.Popen[s
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=30)
     assert f"the Celery worker stopped (exit 137, see {data}/worker.log); restarting it." in stderr
+    # Stopping make run stops everything, and restarts nothing on the way out.
+    assert stderr.count("restarting it") == 1, stderr
+    assert process.returncode != 0 or _children(process.pid) == {}
