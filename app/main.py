@@ -12,6 +12,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagge
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from app.core import migrate
 from app.core.config import Settings, get_settings
 from app.core.db import Database
 from app.core.errors import install_error_handlers
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db = db
         app.state.readiness_checks.setdefault("database", partial(database_ready, db))
         try:
+            await migrate.require_schema(db.engine, settings.readiness_timeout.total_seconds())
             async with policy_lifespan(app, settings):
                 yield
         finally:

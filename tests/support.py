@@ -88,6 +88,8 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "admin_token": "test-admin-" + secrets.token_urlsafe(24),
         "secret_key": "test-secret-" + secrets.token_urlsafe(32),
         "log_level": "WARNING",
+        # Most tests run no Celery worker; tests/workers/test_heartbeat.py turns this back on.
+        "readiness_requires_worker": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

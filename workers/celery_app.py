@@ -15,19 +15,23 @@ from celery import Celery
 from app.core import tasks
 from app.core.config import Settings, get_settings
 from app.core.logging import configure_logging
+from workers.heartbeat import HEARTBEAT_SCHEDULER  # importing it also connects the worker heartbeat signals
 
 TASK_MODULES = ("workers.maintenance", "workers.ingest")
 
 
 def create_celery(settings: Settings) -> Celery:
     """A worker-side app for ``settings`` (tests start workers and send tasks with their own settings)."""
-    return tasks.create_celery(settings, include=TASK_MODULES)
+    celery = tasks.create_celery(settings, include=TASK_MODULES)
+    celery.conf.beat_scheduler = HEARTBEAT_SCHEDULER
+    return celery
 
 
 def _configure_from_environment() -> dict[str, object]:
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.json_logs)
-    return tasks.celery_config(settings)
+    # The heartbeat scheduler lets /readyz see beat's last tick (workers.heartbeat).
+    return {**tasks.celery_config(settings), "beat_scheduler": HEARTBEAT_SCHEDULER}
 
 
 celery_app = Celery("rhythm", include=list(TASK_MODULES))

@@ -1,6 +1,7 @@
 """Settings: the one place the service reads its configuration (environment variables prefixed ``RHYTHM_``).
 
-Development runs with embedded defaults (SQLite under ``./var/``, a SQLite-backed Celery broker);
+Development runs with embedded defaults under one data directory (``RHYTHM_DATA_DIR``, default ``./var``:
+SQLite database, SQLite-backed Celery broker, adapters, the admin token file of ``make run``);
 production is the same code with ``RHYTHM_DATABASE_URL``/``RHYTHM_BROKER_URL`` pointing at Postgres/Redis.
 Production refuses to start with default or empty secrets.
 """
@@ -11,7 +12,7 @@ import enum
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -56,6 +57,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RHYTHM_", env_file=None, extra="ignore", frozen=True)
 
     env: Environment = Environment.DEVELOPMENT
+    # Where the embedded defaults live; database_url, broker_url and adapter_dir default to files in it.
+    data_dir: Path = Path("var")
     database_url: str = "sqlite+aiosqlite:///var/rhythm.db"
     broker_url: str = "sqla+sqlite:///var/broker.sqlite"
     # Redis only: a prefix for every broker key, so two deployments (or test sessions) can share a database.
@@ -118,6 +121,26 @@ class Settings(BaseSettings):
     # Terra (bridges.terra): the webhook signing secret; empty → POST /v1/webhooks/terra answers 404.
     terra_webhook_secret: SecretStr = SecretStr("")
 
+    # Workers and beat stamp a heartbeat row this often; /readyz calls one stale after heartbeat_stale_after.
+    heartbeat_interval: timedelta = timedelta(seconds=10)
+    heartbeat_stale_after: timedelta = timedelta(seconds=30)
+    # A dead worker makes /readyz answer 503 (webhooks and jobs would pile up unprocessed); a dead beat only
+    # degrades it ("status": "degraded"): requests are served, periodic housekeeping is late.
+    readiness_requires_worker: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_in_data_dir(cls, values: Any) -> Any:
+        # One knob moves every embedded file: a CLI run outside the repository points RHYTHM_DATA_DIR at its
+        # data instead of silently creating ./var/rhythm.db wherever it happens to be.
+        if not isinstance(values, dict):
+            return values
+        data_dir = Path(str(values.get("data_dir") or "var"))
+        values.setdefault("database_url", f"sqlite+aiosqlite:///{data_dir / 'rhythm.db'}")
+        values.setdefault("broker_url", f"sqla+sqlite:///{data_dir / 'broker.sqlite'}")
+        values.setdefault("adapter_dir", data_dir / "adapters")
+        return values
+
     @field_validator("*", mode="before")
     @classmethod
     def _seconds_as_timedelta(cls, value: object, info: ValidationInfo) -> object:
@@ -172,6 +195,11 @@ class Settings(BaseSettings):
     @property
     def sync_database_url(self) -> str:
         return _normalise_database_url(self.database_url, sync=True)
+
+    @property
+    def admin_token_file(self) -> Path:
+        """Where ``make run`` keeps the generated admin token (``make demo`` reads it)."""
+        return self.data_dir / "admin_token"
 
     @property
     def json_logs(self) -> bool:

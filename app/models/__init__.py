@@ -3,6 +3,7 @@
 from app.models.adapter import Adapter, AdapterStatus, FinetuneJob, FinetuneStatus
 from app.models.base import Base
 from app.models.device import DeviceConnection, WebhookEvent
+from app.models.heartbeat import ProcessHeartbeat, ProcessKind
 from app.models.idempotency import IdempotencyKey, IdempotencyStatus
 from app.models.recommendation import Feedback, Recommendation
 from app.models.signals import CalendarEvent, MeterSnapshot, SignalReading
@@ -37,6 +38,8 @@ __all__ = [
     "IdempotencyKey",
     "IdempotencyStatus",
     "MeterSnapshot",
+    "ProcessHeartbeat",
+    "ProcessKind",
     "Recommendation",
     "SignalReading",
     "User",

@@ -8,11 +8,13 @@ from collections.abc import Awaitable, Callable
 import structlog
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.core.auth import SettingsDep
 from app.core.errors import AppError, ErrorResponse
 from app.core.middleware import Metrics
+from app.models import ProcessKind
+from app.ops.checks import ProcessLiveness, process_liveness
 
 log = structlog.get_logger(__name__)
 
@@ -26,8 +28,10 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    status: str
+    status: str = Field(description="`ok`, or `degraded` when beat is not alive (requests are still served).")
     checks: dict[str, bool]
+    worker: ProcessLiveness
+    beat: ProcessLiveness
 
 
 @router.get("/healthz", response_model=Health)
@@ -46,21 +50,41 @@ async def _run_check(name: str, check: ReadinessCheck, limit_s: float) -> bool:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": ErrorResponse}})
 async def readyz(request: Request, settings: SettingsDep) -> Readiness:
-    """Database, broker and every registered check (e.g. the policy) answer; 503 names the failures."""
+    """Ready to serve: database, broker and every registered check (e.g. the policy) answer, and a Celery
+    worker is alive.
+
+    ``worker`` and ``beat`` report the age of the newest heartbeat of each (stale after
+    ``RHYTHM_HEARTBEAT_STALE_AFTER``). A dead worker fails readiness (503, ``failed`` names ``worker``):
+    webhooks and jobs would pile up unprocessed (``RHYTHM_READINESS_REQUIRES_WORKER=false`` turns that off).
+    A dead beat only degrades it (200, ``status: degraded``): requests are served, housekeeping is late.
+    """
     checks: dict[str, ReadinessCheck] = request.app.state.readiness_checks
     timeout = settings.readiness_timeout.total_seconds()
     names = list(checks)
-    results = await asyncio.gather(*(_run_check(name, checks[name], timeout) for name in names))
-    outcome = dict(zip(names, results, strict=True))
-    if not all(results):
-        failed = sorted(name for name, ok in outcome.items() if not ok)
+    stale_after = settings.heartbeat_stale_after
+    worker, beat, *results = await asyncio.gather(
+        process_liveness(request.app.state.db, ProcessKind.WORKER, stale_after, timeout),
+        process_liveness(request.app.state.db, ProcessKind.BEAT, stale_after, timeout),
+        *(_run_check(name, checks[name], timeout) for name in names),
+    )
+    assert isinstance(worker, ProcessLiveness) and isinstance(beat, ProcessLiveness)
+    outcome = {name: bool(ok) for name, ok in zip(names, results, strict=True)}
+    failed = sorted(name for name, ok in outcome.items() if not ok)
+    if settings.readiness_requires_worker and not worker.alive:
+        failed.append("worker")
+    if failed:
         raise AppError(
             503,
             f"Not ready: {', '.join(failed)}",
             code="not_ready",
-            details={"checks": outcome, "failed": failed},
+            details={
+                "checks": outcome,
+                "failed": failed,
+                "worker": worker.model_dump(mode="json"),
+                "beat": beat.model_dump(mode="json"),
+            },
         )
-    return Readiness(status="ok", checks=outcome)
+    return Readiness(status="ok" if beat.alive else "degraded", checks=outcome, worker=worker, beat=beat)
 
 
 @router.get("/metrics", include_in_schema=False)

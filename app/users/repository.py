@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, inspect, select, update
+from sqlalchemy import Table, delete, func, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import USER_OWNED_MODELS, ApiToken, User
@@ -42,6 +42,17 @@ class UserRepository:
         """Delete the user; every user-owned table follows by ON DELETE CASCADE."""
         result = await self.session.execute(delete(User).where(User.id == user_id).returning(User.id))
         return result.first() is not None
+
+    async def list_with_active_token_counts(self) -> list[tuple[User, int]]:
+        """Every user (oldest first) with the number of its unrevoked tokens; for operators only."""
+        active = func.count(ApiToken.id).filter(ApiToken.revoked_at.is_(None))
+        statement = (
+            select(User, active)
+            .outerjoin(ApiToken, ApiToken.user_id == User.id)
+            .group_by(User.id)
+            .order_by(User.created_at, User.id)
+        )
+        return [(user, int(count)) for user, count in (await self.session.execute(statement)).all()]
 
     async def export_rows(
         self, user_id: uuid.UUID, exclude: dict[str, set[str]]

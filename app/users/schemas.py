@@ -85,3 +85,9 @@ class UserExport(BaseModel):
     user: UserPublic
     exported_at: datetime
     tables: dict[str, list[dict[str, Any]]]
+
+
+class UserListed(UserPublic):
+    """A user as ``rhythm users list`` shows it: no token, no hash, only how many tokens are active."""
+
+    active_tokens: int

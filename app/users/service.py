@@ -13,7 +13,15 @@ from app.core.security import display_prefix, hash_token, new_token
 from app.models import ApiToken, User
 from app.models.base import utcnow
 from app.users.repository import TokenRepository, UserRepository
-from app.users.schemas import TokenCreated, UserCreate, UserCreated, UserExport, UserPublic, UserUpdate
+from app.users.schemas import (
+    TokenCreated,
+    UserCreate,
+    UserCreated,
+    UserExport,
+    UserListed,
+    UserPublic,
+    UserUpdate,
+)
 
 # Secrets and their hashes are not personal data the user can use, and exporting them would only spread them.
 _EXPORT_EXCLUDE: dict[str, set[str]] = {
@@ -75,3 +83,9 @@ async def delete_user(session: AsyncSession, caller: Principal, user_id: uuid.UU
         raise NotFoundError("User not found")
     if not await UserRepository(session).delete(user_id):
         raise NotFoundError("User not found")
+
+
+async def list_users(session: AsyncSession) -> list[UserListed]:
+    """Every user with its count of active tokens (operators' CLI; token hashes never leave the table)."""
+    rows = await UserRepository(session).list_with_active_token_counts()
+    return [UserListed(**to_public(user).model_dump(), active_tokens=count) for user, count in rows]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -30,6 +31,19 @@ def test_defaults_are_embedded_and_local() -> None:
     assert settings.port == 8000
     assert settings.policy_backend == "local"
     assert settings.history_days == 30 and settings.adapter_history_days == 7
+
+
+def test_one_data_dir_moves_every_embedded_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("RHYTHM_DATA_DIR", str(tmp_path))
+    settings = Settings()
+    assert settings.sync_database_url == f"sqlite:///{tmp_path}/rhythm.db"
+    assert settings.broker_url == f"sqla+sqlite:///{tmp_path}/broker.sqlite"
+    assert settings.adapter_dir == tmp_path / "adapters"
+    assert settings.admin_token_file == tmp_path / "admin_token"
+    # An explicit URL still wins over the data directory.
+    monkeypatch.setenv("RHYTHM_BROKER_URL", "redis://127.0.0.1:6379/0")
+    assert Settings().broker_url == "redis://127.0.0.1:6379/0"
+    assert Settings(database_url="sqlite:///elsewhere.db").sync_database_url == "sqlite:///elsewhere.db"
 
 
 def test_postgres_url_gets_one_driver_per_side(monkeypatch: pytest.MonkeyPatch) -> None:

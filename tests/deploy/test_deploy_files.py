@@ -143,7 +143,8 @@ def test_dockerfile_is_slim_non_root_with_healthcheck_and_real_command() -> None
 
 def test_run_script_commands_exist() -> None:
     script = (ROOT / "scripts" / "run.sh").read_text()
-    commands = re.findall(r'^"\$BIN/(rhythm|celery)" ([^>&\n]*)', script, flags=re.MULTILINE)
+    # Indented too: worker and beat start inside the functions the supervise loop restarts them with.
+    commands = re.findall(r'^\s*"\$BIN/(rhythm|celery)" ([^>&\n]*)', script, flags=re.MULTILINE)
     assert {program for program, _ in commands} == {"rhythm", "celery"}
     for program, args in commands:
         check_command([program, *shlex.split(args)])

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from app.recommend.backends.base import BackendError, PolicyDecision, PolicyInput, checked_distribution
-from policy.local import LocalPolicyModel
+
+if TYPE_CHECKING:
+    from policy.local import LocalPolicyModel
 
 
 class LocalBackend:
@@ -39,6 +40,12 @@ class LocalBackend:
         burnt 100–400 ms of CPU per recommendation and served 2–7 req/s; with 1 thread (``OMP_NUM_THREADS=1``)
         10–12 ms and 47 req/s at 1 client, 71–82 req/s at 8.
         """
+        # torch and transformers take ~20 s to import: only a process that builds this backend pays for them,
+        # so `rhythm --help`, the workers and an app on another backend start in about a second.
+        import torch
+
+        from policy.local import LocalPolicyModel
+
         torch.set_num_threads(torch_threads)
         model = await asyncio.to_thread(LocalPolicyModel.load, model_dir)
         return cls(model, workers=workers)
