@@ -80,7 +80,7 @@ WEIGHTS: dict[Meter, tuple[Input, ...]] = {
     ),
     Meter.PROGRESS: (
         Input((SignalKind.TASK_COMPLETION_RATE,), 1.0),
-        # Days of slack to the nearest deadline: fewer days, more pressure, less sense of progress.
+        # Days of slack to the nearest deadline: fewer days, more pressure, less headway.
         Input((SignalKind.DEADLINE_PROXIMITY,), 0.6),
         Input((SignalKind.FOCUS_TIME,), 0.8),
     ),

@@ -25,7 +25,7 @@ def _body_history(hrv: float = 45.0, rhr: float = 58.0, score: float = 78.0) -> 
     )
 
 
-def test_a_bad_night_gives_lower_vitality_than_a_good_night_for_the_same_person() -> None:
+def test_a_bad_night_reads_lower_than_a_good_night_for_the_same_person() -> None:
     past = _body_history()
     good = [reading(K.HRV_RMSSD, 55), reading(K.RESTING_HEART_RATE, 55), reading(K.SLEEP_SCORE, 90)]
     bad = [reading(K.HRV_RMSSD, 28), reading(K.RESTING_HEART_RATE, 66), reading(K.SLEEP_SCORE, 45)]
@@ -35,14 +35,14 @@ def test_a_bad_night_gives_lower_vitality_than_a_good_night_for_the_same_person(
     assert v_bad < 0.4 < 0.6 < v_good
 
 
-def test_high_stress_gives_lower_serenity() -> None:
+def test_high_stress_lowers_the_calm_meter() -> None:
     calm = estimate_meters([reading(K.STRESS_SCORE, 15, hour=11)], NOW)[Meter.SERENITY].value
     tense = estimate_meters([reading(K.STRESS_SCORE, 85, hour=11)], NOW)[Meter.SERENITY].value
     assert calm is not None and tense is not None
     assert tense < 0.5 < calm
 
 
-def test_more_meetings_give_lower_serenity() -> None:
+def test_more_meetings_lower_the_calm_meter() -> None:
     past = history(K.MEETING_DENSITY, wobble(20, 28, 5), 28)
     light = estimate_meters([*past, reading(K.MEETING_DENSITY, 10, hour=9)], NOW)[Meter.SERENITY].value
     packed = estimate_meters([*past, reading(K.MEETING_DENSITY, 70, hour=9)], NOW)[Meter.SERENITY].value
@@ -50,7 +50,7 @@ def test_more_meetings_give_lower_serenity() -> None:
     assert packed < light
 
 
-def test_a_week_of_social_events_gives_higher_connection() -> None:
+def test_a_week_of_social_events_raises_the_social_meter() -> None:
     # One event a week for a month, then a week with six.
     past = history(K.SOCIAL_EVENTS_7D, wobble(1.0, 28, 0.5), 28)
     quiet = estimate_meters([*past, reading(K.SOCIAL_EVENTS_7D, 1)], NOW)[Meter.CONNECTION].value
@@ -59,7 +59,7 @@ def test_a_week_of_social_events_gives_higher_connection() -> None:
     assert busy > 0.7 and busy > quiet + 0.2
 
 
-def test_context_inputs_drive_progress_and_cognition() -> None:
+def test_calendar_and_task_inputs_drive_their_meters() -> None:
     def run(**fields: float) -> dict[str, float | None]:
         ctx = ContextInputs(observed_at=NOW - timedelta(minutes=10), source="google-calendar", **fields)
         return estimate_meters(ctx.readings(), NOW).values()
@@ -100,18 +100,18 @@ def test_no_input_is_missing_not_neutral() -> None:
 
 
 def test_stale_data_decays_toward_neutral_and_loses_confidence() -> None:
-    def vitality(days_ago: float) -> tuple[float | None, float]:
+    def body_meter(days_ago: float) -> tuple[float | None, float]:
         bad_night = [reading(K.SLEEP_SCORE, 40, days_ago), reading(K.HRV_RMSSD, 20, days_ago)]
         estimate = estimate_meters(bad_night, NOW)[Meter.VITALITY]
         return estimate.value, estimate.confidence
 
-    values, confidences = zip(*(vitality(d) for d in (0, 2, 3, 4)), strict=True)
+    values, confidences = zip(*(body_meter(d) for d in (0, 2, 3, 4)), strict=True)
     distances = [abs(v - 0.5) for v in values if v is not None]
     assert len(distances) == len(values)
     assert distances == sorted(distances, reverse=True) and distances[0] > 3 * distances[-1]
     assert list(confidences) == sorted(confidences, reverse=True) and confidences[-1] < confidences[0] / 4
     # Long after four half-lives the night says nothing: missing again.
-    assert vitality(8) == (None, 0.0)
+    assert body_meter(8) == (None, 0.0)
 
 
 def test_a_stale_input_does_not_drag_a_fresh_one_to_neutral() -> None:
@@ -186,7 +186,7 @@ def test_baselines_are_robust_to_gaps_and_duplicates() -> None:
     assert gappy.n_days == len(with_gaps) and abs(gappy.mean - full.mean) < 0.1
 
 
-def test_low_hrv_week_lowers_serenity_through_the_trend() -> None:
+def test_a_low_hrv_week_lowers_the_calm_meter_through_the_trend() -> None:
     normal = history(K.HRV_RMSSD, wobble(50, 28, 3), 35)
     steady = history(K.HRV_RMSSD, wobble(50, 7, 3), 6)
     sinking = history(K.HRV_RMSSD, wobble(36, 7, 3), 6)
@@ -215,8 +215,8 @@ def test_readings_after_now_are_ignored() -> None:
 def test_provenance_is_json_and_names_inputs_with_their_age() -> None:
     report = estimate_meters([*_body_history(), reading(K.SLEEP_SCORE, 70)], NOW)
     provenance = json.loads(json.dumps(report.provenance()))
-    vitality = provenance["meters"][Meter.VITALITY.value]
-    assert vitality["confidence"] == pytest.approx(report[Meter.VITALITY].confidence, abs=1e-4)
-    sleep = next(i for i in vitality["inputs"] if i["kind"] == K.SLEEP_SCORE.value)
+    body = provenance["meters"][Meter.VITALITY.value]
+    assert body["confidence"] == pytest.approx(report[Meter.VITALITY].confidence, abs=1e-4)
+    sleep = next(i for i in body["inputs"] if i["kind"] == K.SLEEP_SCORE.value)
     assert sleep["age_s"] == 5 * 3600 and sleep["source"] == "oura" and sleep["value"] == 70
     assert set(provenance["missing"]) == {m.value for m in METERS if report[m].value is None}
