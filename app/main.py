@@ -18,8 +18,8 @@ from app.core.db import Database
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, Metrics, RequestContextMiddleware
-from app.core.ratelimit import RATE_LIMITED_RESPONSES, RateLimiter, RateLimitMiddleware
 from app.core.races import install_race_handlers
+from app.core.ratelimit import RATE_LIMITED_RESPONSES, RateLimiter, RateLimitMiddleware
 from app.core.timebounds import TimeBoundsMiddleware
 from app.feedback import endpoints as feedback
 from app.ops import endpoints as ops

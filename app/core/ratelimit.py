@@ -2,8 +2,9 @@
 
 A pure ASGI middleware in front of routing, so that floods are refused before any database work, and so that
 every route (unknown paths and the docs included) is covered except the probes and metrics in
-``EXEMPT_PATHS`` and the signed provider webhooks in ``EXEMPT_PREFIXES``. Counting uses the maintained ``limits`` package (moving window) on memory storage by default
-or Redis (``RHYTHM_RATE_LIMIT_STORAGE_URL``), shared between API processes.
+``EXEMPT_PATHS`` and the signed provider webhooks in ``EXEMPT_PREFIXES``. Counting uses the maintained
+``limits`` package (moving window) on memory storage by default or Redis (``RHYTHM_RATE_LIMIT_STORAGE_URL``),
+shared between API processes.
 
 Keys: a request with a bearer token is counted under the token's SHA-256 (never the token itself); any other
 request under its client IP. Keying by token alone would let a client dodge every limit by sending a fresh

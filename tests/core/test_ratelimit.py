@@ -107,7 +107,9 @@ async def test_probes_and_metrics_are_exempt(settings: Settings, clean_database:
             assert (await client.get("/readyz")).status_code != 429
 
 
-async def test_signed_provider_webhooks_are_not_limited_per_ip(settings: Settings, clean_database: str) -> None:
+async def test_signed_provider_webhooks_are_not_limited_per_ip(
+    settings: Settings, clean_database: str
+) -> None:
     async with limited_app(settings, rate_limit_per_ip="1/minute") as app, client_from(app) as client:
         # Unconfigured provider: 404 each time, never 429; the webhook's own signature check is its guard.
         for _ in range(4):
