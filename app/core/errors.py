@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = structlog.get_logger(__name__)
 
@@ -103,13 +104,33 @@ async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """Every method some route serves at this path. Starlette answers a 405 with the methods of the first
+    route that matched the path only, so ``/v1/users/me`` (a GET and a PATCH route) would claim GET alone.
+    Each method is probed through the routers' own matching, so included routers and converters count."""
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return ", ".join(allowed) if allowed else None
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if isinstance(exc.detail, str):
         message, details = exc.detail, None
     else:
         message, details = HTTPStatus(exc.status_code).phrase, exc.detail
     headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 405 and (allowed := _allowed_methods(request)) is not None:
+        headers = {**(headers or {}), "Allow": allowed}
     return error_response(exc.status_code, message, details=details, headers=headers)
 
 

@@ -40,6 +40,15 @@ async def _read_capped(request: Request, limit: int) -> bytes:
         404: {"model": ErrorResponse, "description": "Unknown or unconfigured provider."},
         413: {"model": ErrorResponse, "description": "Body over the webhook cap."},
     },
+    # The body is read as raw bytes (signatures are over the exact bytes), so FastAPI cannot infer it; say
+    # what providers send. Google Calendar's push has an empty body, hence not required.
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "description": "The provider's delivery, byte for byte, in its own documented format.",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
 )
 async def receive_webhook(
     request: Request,

@@ -62,6 +62,16 @@ async def test_delete_users_me_is_405_with_allow(client: httpx.AsyncClient, crea
     assert "GET" in {method.strip() for method in response.headers["allow"].split(",")}
 
 
+async def test_405_allow_lists_every_route_at_the_path(
+    client: httpx.AsyncClient, create_user: CreateUser
+) -> None:
+    # /v1/users/me has a GET and a PATCH route; Starlette alone would name the first route's methods only.
+    _, headers = await create_user()
+    response = await client.put("/v1/users/me", headers=headers, json={})
+    assert_error(response, 405, "method_not_allowed")
+    assert {method.strip() for method in response.headers["allow"].split(",")} == {"GET", "PATCH"}
+
+
 async def test_405_wrong_method(client: httpx.AsyncClient) -> None:
     assert_error(await client.put("/healthz"), 405, "method_not_allowed")
 
