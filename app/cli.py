@@ -56,7 +56,7 @@ def _load_extension(module_name: str, attribute: str, name: str) -> click.Comman
 
 def _attach_bench_api(bench: typer.Typer) -> None:
     """``rhythm bench api`` joins the ``bench`` group (which sim/ owns and app/ must not be imported by)."""
-    from app.recommend.bench import api
+    from app.benchmarks.api import api
 
     if not any(info.name == "api" for info in bench.registered_commands):
         bench.command("api")(api)

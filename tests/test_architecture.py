@@ -241,6 +241,43 @@ def test_no_package_imports_above_its_layer() -> None:
     assert not bad, _report("imports that break the layering (tests/test_architecture.py, ALLOWED):", bad)
 
 
+# Inside app/: the shared layers serve every domain package (users, recommend, feedback, webhooks, ops, …) and
+# import none of them, so that no domain package reaches another through core (the old auth -> users loop).
+APP_SHARED_LAYERS = ("app.core", "app.models")
+
+
+def app_layer_violations(edges: Iterable[Edge]) -> list[Edge]:
+    """Imports from ``app.core`` / ``app.models`` into any other ``app`` sub-package."""
+    return [
+        e
+        for e in edges
+        if e.internal
+        and _matches(e.source, APP_SHARED_LAYERS)
+        and e.target.startswith("app.")
+        and not _matches(e.target, APP_SHARED_LAYERS)
+    ]
+
+
+def test_app_core_and_models_import_no_domain_package() -> None:
+    bad = app_layer_violations(collect_edges(ROOT, ("app",)))
+    assert not bad, _report("app.core / app.models importing a domain package of app:", bad)
+
+
+def test_the_app_layer_check_finds_core_importing_a_domain_package(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path,
+        {
+            "app/__init__.py": "",
+            "app/core/__init__.py": "",
+            "app/core/auth.py": "def f():\n    from app.users.repository import TokenRepository\n",
+            "app/users/__init__.py": "",
+            "app/users/repository.py": "from app.core import auth\n",
+        },
+    )
+    bad = app_layer_violations(collect_edges(root, ("app",)))
+    assert [(e.source, e.target) for e in bad] == [("app.core.auth", "app.users.repository")]
+
+
 def test_every_known_exception_still_exists() -> None:
     present = {(e.source, e.target) for e in collect_edges(ROOT, PACKAGES)}
     stale = sorted(KNOWN_EXCEPTIONS - present)

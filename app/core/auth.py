@@ -18,9 +18,9 @@ from app.core.db import SessionDep
 from app.core.errors import AppError
 from app.core.races import AUTH_USER_ID
 from app.core.security import constant_time_equals, hash_token
+from app.core.tokens import TokenRepository
 from app.models import User
 from app.models.base import utcnow
-from app.users.repository import TokenRepository
 
 # Updating last_used_at on every request would turn every read into a write; a coarse timestamp is enough.
 _LAST_USED_RESOLUTION = timedelta(minutes=5)

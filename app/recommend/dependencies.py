@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.recommend.policy import PolicyService
+from app.recommend.decider import PolicyService
 
 
 def get_policy(request: Request) -> PolicyService:

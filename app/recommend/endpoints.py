@@ -11,7 +11,7 @@ from app.core.db import SessionDep
 from app.core.errors import ErrorResponse
 from app.recommend import service
 from app.recommend.dependencies import PolicyDep
-from app.recommend.schemas import RecommendationPublic, RecommendRequest
+from app.recommend.schemas import RecommendationCreate, RecommendationPublic
 
 router = APIRouter(
     prefix="/v1",
@@ -26,7 +26,7 @@ async def recommend(
     user: CurrentUser,
     policy: PolicyDep,
     settings: SettingsDep,
-    data: Annotated[RecommendRequest | None, Body()] = None,
+    data: Annotated[RecommendationCreate | None, Body()] = None,
 ) -> RecommendationPublic:
     """Recommend one of the 10 actions for the calling user's current slot (or the slot of ``at``).
 
@@ -35,4 +35,4 @@ async def recommend(
     and the prompt's SHA-256. When the model server is down or slow, the exact-Bayes fallback answers
     (``backend: "fallback"``); that is never an error.
     """
-    return await service.recommend(session, user, policy, settings, data or RecommendRequest())
+    return await service.recommend(session, user, policy, settings, data or RecommendationCreate())

@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.core.config import Settings
+from app.recommend.decider import PolicyService, breaker_from_settings, build_primary
 from app.recommend.metrics import PolicyMetrics
-from app.recommend.policy import PolicyService, breaker_from_settings, build_primary
 
 
 @asynccontextmanager

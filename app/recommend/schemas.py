@@ -48,7 +48,7 @@ class MetersSource(enum.StrEnum):
     NEUTRAL = "neutral"  # nothing known: 0.5 each
 
 
-class RecommendRequest(BaseModel):
+class RecommendationCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={

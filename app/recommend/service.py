@@ -10,10 +10,10 @@ from app.core.config import Settings
 from app.models import Recommendation, User
 from app.models.base import utcnow
 from app.recommend.backends.base import PolicyInput
-from app.recommend.policy import PolicyService
+from app.recommend.decider import PolicyService
 from app.recommend.repository import HISTORY_ROW_CAP, RecommendationRepository
 from app.recommend.sampling import sample, sampling_distribution
-from app.recommend.schemas import MetersIn, MetersSource, RecommendationPublic, RecommendRequest
+from app.recommend.schemas import MetersIn, MetersSource, RecommendationCreate, RecommendationPublic
 from app.recommend.slots import local_slot, window_start, zone
 from domain import ACTIONS, DAY_NAMES, Meters, SlotState
 from policy.prompt import render_prompt
@@ -24,7 +24,7 @@ def prompt_hash(prompt: str) -> str:
 
 
 async def recommend(
-    session: AsyncSession, user: User, policy: PolicyService, settings: Settings, data: RecommendRequest
+    session: AsyncSession, user: User, policy: PolicyService, settings: Settings, data: RecommendationCreate
 ) -> RecommendationPublic:
     """Recommend an action for ``user`` and log it with its propensity (the caller's transaction commits).
 

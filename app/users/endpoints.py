@@ -11,7 +11,7 @@ from app.core.auth import AdminAuth, CurrentUser, UserOrAdmin
 from app.core.db import SessionDep
 from app.core.errors import ErrorResponse
 from app.users import service
-from app.users.schemas import TokenCreated, UserCreate, UserCreated, UserExport, UserPublic, UserUpdate
+from app.users.schemas import TokenPublic, UserCreate, UserCreatedPublic, UserExport, UserPublic, UserUpdate
 
 router = APIRouter(
     prefix="/v1/users",
@@ -20,10 +20,10 @@ router = APIRouter(
 )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=UserCreated)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=UserCreatedPublic)
 async def create_user(
     session: SessionDep, _admin: AdminAuth, data: Annotated[UserCreate | None, Body()] = None
-) -> UserCreated:
+) -> UserCreatedPublic:
     """Create a user (admin only). Returns the user's ID and bearer token; the token is shown only once."""
     return await service.create_user(session, data or UserCreate())
 
@@ -45,10 +45,10 @@ async def update_me(
 @router.post(
     "/{user_id:uuid}/tokens",
     status_code=status.HTTP_201_CREATED,
-    response_model=TokenCreated,
+    response_model=TokenPublic,
     responses={404: {"model": ErrorResponse}},
 )
-async def rotate_token(session: SessionDep, caller: UserOrAdmin, user_id: uuid.UUID) -> TokenCreated:
+async def rotate_token(session: SessionDep, caller: UserOrAdmin, user_id: uuid.UUID) -> TokenPublic:
     """Issue a new token and revoke all the user's previous ones (admin, or the user themself).
 
     The new token is shown only once. Rotating with the token being replaced is allowed: it stops working as

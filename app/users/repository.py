@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, func, inspect, select, update
+from sqlalchemy import Table, delete, func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import USER_OWNED_MODELS, ApiToken, User
@@ -81,32 +80,3 @@ def _row_dict(row: Base, hidden: set[str]) -> dict[str, Any]:
 def _exportable(value: Any) -> Any:
     # Raw webhook bodies are bytes and need not be UTF-8; base64 keeps the export lossless JSON.
     return base64.b64encode(value).decode("ascii") if isinstance(value, bytes) else value
-
-
-class TokenRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def add(self, token: ApiToken) -> ApiToken:
-        self.session.add(token)
-        await self.session.flush()
-        return token
-
-    async def get_active_by_hash(self, token_hash: str) -> tuple[ApiToken, User] | None:
-        statement = (
-            select(ApiToken, User)
-            .join(User, User.id == ApiToken.user_id)
-            .where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))
-        )
-        row = (await self.session.execute(statement)).first()
-        return None if row is None else (row[0], row[1])
-
-    async def revoke_all(self, user_id: uuid.UUID, at: datetime) -> int:
-        """Revoke every active token of the user; returns how many were revoked."""
-        statement = (
-            update(ApiToken)
-            .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
-            .values(revoked_at=at)
-            .returning(ApiToken.id)
-        )
-        return len((await self.session.execute(statement)).all())

@@ -61,12 +61,12 @@ class UserUpdate(BaseModel):
     timezone: IanaTimeZone
 
 
-class UserCreated(BaseModel):
+class UserCreatedPublic(BaseModel):
     user_id: uuid.UUID
     token: str = Field(description="Bearer token of the new user. Shown only once; only its hash is stored.")
 
 
-class TokenCreated(BaseModel):
+class TokenPublic(BaseModel):
     user_id: uuid.UUID
     token: str = Field(description="The new bearer token. Shown only once; only its hash is stored.")
     prefix: str = Field(description="The token's first characters, to tell it apart without revealing it.")

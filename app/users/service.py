@@ -10,13 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.auth import Principal
 from app.core.errors import NotFoundError
 from app.core.security import display_prefix, hash_token, new_token
+from app.core.tokens import TokenRepository
 from app.models import ApiToken, User
 from app.models.base import utcnow
-from app.users.repository import TokenRepository, UserRepository
+from app.users.repository import UserRepository
 from app.users.schemas import (
-    TokenCreated,
+    TokenPublic,
     UserCreate,
-    UserCreated,
+    UserCreatedPublic,
     UserExport,
     UserListed,
     UserPublic,
@@ -34,11 +35,11 @@ def to_public(user: User) -> UserPublic:
     return UserPublic(user_id=user.id, timezone=user.timezone, created_at=user.created_at)
 
 
-async def create_user(session: AsyncSession, data: UserCreate) -> UserCreated:
+async def create_user(session: AsyncSession, data: UserCreate) -> UserCreatedPublic:
     """Create a user and its first API token; the plaintext token leaves the server only in this response."""
     user = await UserRepository(session).add(User(timezone=data.timezone))
     token = await _issue_token(session, user.id)
-    return UserCreated(user_id=user.id, token=token)
+    return UserCreatedPublic(user_id=user.id, token=token)
 
 
 async def _issue_token(session: AsyncSession, user_id: uuid.UUID) -> str:
@@ -49,7 +50,7 @@ async def _issue_token(session: AsyncSession, user_id: uuid.UUID) -> str:
     return token
 
 
-async def rotate_token(session: AsyncSession, caller: Principal, user_id: uuid.UUID) -> TokenCreated:
+async def rotate_token(session: AsyncSession, caller: Principal, user_id: uuid.UUID) -> TokenPublic:
     """Issue a new token for the user and revoke every token they had (admin, or the user themself).
 
     The remedy for a leaked token. Anyone else's ID is a 404, as is an unknown one. The user's row is locked
@@ -62,7 +63,7 @@ async def rotate_token(session: AsyncSession, caller: Principal, user_id: uuid.U
         raise NotFoundError("User not found")
     revoked = await TokenRepository(session).revoke_all(user_id, utcnow())
     token = await _issue_token(session, user_id)
-    return TokenCreated(user_id=user_id, token=token, prefix=display_prefix(token), revoked_tokens=revoked)
+    return TokenPublic(user_id=user_id, token=token, prefix=display_prefix(token), revoked_tokens=revoked)
 
 
 async def update_user(session: AsyncSession, user: User, data: UserUpdate) -> UserPublic:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "transformers", "alembic", "sim.bench", "app.recommend.bench", "matplotlib")
+HEAVY = ("torch", "transformers", "alembic", "sim.bench", "app.benchmarks.api", "matplotlib")
 
 
 def _imported_after(code: str) -> list[str]:

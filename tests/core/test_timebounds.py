@@ -117,7 +117,7 @@ def test_the_bound_is_capped_so_arithmetic_cannot_overflow() -> None:
 
 async def test_schema_states_the_bound(client: httpx.AsyncClient) -> None:
     schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
-    at = schemas["RecommendRequest"]["properties"]["at"]
+    at = schemas["RecommendationCreate"]["properties"]["at"]
     rescheduled_to = schemas["FeedbackCreate"]["properties"]["rescheduled_to"]
     for field in (at, rescheduled_to):
         assert "RHYTHM_MAX_CLOCK_SKEW" in field["description"]

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from app.benchmarks.api import uvicorn_server
 from app.core.config import Settings
-from app.recommend.bench import uvicorn_server
 from domain import ACTIONS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,9 +14,9 @@ from datetime import timedelta
 
 import pytest
 
+from app.benchmarks.api import free_port
 from app.core.config import PolicyBackend, Settings
 from app.models import Recommendation
-from app.recommend.bench import free_port
 from policy.prompt import ANSWER_CHOICES
 from sim.profiles import ARCHETYPE_NAMES
 from tests.factories import deploy_adapter

@@ -18,7 +18,7 @@ import pytest
 from app.core.config import PolicyBackend, Settings
 from app.models import Adapter, AdapterStatus, Recommendation
 from app.recommend.backends.base import PolicyInput
-from app.recommend.backends.local import LocalBackend
+from app.recommend.backends.embedded import EmbeddedBackend
 from app.recommend.backends.vllm import VLLMBackend
 from domain import ACTIONS, RESPONSES, Interaction, Meters, Slot, SlotState
 from policy.paths import SHIPPED_MODEL_DIR
@@ -60,7 +60,7 @@ async def test_vllm_backend_end_to_end_through_the_api(settings: Settings, vllm_
 
 
 async def test_vllm_and_local_distributions_agree(vllm_server: VLLMServer) -> None:
-    local = await LocalBackend.load()
+    local = await EmbeddedBackend.load()
     async with httpx.AsyncClient(base_url=vllm_server.root, timeout=30.0) as http:
         remote = VLLMBackend(http)
         rng = random.Random(5)

@@ -18,9 +18,9 @@ from typing import IO
 
 import httpx
 
+from app.benchmarks.api import free_port
 from app.recommend.backends.base import PolicyInput
 from app.recommend.backends.vllm import VLLMBackend
-from app.recommend.bench import free_port
 from domain import Meters, Slot, SlotState
 from policy.prompt import render_prompt
 

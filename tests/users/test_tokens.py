@@ -140,5 +140,5 @@ async def test_rotation_is_documented(client: httpx.AsyncClient) -> None:
     operation = schema["paths"]["/v1/users/{user_id}/tokens"]["post"]
     assert {"201", "401", "404", "429"} <= set(operation["responses"])
     ref = operation["responses"]["201"]["content"]["application/json"]["schema"]["$ref"]
-    assert ref.endswith("/TokenCreated")
+    assert ref.endswith("/TokenPublic")
     assert "Retry-After" in operation["responses"]["429"]["headers"]

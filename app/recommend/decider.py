@@ -1,4 +1,6 @@
-"""The policy as the service sees it: a primary backend guarded by a circuit breaker, and a fallback.
+"""How the service decides: the primary policy backend guarded by a circuit breaker, and a fallback.
+
+(``decider``, not ``policy``: :mod:`policy` is the model package; this module only routes to its backends.)
 
 :meth:`PolicyService.decide` never raises for a model-server problem: an error, a timeout or an open circuit
 makes the exact-Bayes fallback answer (``backend: "fallback"``), so ``/v1/recommend`` degrades instead of
@@ -15,8 +17,8 @@ import structlog
 from app.core.config import PolicyBackend as BackendKind
 from app.core.config import Settings
 from app.recommend.backends.base import BackendError, PolicyBackend, PolicyDecision, PolicyInput
+from app.recommend.backends.embedded import EmbeddedBackend
 from app.recommend.backends.fallback import FallbackBackend
-from app.recommend.backends.local import LocalBackend
 from app.recommend.backends.vllm import VLLMBackend
 from app.recommend.breaker import CircuitBreaker
 from app.recommend.metrics import PolicyMetrics
@@ -107,7 +109,7 @@ async def build_primary(settings: Settings) -> PolicyBackend:
         return VLLMBackend.from_settings(settings)
     if settings.policy_backend is BackendKind.FALLBACK:
         return FallbackBackend()
-    return await LocalBackend.load(settings.model_dir)
+    return await EmbeddedBackend.load(settings.model_dir)
 
 
 def breaker_from_settings(settings: Settings) -> CircuitBreaker:

@@ -230,8 +230,8 @@ def free_port() -> int:
 
 _FACTORIES = {
     "local": "app.main:create_app",
-    "instant": "app.recommend.bench:instant_app",
-    "bare": "app.recommend.bench:bare_app",
+    "instant": "app.benchmarks.api:instant_app",
+    "bare": "app.benchmarks.api:bare_app",
 }
 
 

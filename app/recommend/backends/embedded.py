@@ -1,4 +1,8 @@
-"""The ``local`` backend: the shipped policy model run in-process with torch."""
+"""The ``local`` backend (``RHYTHM_POLICY_BACKEND=local``): the embedded model of :mod:`policy.local`.
+
+Called ``embedded`` rather than ``local`` so that the file name does not read as "local time" or as a second
+local model next to :mod:`policy.local`.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ if TYPE_CHECKING:
     from policy.local import LocalPolicyModel
 
 
-class LocalBackend:
+class EmbeddedBackend:
     """Runs :class:`policy.local.LocalPolicyModel` on a small dedicated thread pool.
 
     A forward pass is CPU-bound (torch releases the GIL), so it never runs on the event loop. Requests queue
@@ -32,7 +36,7 @@ class LocalBackend:
     @classmethod
     async def load(
         cls, model_dir: Path | None = None, *, workers: int = 1, torch_threads: int = 1
-    ) -> LocalBackend:
+    ) -> EmbeddedBackend:
         """Load a model folder (``None``: the weights shipped in the ``policy`` package) off the event loop.
 
         ``torch_threads`` sets torch's intra-op threads for the whole process (torch has no per-thread knob).
