@@ -33,6 +33,7 @@ app.add_typer(users_app, name="users")
 _EXTENSIONS: tuple[tuple[str, str, str], ...] = (
     ("sim.cli", "bench_app", "bench"),
     ("policy.cli", "pretrain", "pretrain"),
+    ("bridges.actions.cli", "classify", "classify"),
 )
 
 
