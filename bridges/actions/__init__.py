@@ -1,0 +1,21 @@
+"""Calendar events → the ten actions.
+
+``classify(CalendarEvent(...))`` returns a :class:`Classification` (action or "not an action", confidence,
+reason, source ``rule``); ``from_google_event(resource, tz)`` fills a :class:`CalendarEvent` from a Google
+Calendar ``events`` resource. Pure Python: the sync task, the API and ``rhythm classify`` all call this.
+"""
+
+from .classifier import SOURCE_RULE, CalendarEvent, Classification, classify
+from .google import EVENT_TYPES, InvalidEvent, from_google_event
+from .normalize import normalize
+
+__all__ = [
+    "EVENT_TYPES",
+    "SOURCE_RULE",
+    "CalendarEvent",
+    "Classification",
+    "InvalidEvent",
+    "classify",
+    "from_google_event",
+    "normalize",
+]
