@@ -5,8 +5,10 @@ Accept: provider lookup (unknown or unconfigured → 404, never open) → signat
 processing task after commit, only if the row is new.
 
 Process: lock the row → parse the stored bytes again → resolve the user (stored connection first, then the id
-our backend gave the provider) → apply lifecycle changes → upsert readings → ``handled_at``. A failure is
-counted on the row (``attempts``, ``error``) by the task, which retries with backoff.
+our backend gave the provider) → apply lifecycle changes → convert and validate the readings (``normalise``; a
+rejected one, e.g. a stress of -1, is logged with its reason and skipped, never stored) → upsert readings →
+``handled_at``. A failure is counted on the row (``attempts``, ``error``) by the task, which retries with
+backoff.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from app.core.tasks import PROCESS_WEBHOOK_EVENT
 from app.models import DeviceConnection, WebhookEvent
 from app.webhooks.repository import InboxRepository, ProcessingRepository
 from app.webhooks.schemas import WebhookStatus
+from bridges.meters.signals import normalise
 from bridges.webhooks import (
     ConnectionAction,
     ConnectionChange,
@@ -48,6 +51,14 @@ _UNSTORED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"}
 STALE_AFTER = timedelta(minutes=15)
 REQUEUE_BATCH = 500
 ERROR_MAX_LENGTH = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Processed:
+    """What processing one event did: readings written, and readings the validator rejected."""
+
+    written: int = 0
+    rejected: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,13 +176,14 @@ def _apply_change(
     return connection.user_id
 
 
-def process(session: Session, settings: Settings, event_id: uuid.UUID, now: datetime) -> int:
-    """Handle one stored event; returns the readings written. Raises :class:`UnmappableEvent` when retrying
-    cannot help, anything else for a retry. Already handled or missing: nothing happens (idempotent)."""
+def process(session: Session, settings: Settings, event_id: uuid.UUID, now: datetime) -> Processed:
+    """Handle one stored event. Raises :class:`UnmappableEvent` when retrying cannot help, anything else for a
+    retry. Already handled or missing: nothing is written (idempotent, so a replay is safe).
+    """
     repo = ProcessingRepository(session)
     event = repo.lock_event(event_id)
     if event is None or event.handled_at is not None:
-        return 0
+        return Processed()
     provider = get_provider(event.source, settings)
     if provider is None:
         raise UnmappableEvent(f"provider {event.source!r} is not configured")
@@ -180,9 +192,22 @@ def process(session: Session, settings: Settings, event_id: uuid.UUID, now: date
     except MalformedPayload as exc:
         raise UnmappableEvent(str(exc)) from exc
     change = provider.connection_change(payload)
-    signals = provider.to_signals(payload)
+    raw = provider.to_readings(payload)
+    readings, rejections = normalise(raw)
+    for rejection in rejections:
+        # A bad value is the device's or the provider's, not ours: retrying would reject it again, and storing
+        # it would feed the baselines a sentinel (Garmin's stress -1) as if it were a measurement.
+        item = raw[rejection.index]
+        log.warning(
+            "webhook_reading_rejected",
+            event_id=str(event.id),
+            source=item.source,
+            kind=str(item.kind),
+            code=rejection.code,
+            reason=rejection.reason,
+        )
     user_id = _apply_change(repo, event.source, change, now) if change is not None else None
-    if signals and user_id is None:
+    if raw and user_id is None:
         user_id = _resolve_user(repo, event.source, provider.user_ref(payload), link=False, now=now)
         if user_id is None:
             raise UnmappableEvent("data for a user we do not have")
@@ -191,22 +216,22 @@ def process(session: Session, settings: Settings, event_id: uuid.UUID, now: date
             {
                 "id": uuid.uuid4(),
                 "user_id": user_id,
-                "source": signal.source,
-                "kind": signal.kind.value,
-                "value": signal.value,
-                "unit": signal.unit,
-                "observed_at": signal.observed_at,
+                "source": reading.source,
+                "kind": reading.kind.value,
+                "value": reading.value,
+                "unit": reading.unit.value,
+                "observed_at": reading.observed_at,
                 "webhook_event_id": event.id,
                 "created_at": now,
             }
-            for signal in signals
+            for reading in readings
         ]
     )
     event.user_id = user_id
     event.attempts += 1
     event.error = None
     event.handled_at = now
-    return written
+    return Processed(written=written, rejected=len(rejections))
 
 
 def record_failure(session: Session, event_id: uuid.UUID, exc: BaseException) -> int | None:
