@@ -17,7 +17,7 @@ import random
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,8 +29,8 @@ from app.core.config import Settings
 from app.core.errors import AppError, NotFoundError
 from app.core.tasks import PROCESS_WEBHOOK_EVENT
 from app.models import DeviceConnection, WebhookEvent
-from app.webhooks.repository import InboxRepository, ProcessingRepository
-from app.webhooks.schemas import WebhookStatus
+from app.webhooks.repository import InboxRepository, OpsRepository, ProcessingRepository
+from app.webhooks.schemas import WebhookEventPage, WebhookEventView, WebhookStatus
 from bridges.meters.signals import normalise
 from bridges.webhooks import (
     ConnectionAction,
@@ -254,3 +254,75 @@ def requeue_stale(session: Session, settings: Settings, now: datetime) -> int:
     for event_id in ids:
         jobs.enqueue(session, settings, jobs.Job(PROCESS_WEBHOOK_EVENT, (str(event_id),)))
     return len(ids)
+
+
+# --- Operators' view of the inbox -------------------------------------------------------------------------
+
+
+# A cursor is the keyset position itself, ``<received_at in µs since the epoch>_<event id hex>``: Postgres
+# keeps microseconds, so the position round-trips exactly, and every string of this shape (``CURSOR_PATTERN``,
+# which the route enforces) is a valid position, so a well-formed cursor never fails.
+CURSOR_PATTERN = r"^[0-9]{1,17}_[0-9a-f]{32}$"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _encode_cursor(event: WebhookEvent) -> str:
+    return f"{(event.received_at - _EPOCH) // _MICROSECOND}_{event.id.hex}"
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    micros, _, event_id = cursor.partition("_")
+    try:
+        return _EPOCH + int(micros) * _MICROSECOND, uuid.UUID(hex=event_id)
+    except (ValueError, OverflowError) as exc:
+        raise AppError(422, "Invalid cursor", code="invalid_cursor") from exc
+
+
+def event_view(event: WebhookEvent, status: WebhookStatus | str | None = None) -> WebhookEventView:
+    return WebhookEventView(
+        id=event.id,
+        source=event.source,
+        external_id=event.external_id,
+        user_id=event.user_id,
+        received_at=event.received_at,
+        handled_at=event.handled_at,
+        attempts=event.attempts,
+        error=event.error,
+        status=WebhookStatus(status) if status is not None else status_of(event),
+    )
+
+
+async def list_events(
+    session: AsyncSession,
+    *,
+    status: WebhookStatus | None,
+    source: str | None,
+    limit: int,
+    cursor: str | None,
+) -> WebhookEventPage:
+    """A page of inbox events, newest first, on a keyset cursor: events arriving meanwhile never shift or
+    repeat what later pages return (an offset would)."""
+    before = _decode_cursor(cursor) if cursor else None
+    # One row more than asked tells whether another page exists without a count query.
+    rows = await OpsRepository(session).list_events(
+        status=status, source=source, limit=limit + 1, before=before
+    )
+    page = rows[:limit]
+    next_cursor = _encode_cursor(page[-1][0]) if len(rows) > limit else None
+    return WebhookEventPage(
+        items=[event_view(event, row_status) for event, row_status in page], next_cursor=next_cursor
+    )
+
+
+async def replay(session: AsyncSession, settings: Settings, event_id: uuid.UUID) -> WebhookEventView:
+    """Enqueue processing of a stored event again (after commit). Processing is idempotent: a handled event
+    is left as it is and writes nothing; a failed or pending one gets another attempt. Unknown id → 404."""
+    event = await OpsRepository(session).get_event(event_id)
+    if event is None:
+        raise NotFoundError("Unknown webhook event")
+    jobs.enqueue(session, settings, jobs.Job(PROCESS_WEBHOOK_EVENT, (str(event.id),)))
+    log.info(
+        "webhook_event_replayed", event_id=str(event.id), source=event.source, status=status_of(event).value
+    )
+    return event_view(event)

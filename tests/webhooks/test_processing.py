@@ -261,3 +261,49 @@ async def test_lifecycle_events_update_the_connection(stack: Stack) -> None:
     db.expire_all()
     [connection] = (await db.scalars(select(DeviceConnection))).all()
     assert connection.user_id == user_id and connection.revoked_at is not None
+
+
+async def test_an_ops_replay_of_a_failed_event_is_handled_and_replaying_again_writes_nothing(
+    stack: Stack,
+) -> None:
+    settings, client, db, create_user = stack
+    admin = admin_headers_for(settings)
+    user_id, user_headers = await create_user()
+    # Out of order: the day's data arrives before the auth event, with no reference id to fall back on.
+    assert (await post(stack, daily_event(None), trace="early")).status_code == 202
+
+    async def failed() -> bool:
+        return (await event_with(db, "trace:early")).error is not None
+
+    await wait_for(db, failed, "the early event to fail")
+    early_id = (await event_with(db, "trace:early")).id
+    assert (
+        await client.post(f"/v1/ops/webhook-events/{early_id}/replay", headers=user_headers)
+    ).status_code == 403
+    assert (await post(stack, auth_event(user_id), trace="auth")).status_code == 202
+    await handled(db, "trace:auth")
+
+    response = await client.post(f"/v1/ops/webhook-events/{early_id}/replay", headers=admin)
+
+    assert response.status_code == 202, response.text
+    assert (response.json()["id"], response.json()["status"]) == (str(early_id), "failed")
+    event = await handled(db, "trace:early")
+    assert event.user_id == user_id and event.error is None and event.attempts == 2
+    handled_at = event.handled_at
+    before = await readings(db)
+    assert [kind for _, kind, _, _ in before] == ["hrv_rmssd", "resting_heart_rate", "steps", "stress_score"]
+    ids_before = sorted(str(r.id) for r in (await db.scalars(select(SignalReading))).all())
+    listed = await client.get("/v1/ops/webhook-events", params={"status": "failed"}, headers=admin)
+    assert listed.status_code == 200 and listed.json()["items"] == []
+
+    # A handled event replays idempotently: the task runs, finds it handled and writes nothing.
+    again = await client.post(f"/v1/ops/webhook-events/{early_id}/replay", headers=admin)
+    assert again.status_code == 202 and again.json()["status"] == "handled"
+    # The worker is single-threaded and FIFO: once a later event is handled, the replay has run.
+    assert (await post(stack, auth_event(user_id), trace="auth-2")).status_code == 202
+    await handled(db, "trace:auth-2")
+    db.expire_all()
+    replayed = await event_with(db, "trace:early")
+    assert (replayed.attempts, replayed.handled_at) == (2, handled_at)
+    assert await readings(db) == before
+    assert sorted(str(r.id) for r in (await db.scalars(select(SignalReading))).all()) == ids_before
