@@ -28,6 +28,7 @@ from app.recommend import endpoints as recommend
 from app.recommend.lifespan import policy_lifespan
 from app.users import endpoints as users
 from app.webhooks import endpoints as webhooks
+from app.webhooks import ops_endpoints as webhook_ops
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(recommend.router, responses=RATE_LIMITED_RESPONSES)
     app.include_router(feedback.router, responses=RATE_LIMITED_RESPONSES)
     app.include_router(webhooks.router, responses=RATE_LIMITED_RESPONSES)
+    app.include_router(webhook_ops.router, responses=RATE_LIMITED_RESPONSES)
     _add_docs(app)
     _document_undecodable_bodies(app)
     return app

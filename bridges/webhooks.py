@@ -10,7 +10,11 @@ The inbox (``app.webhooks``) owns storage, dedupe, queues and retries; a provide
 3. :meth:`~WebhookProvider.parse` them into the provider's payload → :class:`MalformedPayload` (400).
 4. :meth:`~WebhookProvider.external_id` — the delivery's dedupe key within the provider.
 5. Later, in a worker, from the stored bytes: :meth:`~WebhookProvider.user_ref` (who it is about),
-   :meth:`~WebhookProvider.connection_change` (lifecycle events) and :meth:`~WebhookProvider.to_signals`.
+   :meth:`~WebhookProvider.connection_change` (lifecycle events) and :meth:`~WebhookProvider.to_readings`.
+
+Readings use the meters' vocabulary (:mod:`bridges.meters.signals`): a provider hands each value over as a
+:class:`~bridges.meters.signals.RawReading` in the unit *it* used, and the inbox converts and validates them
+with ``Reading.create`` (via ``normalise``), so ``signal_readings`` holds what the meters engine reads.
 
 Everything takes headers as well as the body: some providers (Google Calendar push) send an empty body and put
 the whole notification in headers. Headers arrive lower-cased.
@@ -25,6 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Generic, Self, TypeVar
+
+from bridges.meters.signals import RawReading
 
 Headers = Mapping[str, str]
 
@@ -42,30 +48,6 @@ class MalformedPayload(Exception):
 
 class UnmappableEvent(Exception):
     """Retrying cannot help (e.g. the data names a user we do not have): kept with its error, not retried."""
-
-
-class SignalKind(enum.StrEnum):
-    """Kinds of ``signal_readings``; HRV in RMSSD and SDNN are different measures and never share a kind."""
-
-    HRV_RMSSD = "hrv_rmssd"
-    HRV_SDNN = "hrv_sdnn"
-    RESTING_HR = "resting_hr"
-    SLEEP_SCORE = "sleep_score"
-    SLEEP_DURATION = "sleep_duration"
-    DEEP_SLEEP_DURATION = "deep_sleep_duration"
-    STEPS = "steps"
-    STRESS = "stress"
-
-
-@dataclass(frozen=True, slots=True)
-class Signal:
-    """One normalised measurement; ``source`` tells devices behind one provider apart (``terra/oura``)."""
-
-    source: str
-    kind: SignalKind
-    value: float
-    unit: str
-    observed_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +109,10 @@ class WebhookProvider(ABC, Generic[P]):
         return None
 
     @abstractmethod
-    def to_signals(self, payload: P) -> list[Signal]:
-        """The readings the event carries (none for lifecycle events or notify-only providers)."""
+    def to_readings(self, payload: P) -> list[RawReading]:
+        """The readings the event carries, in the provider's own units (none for lifecycle events or
+        notify-only providers). Conversion and range checks are the inbox's (``normalise``).
+        """
 
 
 def body_digest(body: bytes) -> str:

@@ -30,7 +30,7 @@ def process_webhook_event(self: Task, event_id: str) -> int:
     event_uuid = uuid.UUID(event_id)
     try:
         with task_session(settings.sync_database_url) as session:
-            written = service.process(session, settings, event_uuid, utcnow())
+            processed = service.process(session, settings, event_uuid, utcnow())
     except UnmappableEvent as exc:
         with task_session(settings.sync_database_url) as session:
             service.record_failure(session, event_uuid, exc)
@@ -47,5 +47,7 @@ def process_webhook_event(self: Task, event_id: str) -> int:
             "webhook_event_retry", event_id=event_id, attempts=attempts, countdown=round(countdown, 2)
         )
         raise self.retry(countdown=countdown, exc=exc) from exc
-    log.info("webhook_event_handled", event_id=event_id, readings=written)
-    return written
+    log.info(
+        "webhook_event_handled", event_id=event_id, readings=processed.written, rejected=processed.rejected
+    )
+    return processed.written

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, case, func, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,6 +43,38 @@ class InboxRepository:
             .returning(WebhookEvent.id)
         )
         return (await self.session.execute(statement)).scalar_one_or_none()
+
+
+class OpsRepository:
+    """The operators' reads of the inbox (async, API side)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def list_events(
+        self,
+        *,
+        status: WebhookStatus | None,
+        source: str | None,
+        limit: int,
+        before: tuple[datetime, uuid.UUID] | None,
+    ) -> Sequence[tuple[WebhookEvent, str]]:
+        """Events newest first, each with its derived status; ``before`` is the keyset position
+        ``(received_at, id)`` of the previous page's last event (the id breaks ties in a burst)."""
+        status_column = status_expression()
+        statement = select(WebhookEvent, status_column)
+        if status is not None:
+            statement = statement.where(status_column == status.value)
+        if source is not None:
+            statement = statement.where(WebhookEvent.source == source)
+        if before is not None:
+            statement = statement.where(tuple_(WebhookEvent.received_at, WebhookEvent.id) < tuple_(*before))
+        statement = statement.order_by(WebhookEvent.received_at.desc(), WebhookEvent.id.desc()).limit(limit)
+        rows = (await self.session.execute(statement)).all()
+        return [(row[0], row[1]) for row in rows]
+
+    async def get_event(self, event_id: uuid.UUID) -> WebhookEvent | None:
+        return await self.session.get(WebhookEvent, event_id)
 
 
 class ProcessingRepository:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import uuid
+from datetime import datetime
 
 from pydantic import BaseModel
 
@@ -20,3 +22,25 @@ class WebhookReceipt(BaseModel):
 
     received: bool = True
     duplicate: bool
+
+
+class WebhookEventView(BaseModel):
+    """An inbox event as operators see it: never the raw body or the stored headers (they may carry secrets
+    or health data)."""
+
+    id: uuid.UUID
+    source: str
+    external_id: str
+    user_id: uuid.UUID | None
+    received_at: datetime
+    handled_at: datetime | None
+    attempts: int
+    error: str | None
+    status: WebhookStatus
+
+
+class WebhookEventPage(BaseModel):
+    """One page, newest first; pass ``next_cursor`` as ``cursor`` for the next (``null``: the last page)."""
+
+    items: list[WebhookEventView]
+    next_cursor: str | None

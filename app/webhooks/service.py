@@ -5,8 +5,10 @@ Accept: provider lookup (unknown or unconfigured → 404, never open) → signat
 processing task after commit, only if the row is new.
 
 Process: lock the row → parse the stored bytes again → resolve the user (stored connection first, then the id
-our backend gave the provider) → apply lifecycle changes → upsert readings → ``handled_at``. A failure is
-counted on the row (``attempts``, ``error``) by the task, which retries with backoff.
+our backend gave the provider) → apply lifecycle changes → convert and validate the readings (``normalise``; a
+rejected one, e.g. a stress of -1, is logged with its reason and skipped, never stored) → upsert readings →
+``handled_at``. A failure is counted on the row (``attempts``, ``error``) by the task, which retries with
+backoff.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import random
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,8 +29,9 @@ from app.core.config import Settings
 from app.core.errors import AppError, NotFoundError
 from app.core.tasks import PROCESS_WEBHOOK_EVENT
 from app.models import DeviceConnection, WebhookEvent
-from app.webhooks.repository import InboxRepository, ProcessingRepository
-from app.webhooks.schemas import WebhookStatus
+from app.webhooks.repository import InboxRepository, OpsRepository, ProcessingRepository
+from app.webhooks.schemas import WebhookEventPage, WebhookEventView, WebhookStatus
+from bridges.meters.signals import normalise
 from bridges.webhooks import (
     ConnectionAction,
     ConnectionChange,
@@ -48,6 +51,14 @@ _UNSTORED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"}
 STALE_AFTER = timedelta(minutes=15)
 REQUEUE_BATCH = 500
 ERROR_MAX_LENGTH = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Processed:
+    """What processing one event did: readings written, and readings the validator rejected."""
+
+    written: int = 0
+    rejected: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,13 +176,14 @@ def _apply_change(
     return connection.user_id
 
 
-def process(session: Session, settings: Settings, event_id: uuid.UUID, now: datetime) -> int:
-    """Handle one stored event; returns the readings written. Raises :class:`UnmappableEvent` when retrying
-    cannot help, anything else for a retry. Already handled or missing: nothing happens (idempotent)."""
+def process(session: Session, settings: Settings, event_id: uuid.UUID, now: datetime) -> Processed:
+    """Handle one stored event. Raises :class:`UnmappableEvent` when retrying cannot help, anything else for a
+    retry. Already handled or missing: nothing is written (idempotent, so a replay is safe).
+    """
     repo = ProcessingRepository(session)
     event = repo.lock_event(event_id)
     if event is None or event.handled_at is not None:
-        return 0
+        return Processed()
     provider = get_provider(event.source, settings)
     if provider is None:
         raise UnmappableEvent(f"provider {event.source!r} is not configured")
@@ -180,9 +192,22 @@ def process(session: Session, settings: Settings, event_id: uuid.UUID, now: date
     except MalformedPayload as exc:
         raise UnmappableEvent(str(exc)) from exc
     change = provider.connection_change(payload)
-    signals = provider.to_signals(payload)
+    raw = provider.to_readings(payload)
+    readings, rejections = normalise(raw)
+    for rejection in rejections:
+        # A bad value is the device's or the provider's, not ours: retrying would reject it again, and storing
+        # it would feed the baselines a sentinel (Garmin's stress -1) as if it were a measurement.
+        item = raw[rejection.index]
+        log.warning(
+            "webhook_reading_rejected",
+            event_id=str(event.id),
+            source=item.source,
+            kind=str(item.kind),
+            code=rejection.code,
+            reason=rejection.reason,
+        )
     user_id = _apply_change(repo, event.source, change, now) if change is not None else None
-    if signals and user_id is None:
+    if raw and user_id is None:
         user_id = _resolve_user(repo, event.source, provider.user_ref(payload), link=False, now=now)
         if user_id is None:
             raise UnmappableEvent("data for a user we do not have")
@@ -191,22 +216,22 @@ def process(session: Session, settings: Settings, event_id: uuid.UUID, now: date
             {
                 "id": uuid.uuid4(),
                 "user_id": user_id,
-                "source": signal.source,
-                "kind": signal.kind.value,
-                "value": signal.value,
-                "unit": signal.unit,
-                "observed_at": signal.observed_at,
+                "source": reading.source,
+                "kind": reading.kind.value,
+                "value": reading.value,
+                "unit": reading.unit.value,
+                "observed_at": reading.observed_at,
                 "webhook_event_id": event.id,
                 "created_at": now,
             }
-            for signal in signals
+            for reading in readings
         ]
     )
     event.user_id = user_id
     event.attempts += 1
     event.error = None
     event.handled_at = now
-    return written
+    return Processed(written=written, rejected=len(rejections))
 
 
 def record_failure(session: Session, event_id: uuid.UUID, exc: BaseException) -> int | None:
@@ -229,3 +254,75 @@ def requeue_stale(session: Session, settings: Settings, now: datetime) -> int:
     for event_id in ids:
         jobs.enqueue(session, settings, jobs.Job(PROCESS_WEBHOOK_EVENT, (str(event_id),)))
     return len(ids)
+
+
+# --- Operators' view of the inbox -------------------------------------------------------------------------
+
+
+# A cursor is the keyset position itself, ``<received_at in µs since the epoch>_<event id hex>``: Postgres
+# keeps microseconds, so the position round-trips exactly, and every string of this shape (``CURSOR_PATTERN``,
+# which the route enforces) is a valid position, so a well-formed cursor never fails.
+CURSOR_PATTERN = r"^[0-9]{1,17}_[0-9a-f]{32}$"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _encode_cursor(event: WebhookEvent) -> str:
+    return f"{(event.received_at - _EPOCH) // _MICROSECOND}_{event.id.hex}"
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    micros, _, event_id = cursor.partition("_")
+    try:
+        return _EPOCH + int(micros) * _MICROSECOND, uuid.UUID(hex=event_id)
+    except (ValueError, OverflowError) as exc:
+        raise AppError(422, "Invalid cursor", code="invalid_cursor") from exc
+
+
+def event_view(event: WebhookEvent, status: WebhookStatus | str | None = None) -> WebhookEventView:
+    return WebhookEventView(
+        id=event.id,
+        source=event.source,
+        external_id=event.external_id,
+        user_id=event.user_id,
+        received_at=event.received_at,
+        handled_at=event.handled_at,
+        attempts=event.attempts,
+        error=event.error,
+        status=WebhookStatus(status) if status is not None else status_of(event),
+    )
+
+
+async def list_events(
+    session: AsyncSession,
+    *,
+    status: WebhookStatus | None,
+    source: str | None,
+    limit: int,
+    cursor: str | None,
+) -> WebhookEventPage:
+    """A page of inbox events, newest first, on a keyset cursor: events arriving meanwhile never shift or
+    repeat what later pages return (an offset would)."""
+    before = _decode_cursor(cursor) if cursor else None
+    # One row more than asked tells whether another page exists without a count query.
+    rows = await OpsRepository(session).list_events(
+        status=status, source=source, limit=limit + 1, before=before
+    )
+    page = rows[:limit]
+    next_cursor = _encode_cursor(page[-1][0]) if len(rows) > limit else None
+    return WebhookEventPage(
+        items=[event_view(event, row_status) for event, row_status in page], next_cursor=next_cursor
+    )
+
+
+async def replay(session: AsyncSession, settings: Settings, event_id: uuid.UUID) -> WebhookEventView:
+    """Enqueue processing of a stored event again (after commit). Processing is idempotent: a handled event
+    is left as it is and writes nothing; a failed or pending one gets another attempt. Unknown id → 404."""
+    event = await OpsRepository(session).get_event(event_id)
+    if event is None:
+        raise NotFoundError("Unknown webhook event")
+    jobs.enqueue(session, settings, jobs.Job(PROCESS_WEBHOOK_EVENT, (str(event.id),)))
+    log.info(
+        "webhook_event_replayed", event_id=str(event.id), source=event.source, status=status_of(event).value
+    )
+    return event_view(event)

@@ -16,6 +16,7 @@ from typing import Any, Protocol, Self
 
 from pydantic import SecretStr, ValidationError
 
+from bridges.meters.signals import RawReading, SignalKind, Unit
 from bridges.terra.schemas import DataItem, TerraEvent
 from bridges.webhooks import (
     DEFAULT_TOLERANCE_S,
@@ -23,8 +24,6 @@ from bridges.webhooks import (
     ConnectionChange,
     Headers,
     MalformedPayload,
-    Signal,
-    SignalKind,
     SignatureError,
     UserRef,
     WebhookProvider,
@@ -132,66 +131,83 @@ class TerraProvider(WebhookProvider[TerraEvent]):
             )
         return None
 
-    def to_signals(self, payload: TerraEvent) -> list[Signal]:
+    def to_readings(self, payload: TerraEvent) -> list[RawReading]:
         provider = payload.user.provider if payload.user and payload.user.provider else None
         source = (f"terra/{provider.lower()}" if provider else "terra")[:SOURCE_MAX_LENGTH]
         mapper = {"daily": _daily, "sleep": _sleep, "body": _body}.get(payload.type)
         if mapper is None:
             return []
-        signals: list[Signal] = []
-        for item in payload.data:
-            signals.extend(
-                Signal(source, kind, float(value), unit, observed_at)
-                for kind, value, unit, observed_at in mapper(item)
-                if value is not None
-            )
-        return signals
+        return [
+            RawReading(kind, value, unit, observed_at, source)
+            for item in payload.data
+            for kind, value, unit, observed_at in mapper(item)
+            if value is not None
+        ]
 
 
-_Reading = tuple[SignalKind, float | None, str, datetime]
+_Value = tuple[SignalKind, float | None, Unit, datetime]
 
 
-def _daily(item: DataItem) -> list[_Reading]:
+def _daily(item: DataItem) -> list[_Value]:
     # A day's summary is keyed by the day's start, so Terra's later updates of the same day overwrite it.
     at = item.metadata.start_time
     heart = item.heart_rate_data.summary if item.heart_rate_data else None
     return [
-        (SignalKind.RESTING_HR, heart.resting_hr_bpm if heart else None, "bpm", at),
-        (SignalKind.HRV_RMSSD, heart.avg_hrv_rmssd if heart else None, "ms", at),
-        (SignalKind.HRV_SDNN, heart.avg_hrv_sdnn if heart else None, "ms", at),
-        (SignalKind.STRESS, item.stress_data.avg_stress_level if item.stress_data else None, "score", at),
-        (SignalKind.STEPS, item.distance_data.steps if item.distance_data else None, "count", at),
+        (SignalKind.RESTING_HEART_RATE, heart.resting_hr_bpm if heart else None, Unit.BPM, at),
+        (SignalKind.HRV_RMSSD, heart.avg_hrv_rmssd if heart else None, Unit.MILLISECOND, at),
+        (SignalKind.HRV_SDNN, heart.avg_hrv_sdnn if heart else None, Unit.MILLISECOND, at),
+        # Terra's stress level is 0-100; a device's "no data" sentinel (Garmin's -1) is rejected downstream.
+        (
+            SignalKind.STRESS_SCORE,
+            item.stress_data.avg_stress_level if item.stress_data else None,
+            Unit.SCORE,
+            at,
+        ),
+        (SignalKind.STEPS, item.distance_data.steps if item.distance_data else None, Unit.COUNT, at),
     ]
 
 
-def _sleep(item: DataItem) -> list[_Reading]:
+def _sleep(item: DataItem) -> list[_Value]:
     # A night belongs to the morning it ends in.
     at = item.metadata.end_time
-    asleep = item.sleep_durations_data.asleep if item.sleep_durations_data else None
+    durations = item.sleep_durations_data
+    asleep = durations.asleep if durations else None
+    awake = durations.awake if durations else None
     heart = item.heart_rate_data.summary if item.heart_rate_data else None
-    return [
-        (SignalKind.SLEEP_DURATION, asleep.duration_asleep_state_seconds if asleep else None, "s", at),
+    deep = asleep.duration_deep_sleep_state_seconds if asleep else None
+    light = asleep.duration_light_sleep_state_seconds if asleep else None
+    rem = asleep.duration_rem_sleep_state_seconds if asleep else None
+    values: list[_Value] = [
         (
-            SignalKind.DEEP_SLEEP_DURATION,
-            asleep.duration_deep_sleep_state_seconds if asleep else None,
-            "s",
+            SignalKind.SLEEP_DURATION,
+            asleep.duration_asleep_state_seconds if asleep else None,
+            Unit.SECOND,
             at,
         ),
+        (SignalKind.SLEEP_DEEP, deep, Unit.SECOND, at),
+        (SignalKind.SLEEP_LIGHT, light, Unit.SECOND, at),
+        (SignalKind.SLEEP_REM, rem, Unit.SECOND, at),
+        (SignalKind.SLEEP_AWAKE, awake.duration_awake_state_seconds if awake else None, Unit.SECOND, at),
         (
             SignalKind.SLEEP_SCORE,
             item.data_enrichment.sleep_score if item.data_enrichment else None,
-            "score",
+            Unit.SCORE,
             at,
         ),
-        (SignalKind.HRV_RMSSD, heart.avg_hrv_rmssd if heart else None, "ms", at),
+        (SignalKind.HRV_RMSSD, heart.avg_hrv_rmssd if heart else None, Unit.MILLISECOND, at),
     ]
+    # Deep % of time asleep (deep + REM + light), as ``sleep_stage_readings`` defines it; only with all three
+    # stages, since a share of a partial total would overstate deep sleep.
+    if deep is not None and light is not None and rem is not None and deep + light + rem > 0:
+        values.append((SignalKind.DEEP_SLEEP_PERCENT, 100.0 * deep / (deep + light + rem), Unit.PERCENT, at))
+    return values
 
 
-def _body(item: DataItem) -> list[_Reading]:
+def _body(item: DataItem) -> list[_Value]:
     at = item.metadata.start_time
     heart_rate = item.heart_data.heart_rate_data if item.heart_data else None
     heart = heart_rate.summary if heart_rate else None
     return [
-        (SignalKind.RESTING_HR, heart.resting_hr_bpm if heart else None, "bpm", at),
-        (SignalKind.HRV_RMSSD, heart.avg_hrv_rmssd if heart else None, "ms", at),
+        (SignalKind.RESTING_HEART_RATE, heart.resting_hr_bpm if heart else None, Unit.BPM, at),
+        (SignalKind.HRV_RMSSD, heart.avg_hrv_rmssd if heart else None, Unit.MILLISECOND, at),
     ]

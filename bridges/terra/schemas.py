@@ -56,10 +56,20 @@ class Scores(_Model):
 class Asleep(_Model):
     duration_asleep_state_seconds: Number | None = None
     duration_deep_sleep_state_seconds: Number | None = None
+    duration_light_sleep_state_seconds: Number | None = None
+    # Terra spells this one with a capital REM.
+    duration_rem_sleep_state_seconds: Number | None = Field(
+        default=None, alias="duration_REM_sleep_state_seconds"
+    )
+
+
+class Awake(_Model):
+    duration_awake_state_seconds: Number | None = None
 
 
 class SleepDurations(_Model):
     asleep: Asleep | None = None
+    awake: Awake | None = None
 
 
 class DataEnrichment(_Model):
