@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -122,3 +125,31 @@ async def create_user_via_api(
     assert response.status_code == 201, response.text
     body = response.json()
     return uuid.UUID(body["user_id"]), {"Authorization": f"Bearer {body['token']}"}
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def celery_process(args: list[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``celery -A workers.celery_app ARGS`` (a real worker or beat) with ``env``, logged to
+    ``log_path``; stopped (TERM, then KILL after 20 s) on exit, the log tail printed so a failure shows it."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers.celery_app", *args],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        print(log_path.name, log_path.read_text(errors="replace")[-4000:])

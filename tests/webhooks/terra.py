@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,8 +18,8 @@ from pydantic import SecretStr
 
 from app.core.config import Settings
 from bridges.terra.provider import sign
+from tests.support import celery_process
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 URL = "/v1/webhooks/terra"
 
 
@@ -146,26 +144,14 @@ def ingest_worker(settings: Settings, log_dir: Path) -> Iterator[None]:
         "RHYTHM_WEBHOOK_RETRY_BACKOFF_MAX": str(settings.webhook_retry_backoff_max.total_seconds()),
         "RHYTHM_WEBHOOK_MAX_ATTEMPTS": str(settings.webhook_max_attempts),
     }
-    log_path = log_dir / "worker.log"
-    name = f"ingest-{secrets.token_hex(4)}@%h"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "--pool", "solo",
-             "-Q", "ingest,calendar,finetune,default", "-n", name,
-             "--without-mingle", "--without-gossip", "--without-heartbeat", "-l", "INFO"],
-            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    args = ["worker", "--pool", "solo", "-Q", "ingest,calendar,finetune,default"]
+    args += ["-n", f"ingest-{secrets.token_hex(4)}@%h", "--without-mingle", "--without-gossip"]
+    args += ["--without-heartbeat", "-l", "INFO"]
     try:
-        yield
+        with celery_process(args, env, log_dir / "worker.log"):
+            yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
         purge_broker(settings)
-        print(log_path.read_text(errors="replace")[-4000:])
 
 
 def purge_broker(settings: Settings) -> None:

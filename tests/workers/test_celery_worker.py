@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,10 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.models import IdempotencyKey
-from tests.support import CreateUser, broker_url
+from tests.support import CreateUser, broker_url, celery_process
 from workers.celery_app import create_celery
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TASK = "rhythm.maintenance.purge_expired_idempotency_keys"
 
 
@@ -48,45 +45,14 @@ def worker(settings: Settings, worker_broker: str, tmp_path: Path) -> Iterator[t
         "RHYTHM_DATABASE_URL": settings.database_url,
         "RHYTHM_BROKER_URL": worker_broker,
     }
-    log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "workers.celery_app",
-                "worker",
-                "--pool",
-                "solo",
-                "-Q",
-                queue,
-                "-n",
-                f"{queue}@%h",
-                "--without-mingle",
-                "--without-gossip",
-                "--without-heartbeat",
-                "-l",
-                "INFO",
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    args = ["worker", "--pool", "solo", "-Q", queue, "-n", f"{queue}@%h"]
+    args += ["--without-mingle", "--without-gossip", "--without-heartbeat", "-l", "INFO"]
     try:
-        yield worker_broker, queue
+        with celery_process(args, env, tmp_path / "worker.log"):
+            yield worker_broker, queue
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
         if worker_broker.startswith("redis://"):
             redis.Redis.from_url(worker_broker).delete(queue)
-        print(log_path.read_text(errors="replace")[-4000:])
 
 
 # kombu's SQLAlchemy transport still uses a loader option SQLAlchemy 2.1 deprecates; harmless for us.

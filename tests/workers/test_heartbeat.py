@@ -12,8 +12,6 @@ import asyncio
 import os
 import secrets
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -24,32 +22,9 @@ import httpx
 import pytest
 
 from app.core.config import Settings
-from tests.support import app_client, running_app
+from tests.support import app_client, celery_process, running_app
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 STALE_AFTER_S = 4.0
-
-
-def _start(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.celery_app", *args],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def _stop(process: subprocess.Popen[bytes], log_path: Path) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    print(log_path.name, log_path.read_text(errors="replace")[-3000:])
 
 
 @pytest.fixture
@@ -63,28 +38,14 @@ def processes(settings: Settings, clean_database: str, tmp_path: Path) -> Iterat
         "RHYTHM_BROKER_URL": f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}",
         "RHYTHM_HEARTBEAT_INTERVAL": "1",
     }
-    worker_log, beat_log = tmp_path / "worker.log", tmp_path / "beat.log"
-    worker = _start(
-        [
-            "worker",
-            "--pool",
-            "solo",
-            "-Q",
-            queue,
-            "-n",
-            f"{queue}@%h",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        env,
-        worker_log,
-    )
-    beat = _start(["beat", "--schedule", str(tmp_path / "celerybeat-schedule"), "-l", "INFO"], env, beat_log)
-    try:
+    worker_args = ["worker", "--pool", "solo", "-Q", queue, "-n", f"{queue}@%h"]
+    worker_args += ["--without-mingle", "--without-gossip"]
+    beat_args = ["beat", "--schedule", str(tmp_path / "celerybeat-schedule"), "-l", "INFO"]
+    with (
+        celery_process(worker_args, env, tmp_path / "worker.log") as worker,
+        celery_process(beat_args, env, tmp_path / "beat.log") as beat,
+    ):
         yield {"worker": worker, "beat": beat}
-    finally:
-        _stop(worker, worker_log)
-        _stop(beat, beat_log)
 
 
 async def _wait_for(
