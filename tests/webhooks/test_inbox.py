@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -24,18 +24,10 @@ from tests.webhooks.terra import (
     auth_event,
     body_of,
     daily_event,
-    purge_broker,
     queued,
     signed_headers,
     terra_settings,
 )
-
-
-@pytest.fixture
-def terra(settings: Settings) -> Iterator[Settings]:
-    configured = terra_settings(settings)
-    yield configured
-    purge_broker(configured)
 
 
 @pytest.fixture

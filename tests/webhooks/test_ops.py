@@ -5,7 +5,7 @@ here: the message must wait on the ``ingest`` queue under this test's key prefix
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -26,7 +26,6 @@ from tests.webhooks.terra import (
     purge_broker,
     queued,
     signed_headers,
-    terra_settings,
 )
 
 EVENTS = "/v1/ops/webhook-events"
@@ -43,13 +42,6 @@ FIELDS = {
 }
 
 Ops = tuple[Settings, httpx.AsyncClient, AsyncSession]
-
-
-@pytest.fixture
-def terra(settings: Settings) -> Iterator[Settings]:
-    configured = terra_settings(settings)
-    yield configured
-    purge_broker(configured)
 
 
 @pytest.fixture
