@@ -53,8 +53,14 @@ def test_a_busy_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
 
 
 def _children(pid: int) -> dict[int, str]:
-    """Direct children of ``pid``: their command lines."""
-    listed = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True)
+    """Direct children of ``pid``: their whole command lines.
+
+    ``-ww``: without a terminal ps cuts ``args`` at 80 columns, and under a long checkout path (CI's) the
+    ``worker`` / ``beat`` word fell past the cut.
+    """
+    listed = subprocess.run(
+        ["ps", "-ww", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True
+    )
     return {
         int(line.split(None, 1)[0]): line.split(None, 1)[1]
         for line in listed.stdout.splitlines()
