@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, CreatedAtMixin, IdMixin, UserOwnedMixin, utcnow
+from app.models.base import Base, CreatedAtMixin, IdMixin, JSONType, UserOwnedMixin, utcnow
 
 
 class DeviceConnection(IdMixin, UserOwnedMixin, CreatedAtMixin, Base):
@@ -30,6 +30,11 @@ class DeviceConnection(IdMixin, UserOwnedMixin, CreatedAtMixin, Base):
     scopes: Mapped[str | None] = mapped_column(String(1024))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     revoked_at: Mapped[datetime | None]
+    # active | needs_reconsent | revoked (``bridges.connections.ConnectionStatus``); why, when not active.
+    status: Mapped[str] = mapped_column(String(32), default="active", server_default="active")
+    status_reason: Mapped[str | None] = mapped_column(String(1024))
+    # Provider-specific state that is not a secret: subscription ids and expiry (Oura), backfill progress…
+    provider_data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
 class WebhookEvent(IdMixin, Base):

@@ -1,0 +1,92 @@
+"""A provider connection's OAuth tokens: the one place that encrypts, decrypts and updates them.
+
+Shared by the connect flow (``app/connections``), the wearable fetch-after-notify clients and the Google
+Calendar / Tasks sync, so that every caller stores tokens the same way (AES-GCM bound to the column,
+``app.core.crypto``) and marks a connection that lost consent the same way. Functions change the row in memory
+only; the caller's transaction boundary commits.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from app.core.crypto import ACCESS_TOKEN_CONTEXT, REFRESH_TOKEN_CONTEXT, TokenCipher
+from app.models.device import DeviceConnection
+
+
+class ConnectionStatus(enum.StrEnum):
+    ACTIVE = "active"
+    # A refresh failed or the provider answered 401: the user must authorise us again (how WHOOP and Oura
+    # revocations show up). Data keeps flowing from nowhere until then; the app shows a re-connect prompt.
+    NEEDS_RECONSENT = "needs_reconsent"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSet:
+    """Plaintext tokens, only ever held in memory."""
+
+    access_token: str
+    refresh_token: str | None = None
+    expires_at: datetime | None = None
+    scopes: str | None = None
+
+    def expires_within(self, now: datetime, margin: timedelta) -> bool:
+        """True when the access token is (nearly) expired and should be refreshed before use."""
+        return self.expires_at is not None and self.expires_at - margin <= now
+
+
+def cipher_for(secret_key: str) -> TokenCipher:
+    return TokenCipher(secret_key)
+
+
+def read_tokens(connection: DeviceConnection, cipher: TokenCipher) -> TokenSet | None:
+    """The connection's tokens, or ``None`` when it holds none (e.g. a Terra or Garmin push-only link)."""
+    if connection.access_token_encrypted is None:
+        return None
+    refresh = (
+        cipher.decrypt(connection.refresh_token_encrypted, context=REFRESH_TOKEN_CONTEXT)
+        if connection.refresh_token_encrypted is not None
+        else None
+    )
+    return TokenSet(
+        access_token=cipher.decrypt(connection.access_token_encrypted, context=ACCESS_TOKEN_CONTEXT),
+        refresh_token=refresh,
+        expires_at=connection.token_expires_at,
+        scopes=connection.scopes,
+    )
+
+
+def write_tokens(connection: DeviceConnection, tokens: TokenSet, cipher: TokenCipher) -> None:
+    """Store ``tokens`` encrypted. A refresh that returns no new refresh token keeps the old one."""
+    connection.access_token_encrypted = cipher.encrypt(tokens.access_token, context=ACCESS_TOKEN_CONTEXT)
+    if tokens.refresh_token is not None:
+        connection.refresh_token_encrypted = cipher.encrypt(
+            tokens.refresh_token, context=REFRESH_TOKEN_CONTEXT
+        )
+    connection.token_expires_at = tokens.expires_at
+    if tokens.scopes is not None:
+        connection.scopes = tokens.scopes
+    connection.status = ConnectionStatus.ACTIVE
+    connection.status_reason = None
+
+
+def clear_tokens(connection: DeviceConnection) -> None:
+    connection.access_token_encrypted = None
+    connection.refresh_token_encrypted = None
+    connection.token_expires_at = None
+
+
+def mark_needs_reconsent(connection: DeviceConnection, reason: str) -> None:
+    """The provider no longer honours our tokens; keep the row (and its data), ask the user to re-connect."""
+    connection.status = ConnectionStatus.NEEDS_RECONSENT
+    connection.status_reason = reason[:1024]
+
+
+def mark_revoked(connection: DeviceConnection, now: datetime, reason: str | None = None) -> None:
+    connection.status = ConnectionStatus.REVOKED
+    connection.status_reason = None if reason is None else reason[:1024]
+    connection.revoked_at = now
+    clear_tokens(connection)
