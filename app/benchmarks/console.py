@@ -92,11 +92,7 @@ async def seed_person_history(
                 temperature=1.0,
                 model="rhythm-tiny",
                 backend="local",
-                vitality=0.6,
-                cognition=0.5,
-                progress=0.4,
-                serenity=0.5,
-                connection=0.4,
+                **dict(zip(METER_NAMES, (0.6, 0.5, 0.4, 0.5, 0.4), strict=True)),
             )
             recommendations.append(row)
             if rng.random() < 0.85:
