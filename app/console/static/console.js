@@ -13,7 +13,7 @@
         labels: data.labels,
         datasets: data.datasets.map(function (d) {
           return { label: d.label, data: d.data, borderColor: d.color, backgroundColor: d.color,
-                   pointRadius: 2, borderWidth: 2, tension: 0.2 };
+                   pointRadius: 2, borderWidth: 2, tension: 0 };
         })
       },
       options: {
