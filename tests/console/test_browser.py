@@ -122,7 +122,8 @@ async def _check_accessibility(page: Any) -> None:
             .filter(b => !(b.innerText.trim() || b.getAttribute('aria-label'))).length;
           const charts = [...document.querySelectorAll('canvas[data-chart]')].map(c => ({
             label: c.getAttribute('aria-label'), drawn: c.dataset.drawn,
-            colours: JSON.parse(document.getElementById(c.dataset.chart).textContent).datasets.map(d => d.color),
+            colours: JSON.parse(document.getElementById(c.dataset.chart).textContent)
+              .datasets.map(d => d.color),
           }));
           return {levels, unlabeled, unnamedButtons, charts, lang: document.documentElement.lang,
                   background: getComputedStyle(document.body).backgroundColor};
@@ -188,8 +189,16 @@ async def test_a_user_signs_in_and_sees_their_seeded_month(
     await _sign_in(page, token)
     assert page.url.endswith(f"/console/users/{user_id}")
     await page.get_by_role("heading", name="Your rhythm", level=1).wait_for()
-    for section in ("Meters over time", "This week's recommendations", "Acceptance over time",
-                    "What the model believes", "Calendar", "Connected devices", "Your personal model"):  # fmt: skip
+    sections = (
+        "Meters over time",
+        "This week's recommendations",
+        "Acceptance over time",
+        "What the model believes",
+        "Calendar",
+        "Connected devices",
+        "Your personal model",
+    )
+    for section in sections:
         await page.get_by_role("heading", name=section, level=2).wait_for()
     await page.locator("canvas#meter-chart[data-drawn='5']").wait_for()
     grid = page.locator("table.grid")
