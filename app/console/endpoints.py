@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import structlog
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -41,6 +42,7 @@ from app.models import FinetuneStatus
 from app.users import service as users
 from domain import Action
 
+log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/console", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
@@ -127,20 +129,28 @@ async def login(
 ) -> Response:
     """Exchange a token for a session cookie; the token itself is never stored in the browser."""
     csrf, cookie = login_csrf(request, settings)
+    metrics = request.app.state.console_metrics
     error: str | None = None
     if not login_csrf_valid(request, settings, csrf_token):
         error = "The form expired; please try again."
+        metrics.sign_ins.labels("none", "csrf_rejected").inc()
     elif is_admin_token(settings, token.strip()):
         response: Response = _redirect("/console/ops")
         open_ops_session(response, settings)
+        metrics.sign_ins.labels("ops", "ok").inc()
+        log.info("console_signed_in", kind="ops")
         return response
     elif (found := await find_token(session, token.strip())) is not None:
         api_token, user = found
         response = _redirect(_person_url(user.id))
         open_user_session(response, settings, user.id, api_token.id)
+        metrics.sign_ins.labels("user", "ok").inc()
+        log.info("console_signed_in", kind="user", user_id=str(user.id), token_prefix=api_token.prefix)
         return response
     else:
         error = "That token is not valid (or was revoked)."
+        metrics.sign_ins.labels("none", "invalid_token").inc()
+        log.info("console_sign_in_refused")
     page = render(request, "login.html", {"csrf_token": csrf, "error": error}, status_code=401)
     if cookie is not None:
         set_login_cookie(page, settings, cookie)
@@ -247,6 +257,7 @@ async def delete(
         )
     caller = Principal(is_admin=True) if viewer.is_ops else Principal(user=user)
     await users.delete_user(session, caller, user_id)
+    log.info("console_user_deleted", user_id=str(user_id), by="ops" if viewer.is_ops else "user")
     if viewer.is_ops:
         return _redirect("/console/ops", notice="deleted")
     response = _redirect("/console/login", notice="deleted")
@@ -291,11 +302,12 @@ async def start_job(
         raise PageNotFound
     try:
         target = uuid.UUID(user_id.strip())
-        await service.start_finetune_job(session, target)
+        job = await service.start_finetune_job(session, target)
     except (ValueError, service.ConsoleNotFound):
         raise PageNotFound from None
     except service.ConsoleConflict as conflict:
         return _redirect("/console/ops", notice=conflict.notice)
+    log.info("console_finetune_job_queued", user_id=str(target), job_id=str(job.id))
     return _redirect("/console/ops", notice="job_started")
 
 
@@ -305,9 +317,12 @@ async def rollback(session: SessionDep, viewer: CsrfViewer, user_id: uuid.UUID) 
     if not viewer.is_ops:
         raise PageNotFound
     try:
-        await service.rollback_adapter(session, user_id)
+        adapter = await service.rollback_adapter(session, user_id)
     except service.ConsoleConflict as conflict:
         return _redirect("/console/ops", notice=conflict.notice)
+    log.info(
+        "console_adapter_rolled_back", user_id=str(user_id), active=adapter.name, version=adapter.version
+    )
     return _redirect("/console/ops", notice="rolled_back")
 
 

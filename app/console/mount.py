@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.console.admin import install_admin
 from app.console.endpoints import render, router
+from app.console.metrics import ConsoleMetrics
 from app.console.sessions import COOKIE_NAME, CsrfRejected, PageNotFound, SignInRequired
 from app.core.config import Settings
 
@@ -34,6 +35,7 @@ async def _csrf(request: Request, _exc: Exception) -> Response:
 
 
 def install_console(app: FastAPI, settings: Settings) -> None:
+    app.state.console_metrics = ConsoleMetrics(app.state.metrics.registry)
     app.add_exception_handler(SignInRequired, _sign_in)
     app.add_exception_handler(PageNotFound, _not_found)
     app.add_exception_handler(CsrfRejected, _csrf)

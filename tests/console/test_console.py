@@ -70,6 +70,9 @@ async def test_sign_in_refuses_a_wrong_token_and_a_form_without_its_csrf_token(
     assert forged.status_code == 401
     assert "rhythm_console=" not in forged.headers.get("set-cookie", "")
     assert (await browser_client.get("/console/ops")).status_code == 303
+    metrics = (await browser_client.get("/metrics")).text
+    assert 'rhythm_console_sign_ins_total{kind="none",outcome="invalid_token"} 1.0' in metrics
+    assert 'rhythm_console_sign_ins_total{kind="none",outcome="csrf_rejected"} 1.0' in metrics
 
 
 async def test_a_user_sees_their_seeded_data_and_never_another_users_pages(
