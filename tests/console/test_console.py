@@ -389,3 +389,43 @@ async def test_without_a_session_pages_send_the_browser_to_sign_in(
     response = await browser_client.get(path)
     assert response.status_code == 303
     assert response.headers["location"] == "/console/login"
+
+
+async def test_rollback_and_start_refuse_what_cannot_be_done(
+    browser_client: httpx.AsyncClient, settings: Settings, create_user: CreateUser, db_session: AsyncSession
+) -> None:
+    lonely, _headers = await create_user()
+    db_session.add(
+        Adapter(
+            user_id=lonely,
+            name=f"only-{lonely}",
+            version=1,
+            base_model="rhythm-tiny",
+            uri="file:///a/only",
+            status=AdapterStatus.ACTIVE,
+        )
+    )
+    bare, _headers = await create_user()
+    await db_session.commit()
+    await sign_in(browser_client, settings.admin_token.get_secret_value())
+    csrf = await page_csrf(browser_client)
+    only_one = await browser_client.post(
+        f"/console/ops/users/{lonely}/adapters/rollback", data={"csrf_token": csrf}
+    )
+    assert only_one.headers["location"] == "/console/ops?notice=no_previous_adapter"
+    none = await browser_client.post(
+        f"/console/ops/users/{bare}/adapters/rollback", data={"csrf_token": csrf}
+    )
+    assert none.headers["location"] == "/console/ops?notice=no_active_adapter"
+    notice = await browser_client.get(none.headers["location"])
+    assert "no active adapter to roll back" in notice.text
+    await db_session.rollback()
+    assert (
+        await db_session.scalar(select(Adapter.status).where(Adapter.user_id == lonely))
+    ) is AdapterStatus.ACTIVE
+    for target in (str(uuid.uuid4()), "not-a-uuid"):
+        refused = await browser_client.post(
+            "/console/ops/finetune-jobs", data={"csrf_token": csrf, "user_id": target}
+        )
+        assert refused.status_code == 404
+    assert await db_session.scalar(select(func.count()).select_from(FinetuneJob)) == 0
