@@ -54,6 +54,9 @@ REQUEUE_STALE_WEBHOOK_EVENTS = "rhythm.maintenance.requeue_stale_webhook_events"
 # ``args=[str(connection.id)]``; the wearable and calendar bridges implement them.
 BACKFILL_CONNECTION = "rhythm.ingest.backfill_connection"
 CALENDAR_SETUP_CONNECTION = "rhythm.calendar.setup_connection"
+# A deleted connection's grant given back at the provider (one pending revocation; retried from beat).
+REVOKE_CONNECTION = "rhythm.maintenance.revoke_connection"
+DRAIN_PENDING_REVOCATIONS = "rhythm.maintenance.drain_pending_revocations"
 
 SHORT_SOFT_TIME_LIMIT = 240
 SHORT_TIME_LIMIT = 300
@@ -119,6 +122,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "requeue-stale-webhook-events": {
                 "task": REQUEUE_STALE_WEBHOOK_EVENTS,
                 "schedule": timedelta(minutes=5),
+            },
+            "drain-pending-revocations": {
+                "task": DRAIN_PENDING_REVOCATIONS,
+                "schedule": timedelta(minutes=1),
             },
         },
     }
