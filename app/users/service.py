@@ -30,6 +30,7 @@ from app.users.schemas import (
 _EXPORT_EXCLUDE: dict[str, set[str]] = {
     "api_tokens": {"token_hash"},
     "device_connections": {"access_token_encrypted", "refresh_token_encrypted"},
+    "oauth_states": {"state_digest", "code_verifier_encrypted"},
 }
 
 
