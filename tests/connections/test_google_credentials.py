@@ -41,7 +41,7 @@ async def test_credentials_refreshed_by_google_auth_are_stored_encrypted(
         # Nothing changed yet: nothing to store.
         assert store_credentials(connection, credentials, cipher) is False
         # What the library does on a 401 mid-sync: refresh through the token endpoint by itself.
-        credentials.refresh(Request())
+        credentials.refresh(Request())  # type: ignore[no-untyped-call]
         assert credentials.token == grant.access_token  # the server rotated the grant's tokens
         assert store_credentials(connection, credentials, cipher) is True
         session.commit()
