@@ -177,6 +177,11 @@ class Settings(BaseSettings):
     # degrades it ("status": "degraded"): requests are served, periodic housekeeping is late.
     readiness_requires_worker: bool = True
 
+    # Web console (app/console): how long a signed-in browser session lasts, and whether its cookie is
+    # Secure. None: Secure everywhere but development, where `make run` serves plain http on 127.0.0.1.
+    console_session_ttl: timedelta = Field(default=timedelta(hours=12), gt=timedelta(0))
+    console_cookie_secure: bool | None = None
+
     @model_validator(mode="before")
     @classmethod
     def _defaults_in_data_dir(cls, values: Any) -> Any:
@@ -249,6 +254,13 @@ class Settings(BaseSettings):
     def admin_token_file(self) -> Path:
         """Where ``make run`` keeps the generated admin token (``make demo`` reads it)."""
         return self.data_dir / "admin_token"
+
+    @property
+    def console_secure_cookie(self) -> bool:
+        """Secure flag of the console cookie (browsers drop Secure cookies set over plain http)."""
+        if self.console_cookie_secure is not None:
+            return self.console_cookie_secure
+        return self.env is not Environment.DEVELOPMENT
 
     @property
     def json_logs(self) -> bool:
