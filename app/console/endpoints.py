@@ -256,7 +256,7 @@ async def delete(
             viewer=viewer,
         )
     caller = Principal(is_admin=True) if viewer.is_ops else Principal(user=user)
-    await users.delete_user(session, caller, user_id)
+    await users.delete_user(session, settings, caller, user_id)
     log.info("console_user_deleted", user_id=str(user_id), by="ops" if viewer.is_ops else "user")
     if viewer.is_ops:
         return _redirect("/console/ops", notice="deleted")
