@@ -1,5 +1,7 @@
 """Importing this module registers every webhook provider (one import per ``bridges/<provider>/``)."""
 
 from bridges import terra
+from bridges import garmin, google_health, oura, whoop
 
 __all__ = ["terra"]
+__all__ += ["garmin", "google_health", "oura", "whoop"]
