@@ -121,6 +121,51 @@ class Settings(BaseSettings):
     # Terra (bridges.terra): the webhook signing secret; empty → POST /v1/webhooks/terra answers 404.
     terra_webhook_secret: SecretStr = SecretStr("")
 
+    # Provider connections (app.connections, bridges.oauth). public_base_url is the public HTTPS origin of
+    # this service: OAuth redirect URIs ({base}/v1/connect/{provider}/callback) and Google's push address
+    # derive from it. Per OAuth provider: an empty client id means "not configured" (its connect routes answer
+    # 404); the URLs default to the provider's documented endpoints and are overridable (tests point them at
+    # a local server). An empty revoke URL means the provider offers no revocation.
+    public_base_url: str = "http://127.0.0.1:8000"
+    whoop_client_id: str = ""
+    whoop_client_secret: SecretStr = SecretStr("")
+    whoop_authorize_url: str = "https://api.prod.whoop.com/oauth/oauth2/auth"
+    whoop_token_url: str = "https://api.prod.whoop.com/oauth/oauth2/token"
+    # WHOOP has no RFC 7009 endpoint: DELETE /v2/user/access with the user's bearer token revokes our access.
+    whoop_revoke_url: str = "https://api.prod.whoop.com/developer/v2/user/access"
+    whoop_api_base_url: str = "https://api.prod.whoop.com/developer"
+    oura_client_id: str = ""
+    oura_client_secret: SecretStr = SecretStr("")
+    oura_authorize_url: str = "https://cloud.ouraring.com/oauth/authorize"
+    oura_token_url: str = "https://api.ouraring.com/oauth/token"
+    oura_revoke_url: str = "https://api.ouraring.com/oauth/revoke"
+    oura_api_base_url: str = "https://api.ouraring.com"
+    google_health_client_id: str = ""
+    google_health_client_secret: SecretStr = SecretStr("")
+    google_health_authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    google_health_token_url: str = "https://oauth2.googleapis.com/token"
+    google_health_revoke_url: str = "https://oauth2.googleapis.com/revoke"
+    google_health_api_base_url: str = "https://health.googleapis.com"
+    # Google Calendar + Tasks (one consent for both).
+    google_client_id: str = ""
+    google_client_secret: SecretStr = SecretStr("")
+    google_authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    google_token_url: str = "https://oauth2.googleapis.com/token"
+    google_revoke_url: str = "https://oauth2.googleapis.com/revoke"
+    google_api_base_url: str = "https://www.googleapis.com"
+    # Terra's widget session is created by our backend with these (empty dev id → the session route is 404).
+    terra_dev_id: str = ""
+    terra_api_key: SecretStr = SecretStr("")
+    terra_api_base_url: str = "https://access.tryterra.co"
+    # A pending authorization (state + PKCE verifier) is single-use and expires after this.
+    oauth_state_ttl: timedelta = timedelta(minutes=10)
+    # Access tokens expiring within this margin are refreshed before use.
+    oauth_refresh_margin: timedelta = timedelta(minutes=5)
+    # Every call to a provider's OAuth or profile endpoint gives up after this (the callback must not hang).
+    oauth_http_timeout: timedelta = timedelta(seconds=10)
+    # Revocations the provider did not accept yet are retried with exponential backoff up to this many times.
+    revocation_max_attempts: int = Field(default=12, ge=1, le=50)
+
     # Workers and beat stamp a heartbeat row this often; /readyz calls one stale after heartbeat_stale_after.
     heartbeat_interval: timedelta = timedelta(seconds=10)
     heartbeat_stale_after: timedelta = timedelta(seconds=30)

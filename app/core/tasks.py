@@ -50,6 +50,10 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
 PROCESS_WEBHOOK_EVENT = "rhythm.ingest.process_webhook_event"
 PURGE_EXPIRED_IDEMPOTENCY_KEYS = "rhythm.maintenance.purge_expired_idempotency_keys"
 REQUEUE_STALE_WEBHOOK_EVENTS = "rhythm.maintenance.requeue_stale_webhook_events"
+# Provider connections (bridges.oauth): enqueued by name after the commit that links an account, with
+# ``args=[str(connection.id)]``; the wearable and calendar bridges implement them.
+BACKFILL_CONNECTION = "rhythm.ingest.backfill_connection"
+CALENDAR_SETUP_CONNECTION = "rhythm.calendar.setup_connection"
 
 SHORT_SOFT_TIME_LIMIT = 240
 SHORT_TIME_LIMIT = 300
