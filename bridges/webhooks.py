@@ -208,7 +208,7 @@ M = TypeVar("M", bound="BaseModel")
 
 
 def parse_model(body: bytes, model: type[M], what: str) -> M:
-    """``body`` as a JSON object validated by ``model``, or :class:`MalformedPayload` naming the bad fields."""
+    """``body`` as a JSON object validated by ``model``, or :class:`MalformedPayload` naming bad fields."""
     try:
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

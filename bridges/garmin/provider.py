@@ -74,7 +74,11 @@ class GarminProvider(WebhookProvider[GarminPush]):
     def external_id(self, headers: Headers, payload: GarminPush) -> str:
         keys = sorted(
             f"{kind}/{record.summaryId}"
-            for kind, records in (("dailies", payload.dailies), ("sleeps", payload.sleeps), ("hrv", payload.hrv))
+            for kind, records in (
+                ("dailies", payload.dailies),
+                ("sleeps", payload.sleeps),
+                ("hrv", payload.hrv),
+            )
             for record in records
         )
         keys += sorted(f"deregistration/{record.userId}" for record in payload.deregistrations)
@@ -97,7 +101,9 @@ class GarminProvider(WebhookProvider[GarminPush]):
         return [reading for _, readings in self.readings_by_user(payload) for reading in readings]
 
     def readings_by_user(self, payload: GarminPush) -> list[tuple[UserRef, list[RawReading]]]:
-        return [(UserRef(external_user_id=user), readings) for user, readings in self._by_user(payload).items()]
+        return [
+            (UserRef(external_user_id=user), readings) for user, readings in self._by_user(payload).items()
+        ]
 
     def _by_user(self, payload: GarminPush) -> dict[str, list[RawReading]]:
         grouped: dict[str, list[RawReading]] = defaultdict(list)

@@ -1,4 +1,4 @@
-"""Garmin Health API push bodies (bridges.md §2.3): one object keyed by summary type, each a list of records."""
+"""Garmin Health API push bodies (bridges.md §2.3): one object keyed by summary type, each a list."""
 
 from __future__ import annotations
 
@@ -15,17 +15,17 @@ class _Model(BaseModel):
 
 
 class Summary(_Model):
-    userId: Id  # noqa: N815 — Garmin's field names
-    summaryId: Id  # noqa: N815
-    startTimeInSeconds: StrictInt  # noqa: N815
-    durationInSeconds: StrictInt | None = None  # noqa: N815
+    userId: Id
+    summaryId: Id
+    startTimeInSeconds: StrictInt
+    durationInSeconds: StrictInt | None = None
 
 
 class Daily(Summary):
     steps: Number | None = None
-    restingHeartRateInBeatsPerMinute: Number | None = None  # noqa: N815
+    restingHeartRateInBeatsPerMinute: Number | None = None
     # -1 means "not enough data": passed on as is, the signal vocabulary rejects it (never a calm 0).
-    averageStressLevel: Number | None = None  # noqa: N815
+    averageStressLevel: Number | None = None
 
 
 class SleepScoreValue(_Model):
@@ -37,24 +37,24 @@ class SleepScores(_Model):
 
 
 class SleepSummary(Summary):
-    deepSleepDurationInSeconds: Number | None = None  # noqa: N815
-    lightSleepDurationInSeconds: Number | None = None  # noqa: N815
-    remSleepInSeconds: Number | None = None  # noqa: N815
-    awakeDurationInSeconds: Number | None = None  # noqa: N815
-    overallSleepScore: SleepScoreValue | None = None  # noqa: N815
-    sleepScores: SleepScores | None = None  # noqa: N815
+    deepSleepDurationInSeconds: Number | None = None
+    lightSleepDurationInSeconds: Number | None = None
+    remSleepInSeconds: Number | None = None
+    awakeDurationInSeconds: Number | None = None
+    overallSleepScore: SleepScoreValue | None = None
+    sleepScores: SleepScores | None = None
 
 
 class HrvSummary(Summary):
-    lastNightAvg: Number | None = None  # noqa: N815
+    lastNightAvg: Number | None = None
 
 
 class Deregistration(_Model):
-    userId: Id  # noqa: N815
+    userId: Id
 
 
 class GarminPush(_Model):
-    """The summary types the bridge reads; Garmin's other keys (epochs, bodyComps, …) are accepted, ignored."""
+    """The summary types the bridge reads; Garmin's other keys (epochs, bodyComps, …) are ignored."""
 
     dailies: list[Daily] = Field(default_factory=list, max_length=1000)
     sleeps: list[SleepSummary] = Field(default_factory=list, max_length=1000)

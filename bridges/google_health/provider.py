@@ -1,9 +1,9 @@
 """Google Health's webhook scheme, its REST reads and the mapping to readings.
 
 Authenticity: the subscriber was created with a secret that Google echoes as ``Authorization: Bearer
-<secret>`` on every delivery, compared in constant time (the asymmetric ``GOOGLE-HEALTH-API-SIGNATURE`` is not
-used). There is no signed timestamp and no delivery id, so the dedupe key is a digest of the body: a redelivery
-of the same notification is the same bytes. The inbox never stores the ``Authorization`` header.
+<secret>`` on every delivery, compared in constant time (the asymmetric ``GOOGLE-HEALTH-API-SIGNATURE`` is
+not used). There is no signed timestamp and no delivery id, so the dedupe key is a digest of the body: a
+redelivery of the same notification is the same bytes. The inbox never stores the ``Authorization`` header.
 
 Verification: Google posts ``{"type": "verification"}`` with the secret (→ 202 here) and without it (→ 401).
 Notify-only: the worker lists ``users/me/dataTypes/{dataType}/dataPoints`` over the changed intervals.
@@ -58,7 +58,9 @@ def _readings(point: DataPoint) -> Iterator[RawReading]:
     if hrv is not None and hrv.averageHeartRateVariabilityMilliseconds is not None:
         # Google's daily HRV is RMSSD (its SDNN field lives on the per-sample message, never read here).
         at = _day_start(hrv.date.as_date())
-        yield RawReading(SignalKind.HRV_RMSSD, hrv.averageHeartRateVariabilityMilliseconds, Unit.MILLISECOND, at, SOURCE)
+        yield RawReading(
+            SignalKind.HRV_RMSSD, hrv.averageHeartRateVariabilityMilliseconds, Unit.MILLISECOND, at, SOURCE
+        )
     rhr = point.dailyRestingHeartRate
     if rhr is not None:
         at = _day_start(rhr.date.as_date())
@@ -70,15 +72,20 @@ def _readings(point: DataPoint) -> Iterator[RawReading]:
             return
         at = sleep.interval.endTime
         if sleep.summary.minutesAsleep is not None:
-            yield RawReading(SignalKind.SLEEP_DURATION, float(sleep.summary.minutesAsleep), Unit.MINUTE, at, SOURCE)
+            yield RawReading(
+                SignalKind.SLEEP_DURATION, float(sleep.summary.minutesAsleep), Unit.MINUTE, at, SOURCE
+            )
         if sleep.summary.minutesAwake is not None:
-            yield RawReading(SignalKind.SLEEP_AWAKE, float(sleep.summary.minutesAwake), Unit.MINUTE, at, SOURCE)
+            yield RawReading(
+                SignalKind.SLEEP_AWAKE, float(sleep.summary.minutesAwake), Unit.MINUTE, at, SOURCE
+            )
 
 
 def _filter(data_type: str, start: datetime, end: datetime) -> str:
     field, kind = FILTERS[data_type]
     if kind == "date":
-        return f'{field} >= "{start.date().isoformat()}" AND {field} < "{(end.date() + timedelta(days=1)).isoformat()}"'
+        low_day, high_day = start.date().isoformat(), (end.date() + timedelta(days=1)).isoformat()
+        return f'{field} >= "{low_day}" AND {field} < "{high_day}"'
     stamp = "%Y-%m-%dT%H:%M:%SZ"
     low, high = start.astimezone(UTC).strftime(stamp), end.astimezone(UTC).strftime(stamp)
     return f'{field} >= "{low}" AND {field} < "{high}"'
@@ -93,7 +100,9 @@ def _list(api: ProviderApi, data_type: str, start: datetime, end: datetime) -> l
             try:
                 point = DataPoint.model_validate(document)
             except ValidationError as exc:
-                raise MalformedPayload(f"unexpected Google Health data point: {exc.error_count()} errors") from exc
+                raise MalformedPayload(
+                    f"unexpected Google Health data point: {exc.error_count()} errors"
+                ) from exc
             readings += _readings(point)
         token = page.get("nextPageToken")
         if not token:

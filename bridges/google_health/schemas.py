@@ -17,16 +17,16 @@ class _Model(BaseModel):
 
 
 class Interval(_Model):
-    startTime: datetime  # noqa: N815 — Google's field names
-    endTime: datetime  # noqa: N815
+    startTime: datetime
+    endTime: datetime
 
 
 class GoogleHealthEvent(_Model):
     """A subscriber verification (``{"type": "verification"}``) or a change notification."""
 
     type: str | None = None
-    healthUserId: Id | None = None  # noqa: N815
-    dataType: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,64}$")] | None = None  # noqa: N815
+    healthUserId: Id | None = None
+    dataType: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,64}$")] | None = None
     operation: Literal["UPSERT", "DELETE"] | None = None
     intervals: list[Interval] = Field(default_factory=list, max_length=1000)
 
@@ -54,26 +54,26 @@ class GoogleDate(_Model):
 
 class DailyHeartRateVariability(_Model):
     date: GoogleDate
-    averageHeartRateVariabilityMilliseconds: Number | None = None  # noqa: N815
+    averageHeartRateVariabilityMilliseconds: Number | None = None
 
 
 class DailyRestingHeartRate(_Model):
     date: GoogleDate
     # int64 fields arrive as JSON strings (proto3 JSON mapping).
-    beatsPerMinute: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,4}$")]  # noqa: N815
+    beatsPerMinute: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,4}$")]
 
 
 class SessionInterval(_Model):
-    endTime: datetime  # noqa: N815
+    endTime: datetime
 
 
 class SleepSummary(_Model):
-    minutesAsleep: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,5}$")] | None = None  # noqa: N815
-    minutesAwake: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,5}$")] | None = None  # noqa: N815
+    minutesAsleep: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,5}$")] | None = None
+    minutesAwake: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,5}$")] | None = None
 
 
 class SleepMetadata(_Model):
-    mainSleep: bool | None = None  # noqa: N815
+    mainSleep: bool | None = None
     nap: bool | None = None
 
 
@@ -85,6 +85,6 @@ class Sleep(_Model):
 
 class DataPoint(_Model):
     name: str | None = None
-    dailyHeartRateVariability: DailyHeartRateVariability | None = None  # noqa: N815
-    dailyRestingHeartRate: DailyRestingHeartRate | None = None  # noqa: N815
+    dailyHeartRateVariability: DailyHeartRateVariability | None = None
+    dailyRestingHeartRate: DailyRestingHeartRate | None = None
     sleep: Sleep | None = None

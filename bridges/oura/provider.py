@@ -9,7 +9,6 @@ Notify-only: the worker reads ``GET /v2/usercollection/{data_type}/{object_id}``
 
 from __future__ import annotations
 
-
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol, Self
@@ -43,7 +42,7 @@ _MILLISECONDS_FROM = 100_000_000_000
 
 class OuraSettings(Protocol):
     @property
-    def oura_webhook_secret(self) -> SecretStr: ...
+    def oura_client_secret(self) -> SecretStr: ...
 
     @property
     def oura_verification_token(self) -> SecretStr: ...
@@ -78,7 +77,9 @@ def _sleep(document: Any) -> Iterator[RawReading]:
             yield RawReading(kind, value, unit, at, SOURCE)
     deep, rem, light = period.deep_sleep_duration, period.rem_sleep_duration, period.light_sleep_duration
     if deep is not None and rem is not None and light is not None and deep + rem + light > 0:
-        yield RawReading(SignalKind.DEEP_SLEEP_PERCENT, 100.0 * deep / (deep + rem + light), Unit.PERCENT, at, SOURCE)
+        yield RawReading(
+            SignalKind.DEEP_SLEEP_PERCENT, 100.0 * deep / (deep + rem + light), Unit.PERCENT, at, SOURCE
+        )
 
 
 def _daily_score(kind: SignalKind) -> Any:
@@ -134,7 +135,7 @@ class OuraProvider(WebhookProvider[OuraEvent], FetchingProvider[OuraEvent]):
     @classmethod
     def from_settings(cls, settings: Any) -> Self | None:
         configured: OuraSettings = settings
-        secret = configured.oura_webhook_secret.get_secret_value()
+        secret = configured.oura_client_secret.get_secret_value()
         return cls(secret, configured.oura_verification_token.get_secret_value()) if secret else None
 
     def verify(self, headers: Headers, body: bytes, now: datetime) -> None:
@@ -196,5 +197,3 @@ class OuraProvider(WebhookProvider[OuraEvent], FetchingProvider[OuraEvent]):
                     break
                 page_params = {**params, "next_token": str(token)}
         return readings
-
-

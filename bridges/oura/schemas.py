@@ -1,4 +1,4 @@
-"""Oura v2's documented webhook payload and usercollection documents (bridges.md §2.2): fields the bridge reads."""
+"""Oura v2's documented webhook payload and usercollection documents (bridges.md §2.2): fields we read."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class _Model(BaseModel):
 
 
 class OuraEvent(_Model):
-    """``{"event_type": "update", "data_type": "sleep", "object_id": "…", "event_time": "…", "user_id": "…"}``."""
+    """Fields ``event_type``, ``data_type``, ``object_id``, ``event_time``, ``user_id``."""
 
     event_type: Name
     data_type: Name

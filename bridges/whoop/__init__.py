@@ -1,4 +1,4 @@
-"""WHOOP API v2: notify-only webhooks (base64 HMAC over timestamp ‖ body), then REST fetches (bridges.md §2.1)."""
+"""WHOOP API v2: notify-only webhooks (base64 HMAC over timestamp ‖ body), then REST reads (§2.1)."""
 
 from bridges.whoop.provider import WhoopProvider
 

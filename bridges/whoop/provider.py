@@ -43,7 +43,7 @@ MAX_PAGES = 100  # 28 days fit in a few pages; a provider that never stops pagin
 
 class WhoopSettings(Protocol):
     @property
-    def whoop_webhook_secret(self) -> SecretStr: ...
+    def whoop_client_secret(self) -> SecretStr: ...
 
 
 def sign(secret: str, timestamp_ms: int, body: bytes) -> str:
@@ -61,7 +61,7 @@ class WhoopProvider(WebhookProvider[WhoopEvent], FetchingProvider[WhoopEvent]):
     @classmethod
     def from_settings(cls, settings: Any) -> Self | None:
         configured: WhoopSettings = settings
-        secret = configured.whoop_webhook_secret.get_secret_value()
+        secret = configured.whoop_client_secret.get_secret_value()
         return cls(secret) if secret else None
 
     def verify(self, headers: Headers, body: bytes, now: datetime) -> None:
@@ -145,7 +145,7 @@ def _collection(api: ProviderApi, path: str, start: datetime, end: datetime) -> 
 
 
 def _sleep_readings(sleep: Sleep) -> Iterator[RawReading]:
-    # Naps are not the night the meters read; unscored sleeps have no numbers yet (a later update brings them).
+    # Naps are not the night the meters read; unscored sleeps have no numbers yet (a later update has them).
     if sleep.nap or sleep.score_state != SCORED or sleep.score is None:
         return
     at = sleep.end  # a night belongs to the morning it ends in
@@ -173,7 +173,9 @@ def _sleep_readings(sleep: Sleep) -> Iterator[RawReading]:
         yield RawReading(SignalKind.SLEEP_DURATION, asleep, Unit.MILLISECOND, at, SOURCE)
     # WHOOP's documented deep share is slow-wave / (in bed − awake), i.e. of time asleep.
     if deep is not None and rem is not None and light is not None and deep + rem + light > 0:
-        yield RawReading(SignalKind.DEEP_SLEEP_PERCENT, 100.0 * deep / (deep + rem + light), Unit.PERCENT, at, SOURCE)
+        yield RawReading(
+            SignalKind.DEEP_SLEEP_PERCENT, 100.0 * deep / (deep + rem + light), Unit.PERCENT, at, SOURCE
+        )
 
 
 def _recovery_readings(recovery: Recovery, at: datetime) -> Iterator[RawReading]:
