@@ -54,6 +54,10 @@ REQUEUE_STALE_WEBHOOK_EVENTS = "rhythm.maintenance.requeue_stale_webhook_events"
 # ``args=[str(connection.id)]``; the wearable and calendar bridges implement them.
 BACKFILL_CONNECTION = "rhythm.ingest.backfill_connection"
 CALENDAR_SETUP_CONNECTION = "rhythm.calendar.setup_connection"
+# Wearables (app.wearables): the daily reconcile enqueues one BACKFILL_CONNECTION (a short window) per
+# connection; Oura's app-wide subscriptions are created and renewed daily.
+RECONCILE_WEARABLES = "rhythm.ingest.reconcile_wearables"
+ENSURE_OURA_SUBSCRIPTIONS = "rhythm.ingest.ensure_oura_subscriptions"
 
 SHORT_SOFT_TIME_LIMIT = 240
 SHORT_TIME_LIMIT = 300
@@ -120,6 +124,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": REQUEUE_STALE_WEBHOOK_EVENTS,
                 "schedule": timedelta(minutes=5),
             },
+            "reconcile-wearables": {"task": RECONCILE_WEARABLES, "schedule": timedelta(days=1)},
+            "ensure-oura-subscriptions": {"task": ENSURE_OURA_SUBSCRIPTIONS, "schedule": timedelta(days=1)},
         },
     }
 

@@ -89,6 +89,9 @@ def _handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             self._serve("POST")
 
+        def do_PUT(self) -> None:
+            self._serve("PUT")
+
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
