@@ -179,8 +179,7 @@ class Settings(BaseSettings):
     # A new connection's backfill and the daily reconcile's window, in days.
     wearable_backfill_days: int = Field(default=28, ge=1, le=90)
     wearable_reconcile_days: int = Field(default=3, ge=1, le=28)
-    # Phone uploads (app.ingest): request body cap (413 above it) and readings per request.
-    ingest_max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    # Phone uploads (app.ingest): readings per request (bodies are capped by max_body_bytes).
     ingest_max_readings: int = Field(default=5000, ge=1, le=100_000)
 
     # Workers and beat stamp a heartbeat row this often; /readyz calls one stale after heartbeat_stale_after.

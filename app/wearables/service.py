@@ -81,7 +81,10 @@ def pull_connection(
         }
         for reading in readings
     ]
-    written = repo.upsert_readings(connection.user_id, rows)
+    # One row per natural key (the last wins): overlapping pages must not make one INSERT … ON CONFLICT touch
+    # the same row twice, which Postgres refuses.
+    unique = {(row["source"], row["kind"], row["observed_at"]): row for row in rows}
+    written = repo.upsert_readings(connection.user_id, list(unique.values()))
     connection.provider_data = {**(connection.provider_data or {}), "last_pull_at": now.isoformat()}
     log.info("wearable_pulled", connection_id=str(connection_id), days=days, written=written)
     return written

@@ -298,7 +298,9 @@ def process(session: Session, settings: Settings, event_id: uuid.UUID, now: date
         raise UnmappableEvent("data for a user we do not have")
     if unknown:
         log.warning("webhook_readings_for_unknown_users", event_id=str(event.id), groups=unknown)
-    written = repo.upsert_readings(rows)
+    # One row per natural key (the last wins): Postgres refuses an INSERT … ON CONFLICT touching a row twice.
+    unique = {(row["user_id"], row["source"], row["kind"], row["observed_at"]): row for row in rows}
+    written = repo.upsert_readings(list(unique.values()))
     event.user_id = next(iter(users)) if len(users) == 1 else None
     event.attempts += 1
     event.error = None
