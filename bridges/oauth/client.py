@@ -103,9 +103,7 @@ def _client_kwargs(provider: OAuthProvider, endpoints: OAuthEndpoints, settings:
         "token_endpoint_auth_method": provider.token_auth_method,
         "revocation_endpoint_auth_method": provider.token_auth_method,
         "redirect_uri": endpoints.redirect_uri,
-        # Seconds, not an ``httpx.Timeout``: Authlib's clients are built on ``httpx2``, whose transport cannot
-        # read the other package's Timeout object (TypeError at connect).
-        "timeout": settings.oauth_http_timeout.total_seconds(),
+        "timeout": _timeout(settings),
         # Tokens and profiles never come from a redirect target we did not configure (API10).
         "follow_redirects": False,
     }
