@@ -17,6 +17,7 @@ from app.models import (
     FinetuneJob,
     IdempotencyKey,
     MeterSnapshot,
+    OAuthState,
     Recommendation,
     SignalReading,
     WebhookEvent,
@@ -107,6 +108,13 @@ async def seed_user_rows(session: AsyncSession, user_id: uuid.UUID, cipher: Toke
                 path="/v1/recommend",
                 request_hash="0" * 64,
                 expires_at=now + timedelta(hours=24),
+            ),
+            OAuthState(
+                user_id=user_id,
+                provider="google",
+                state_digest=uuid.uuid4().hex + tag,
+                code_verifier_encrypted=cipher.encrypt("verifier-" + tag, context="oauth_states.code_verifier"),
+                expires_at=now + timedelta(minutes=10),
             ),
         ]
     )

@@ -157,6 +157,8 @@ class Settings(BaseSettings):
     terra_dev_id: str = ""
     terra_api_key: SecretStr = SecretStr("")
     terra_api_base_url: str = "https://access.tryterra.co"
+    # Terra's REST API (``DELETE /auth/deauthenticateUser`` when a Terra connection is removed here).
+    terra_rest_api_base_url: str = "https://api.tryterra.co/v2"
     # A pending authorization (state + PKCE verifier) is single-use and expires after this.
     oauth_state_ttl: timedelta = timedelta(minutes=10)
     # Access tokens expiring within this margin are refreshed before use.
@@ -165,6 +167,8 @@ class Settings(BaseSettings):
     oauth_http_timeout: timedelta = timedelta(seconds=10)
     # Revocations the provider did not accept yet are retried with exponential backoff up to this many times.
     revocation_max_attempts: int = Field(default=12, ge=1, le=50)
+    revocation_retry_backoff: timedelta = timedelta(seconds=30)
+    revocation_retry_backoff_max: timedelta = timedelta(hours=1)
     # Wearable webhooks (bridges.whoop / oura / google_health / garmin). WHOOP and Oura sign deliveries with
     # the OAuth client secret above (empty → their webhooks answer 404). Each secret below: empty → 404.
     oura_verification_token: SecretStr = SecretStr("")

@@ -54,6 +54,9 @@ REQUEUE_STALE_WEBHOOK_EVENTS = "rhythm.maintenance.requeue_stale_webhook_events"
 # ``args=[str(connection.id)]``; the wearable and calendar bridges implement them.
 BACKFILL_CONNECTION = "rhythm.ingest.backfill_connection"
 CALENDAR_SETUP_CONNECTION = "rhythm.calendar.setup_connection"
+# A deleted connection's grant given back at the provider (one pending revocation; retried from beat).
+REVOKE_CONNECTION = "rhythm.maintenance.revoke_connection"
+DRAIN_PENDING_REVOCATIONS = "rhythm.maintenance.drain_pending_revocations"
 # Wearables (app.wearables): the daily reconcile enqueues one BACKFILL_CONNECTION (a short window) per
 # connection; Oura's app-wide subscriptions are created and renewed daily.
 RECONCILE_WEARABLES = "rhythm.ingest.reconcile_wearables"
@@ -123,6 +126,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "requeue-stale-webhook-events": {
                 "task": REQUEUE_STALE_WEBHOOK_EVENTS,
                 "schedule": timedelta(minutes=5),
+            },
+            "drain-pending-revocations": {
+                "task": DRAIN_PENDING_REVOCATIONS,
+                "schedule": timedelta(minutes=1),
             },
             "reconcile-wearables": {"task": RECONCILE_WEARABLES, "schedule": timedelta(days=1)},
             "ensure-oura-subscriptions": {"task": ENSURE_OURA_SUBSCRIPTIONS, "schedule": timedelta(days=1)},

@@ -2,6 +2,7 @@
 
 from app.models.adapter import Adapter, AdapterStatus, FinetuneJob, FinetuneStatus
 from app.models.base import Base
+from app.models.connect import OAuthState, PendingRevocation
 from app.models.device import DeviceConnection, WebhookEvent
 from app.models.heartbeat import ProcessHeartbeat, ProcessKind
 from app.models.idempotency import IdempotencyKey, IdempotencyStatus
@@ -13,6 +14,7 @@ from app.models.user import ApiToken, User
 USER_OWNED_MODELS: tuple[type[Base], ...] = (
     ApiToken,
     DeviceConnection,
+    OAuthState,
     WebhookEvent,
     SignalReading,
     MeterSnapshot,
@@ -38,6 +40,8 @@ __all__ = [
     "IdempotencyKey",
     "IdempotencyStatus",
     "MeterSnapshot",
+    "OAuthState",
+    "PendingRevocation",
     "ProcessHeartbeat",
     "ProcessKind",
     "Recommendation",

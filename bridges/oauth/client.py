@@ -14,6 +14,7 @@ Tokens cross this module as :class:`bridges.connections.TokenSet` only; storing 
 from __future__ import annotations
 
 import secrets
+import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +26,14 @@ from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuth2Client, O
 from app.core.config import Settings
 from bridges.connections import TokenSet
 from bridges.oauth.providers import OAuthEndpoints, OAuthProvider, RevokeStyle
+
+# Authlib builds its clients on ``httpx2`` when that is installed (huggingface_hub pulls it in), else on
+# ``httpx``: the errors its clients raise come from whichever it picked, so we catch both.
+_AUTHLIB_HTTP: Any = sys.modules[
+    next(base for base in OAuth2Client.__mro__ if base.__name__ == "Client").__module__.split(".")[0]
+]
+_HTTP_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, _AUTHLIB_HTTP.HTTPError)
+_STATUS_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPStatusError, _AUTHLIB_HTTP.HTTPStatusError)
 
 # RFC 7636: 43–128 characters; Authlib's generator draws from the unreserved set.
 _PKCE_VERIFIER_LENGTH = 64
@@ -44,8 +53,9 @@ class ProviderUnavailable(Exception):
     """The provider could not be reached or answered with a server error: retry later."""
 
 
-def _timeout(settings: Settings) -> httpx.Timeout:
-    return httpx.Timeout(settings.oauth_http_timeout.total_seconds())
+def _timeout(settings: Settings) -> float:
+    # A plain number: both httpx and httpx2 take it (their Timeout classes are not interchangeable).
+    return settings.oauth_http_timeout.total_seconds()
 
 
 def new_state() -> str:
@@ -129,12 +139,12 @@ def _sort_token_failure(exc: Exception, status: int | None) -> Exception:
         if status is not None and (status >= 500 or status == 429):
             return ProviderUnavailable(f"token endpoint answered {status}")
         return _grant_error(exc, status)
-    if isinstance(exc, httpx.HTTPStatusError):
-        code = exc.response.status_code
+    if isinstance(exc, _STATUS_ERRORS):
+        code = exc.response.status_code  # type: ignore[attr-defined]
         if code in (400, 401, 403):
             return OAuthGrantError("invalid_grant", f"token endpoint answered {code}", code)
         return ProviderUnavailable(f"token endpoint answered {code}")
-    if isinstance(exc, httpx.HTTPError | ValueError):
+    if isinstance(exc, (*_HTTP_ERRORS, ValueError)):
         return ProviderUnavailable(f"token endpoint failed: {type(exc).__name__}")
     return exc
 
@@ -240,7 +250,7 @@ def revoke_tokens(
                     response = http.delete(
                         endpoints.revoke_url, headers={"Authorization": f"Bearer {tokens.access_token}"}
                     )
-    except httpx.HTTPError as exc:
+    except _HTTP_ERRORS as exc:
         raise ProviderUnavailable(f"revocation failed: {type(exc).__name__}") from exc
     status = response.status_code
     if status < 300:
