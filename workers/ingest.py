@@ -71,7 +71,13 @@ def backfill_connection(self: Task, connection_id: str, days: int | None = None)
     window = days or settings.wearable_backfill_days
     try:
         with task_session(settings.sync_database_url) as session:
-            return wearables.pull_connection(session, settings, uuid.UUID(connection_id), utcnow(), window)
+            written = wearables.pull_connection(session, settings, uuid.UUID(connection_id), utcnow(), window)
+            provider = wearables.provider_of(session, uuid.UUID(connection_id))
+        if days is None and provider == "oura":
+            # On link: Oura pushes only through our app's subscriptions, so make sure they exist now rather
+            # than at the next daily check.
+            wearables.ensure_oura_subscriptions(settings, utcnow())
+        return written
     except ProviderUnavailable as exc:
         countdown = service.retry_delay(settings, self.request.retries + 1)
         log.warning("wearable_pull_retry", connection_id=connection_id, reason=str(exc))

@@ -90,6 +90,11 @@ def pull_connection(
     return written
 
 
+def provider_of(session: Session, connection_id: uuid.UUID) -> str | None:
+    connection = WearableRepository(session).connection(connection_id)
+    return None if connection is None else connection.provider
+
+
 def schedule_reconcile(session: Session, settings: Settings) -> int:
     """Enqueue (after commit) one pull of the reconcile window per active pulled connection."""
     ids = WearableRepository(session).active_connection_ids(fetching_sources(settings))
