@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -92,13 +93,42 @@ class ConnectionApi:
         return self._token
 
     def get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        response = self.send("GET", path, params=params)
+        status = response.status_code
+        if status == 404:
+            return None
+        if status >= 400:
+            raise UnmappableEvent(f"{self._connection.provider} answered {status} on {path}")
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ProviderUnavailable(f"non-JSON answer on {path}") from exc
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """One authenticated request: retried on 429/5xx and network errors, refreshed once on 401. Returns
+        the first answer that is neither (another 4xx included: the caller decides what it means)."""
         refreshed = False
         retries = 0
+        path = urlsplit(url).path or "/"
         while True:
             self.requests += 1
-            headers = {"Authorization": f"Bearer {self._access_token()}", "Accept": "application/json"}
+            sent = {
+                **(headers or {}),
+                "Authorization": f"Bearer {self._access_token()}",
+                "Accept": "application/json",
+            }
             try:
-                response = self._client.get(path, params=dict(params or {}), headers=headers)
+                response = self._client.request(
+                    method, url, params=dict(params) if params else None, content=content, headers=sent
+                )
             except httpx.TransportError as exc:  # timeouts, refused connections, resets
                 retries = self._wait_or_give_up(retries, None, f"{type(exc).__name__} on {path}")
                 continue
@@ -109,23 +139,15 @@ class ConnectionApi:
                     mark_needs_reconsent(self._connection, reason)
                     raise ReconsentRequired(self._connection.id, reason)
                 # The token may have been revoked early or rotated elsewhere: one refresh, then one more try.
-                self._token = refresh_connection_tokens(
-                    self._connection, self._settings, self._cipher
-                ).access_token
+                tokens = refresh_connection_tokens(self._connection, self._settings, self._cipher)
+                self._token = tokens.access_token
                 refreshed = True
                 continue
             if status in _RETRYABLE:
                 wait = retry_after_seconds(response.headers.get("retry-after"), datetime.now(UTC))
                 retries = self._wait_or_give_up(retries, wait, f"{status} on {path}")
                 continue
-            if status == 404:
-                return None
-            if status >= 400:
-                raise UnmappableEvent(f"{self._connection.provider} answered {status} on {path}")
-            try:
-                return response.json()
-            except ValueError as exc:
-                raise ProviderUnavailable(f"non-JSON answer on {path}") from exc
+            return response
 
     def _wait_or_give_up(self, retries: int, retry_after: float | None, what: str) -> int:
         if retries >= self._settings.provider_api_max_retries:

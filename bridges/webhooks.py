@@ -140,6 +140,18 @@ class ProviderApi(Protocol):
 
     def get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any: ...
 
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """One authenticated, retried request; the provider's answer as it came (an ``httpx.Response``), for
+        clients that build their own requests (google-api-python-client)."""
+
 
 class FetchingProvider(ABC, Generic[P]):
     """A notify-only provider (WHOOP, Oura, Google Health): its deliveries name what changed, and the worker

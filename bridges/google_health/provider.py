@@ -6,7 +6,8 @@ not used). There is no signed timestamp and no delivery id, so the dedupe key is
 redelivery of the same notification is the same bytes. The inbox never stores the ``Authorization`` header.
 
 Verification: Google posts ``{"type": "verification"}`` with the secret (→ 202 here) and without it (→ 401).
-Notify-only: the worker lists ``users/me/dataTypes/{dataType}/dataPoints`` over the changed intervals.
+Notify-only: the worker lists ``users/me/dataTypes/{dataType}/dataPoints`` over the changed intervals, through
+google-api-python-client (``client.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Protocol, Self
 
 from pydantic import SecretStr, ValidationError
 
+from bridges.google_health.client import ApiHttp, health_service, list_data_points
 from bridges.google_health.schemas import DataPoint, GoogleHealthEvent
 from bridges.meters.signals import RawReading, SignalKind, Unit
 from bridges.webhooks import (
@@ -35,7 +37,7 @@ from bridges.webhooks import (
 
 SOURCE = "google_health"
 MAX_PAGES = 50
-PAGE_SIZE = "100"
+PAGE_SIZE = 100
 # The data types the meters read, and the filter field Google documents for each (AIP-160).
 FILTERS = {
     "daily-heart-rate-variability": ("daily_heart_rate_variability.date", "date"),
@@ -92,22 +94,22 @@ def _filter(data_type: str, start: datetime, end: datetime) -> str:
 
 
 def _list(api: ProviderApi, data_type: str, start: datetime, end: datetime) -> list[RawReading]:
-    params = {"filter": _filter(data_type, start, end), "pageSize": PAGE_SIZE}
+    service = health_service(ApiHttp(api))
+    return points_to_readings(
+        list_data_points(service, data_type, _filter(data_type, start, end), PAGE_SIZE, MAX_PAGES)
+    )
+
+
+def points_to_readings(documents: list[Any]) -> list[RawReading]:
     readings: list[RawReading] = []
-    for _ in range(MAX_PAGES):
-        page = api.get_json(f"/v4/users/me/dataTypes/{data_type}/dataPoints", params) or {}
-        for document in page.get("dataPoints") or []:
-            try:
-                point = DataPoint.model_validate(document)
-            except ValidationError as exc:
-                raise MalformedPayload(
-                    f"unexpected Google Health data point: {exc.error_count()} errors"
-                ) from exc
-            readings += _readings(point)
-        token = page.get("nextPageToken")
-        if not token:
-            break
-        params = {**params, "pageToken": str(token)}
+    for document in documents:
+        try:
+            point = DataPoint.model_validate(document)
+        except ValidationError as exc:
+            raise MalformedPayload(
+                f"unexpected Google Health data point: {exc.error_count()} errors"
+            ) from exc
+        readings += _readings(point)
     return readings
 
 
