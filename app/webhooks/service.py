@@ -257,6 +257,9 @@ def process(session: Session, settings: Settings, event_id: uuid.UUID, now: date
         try:
             groups = [(ref, _fetch(repo, settings, provider, event.source, payload, ref))]
         except ReconsentRequired as exc:
+            # Whose link needs renewing, for the operators' view (the ref names a stored connection here).
+            linked = repo.connection(event.source, ref.external_user_id) if ref.external_user_id else None
+            event.user_id = linked.user_id if linked is not None else None
             event.attempts += 1
             event.error = f"ReconsentRequired: {exc.reason}"[:ERROR_MAX_LENGTH]
             log.warning("webhook_event_needs_reconsent", event_id=str(event.id), source=event.source)

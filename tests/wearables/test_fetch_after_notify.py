@@ -160,7 +160,7 @@ async def test_a_refused_refresh_leaves_the_connection_needing_reconsent_and_the
     row, _ = connection(wearables, connection_id)
     assert row.status == ConnectionStatus.NEEDS_RECONSENT and "invalid_grant" in (row.status_reason or "")
     stored = event(wearables, event_id)
-    assert stored.handled_at is None and stored.attempts == 1
+    assert stored.handled_at is None and stored.attempts == 1 and stored.user_id == user_id
     assert (stored.error or "").startswith("ReconsentRequired")
 
 
@@ -286,3 +286,19 @@ async def test_garmin_push_writes_only_for_linked_garmin_ids(
     }
     assert len(readings(wearables)) == len(readings(wearables, user_id)) == 9
     assert event(wearables, event_id).user_id == user_id
+
+
+async def test_a_garmin_deregistration_revokes_the_connection(
+    wearables: Settings, wclient: httpx.AsyncClient, new_user
+) -> None:
+    user_id, _ = await new_user()
+    connection_id = link(wearables, user_id, "garmin", GARMIN_USER)
+    secret = wearables.garmin_webhook_path_secret.get_secret_value()
+    body = body_of({"deregistrations": [{"userId": GARMIN_USER, "userAccessToken": "t"}]})
+    event_id = await deliver(wclient, wearables, f"/v1/webhooks/garmin/{secret}", body, {})
+
+    process(wearables, event_id)
+
+    row, _ = connection(wearables, connection_id)
+    assert row.revoked_at is not None
+    assert event(wearables, event_id).handled_at is not None
