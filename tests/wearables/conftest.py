@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -11,6 +12,7 @@ from app.core.config import Settings
 from tests.support import admin_headers_for, app_client, create_user_via_api, running_app
 from tests.wearables.payloads import wearable_settings
 from tests.wearables.provider_server import ProviderServer, provider_server
+from tests.wearables.support import NewUser
 from tests.webhooks.terra import purge_broker
 
 
@@ -34,8 +36,8 @@ async def wclient(wearables: Settings, clean_database: str) -> AsyncIterator[htt
 
 
 @pytest.fixture
-def new_user(wclient: httpx.AsyncClient, wearables: Settings):  # type: ignore[no-untyped-def]
-    async def create() -> tuple[object, dict[str, str]]:
+def new_user(wclient: httpx.AsyncClient, wearables: Settings) -> NewUser:
+    async def create() -> tuple[uuid.UUID, dict[str, str]]:
         return await create_user_via_api(wclient, admin_headers_for(wearables))
 
     return create

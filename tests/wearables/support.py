@@ -4,6 +4,7 @@ then processing it the way the ingest task does, against the test database."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -14,6 +15,9 @@ from app.core.db import task_session
 from app.models import DeviceConnection, SignalReading, WebhookEvent
 from app.webhooks import service
 from bridges.connections import TokenSet, cipher_for, read_tokens, write_tokens
+
+# The ``new_user`` fixture: a user created through the API → its id and bearer headers.
+NewUser = Callable[[], Awaitable[tuple[uuid.UUID, dict[str, str]]]]
 
 
 def link(

@@ -37,7 +37,7 @@ from tests.wearables.payloads import (
     whoop_sleep,
 )
 from tests.wearables.provider_server import Answer, ProviderServer, token_answer
-from tests.wearables.support import connection, deliver, event, kinds, link, process, readings
+from tests.wearables.support import NewUser, connection, deliver, event, kinds, link, process, readings
 
 SLEEP = f"/v2/activity/sleep/{SLEEP_ID}"
 RECOVERY = f"/v2/cycle/{CYCLE_ID}/recovery"
@@ -59,7 +59,7 @@ async def whoop_delivery(
 
 
 async def test_whoop_recovery_is_fetched_through_the_sleep_and_its_cycle(
-    wearables: Settings, wclient: httpx.AsyncClient, new_user, server: ProviderServer
+    wearables: Settings, wclient: httpx.AsyncClient, new_user: NewUser, server: ProviderServer
 ) -> None:
     user_id, _ = await new_user()
     link(wearables, user_id, "whoop", str(WHOOP_USER))
@@ -88,7 +88,7 @@ async def test_whoop_recovery_is_fetched_through_the_sleep_and_its_cycle(
 
 
 async def test_whoop_sleep_maps_stages_and_the_deep_share(
-    wearables: Settings, wclient: httpx.AsyncClient, new_user, server: ProviderServer
+    wearables: Settings, wclient: httpx.AsyncClient, new_user: NewUser, server: ProviderServer
 ) -> None:
     user_id, _ = await new_user()
     link(wearables, user_id, "whoop", str(WHOOP_USER))
@@ -107,7 +107,7 @@ async def test_whoop_sleep_maps_stages_and_the_deep_share(
 
 
 async def test_a_delivery_for_an_account_we_have_not_linked_writes_nothing(
-    wearables: Settings, wclient: httpx.AsyncClient, new_user, server: ProviderServer
+    wearables: Settings, wclient: httpx.AsyncClient, new_user: NewUser, server: ProviderServer
 ) -> None:
     # The body's user id is the provider's; it is only ever looked up among our stored connections.
     user_id, _ = await new_user()
@@ -124,7 +124,7 @@ async def test_a_delivery_for_an_account_we_have_not_linked_writes_nothing(
 
 
 async def test_a_401_refreshes_the_token_once_and_retries(
-    wearables: Settings, wclient: httpx.AsyncClient, new_user, server: ProviderServer
+    wearables: Settings, wclient: httpx.AsyncClient, new_user: NewUser, server: ProviderServer
 ) -> None:
     user_id, _ = await new_user()
     connection_id = link(wearables, user_id, "whoop", str(WHOOP_USER))
@@ -146,7 +146,7 @@ async def test_a_401_refreshes_the_token_once_and_retries(
 
 
 async def test_a_refused_refresh_leaves_the_connection_needing_reconsent_and_the_event_failed(
-    wearables: Settings, wclient: httpx.AsyncClient, new_user, server: ProviderServer
+    wearables: Settings, wclient: httpx.AsyncClient, new_user: NewUser, server: ProviderServer
 ) -> None:
     user_id, _ = await new_user()
     connection_id = link(wearables, user_id, "whoop", str(WHOOP_USER))
@@ -165,7 +165,7 @@ async def test_a_refused_refresh_leaves_the_connection_needing_reconsent_and_the
 
 
 async def test_429_is_retried_after_the_time_the_provider_asks(
-    wearables: Settings, wclient: httpx.AsyncClient, new_user, server: ProviderServer
+    wearables: Settings, wclient: httpx.AsyncClient, new_user: NewUser, server: ProviderServer
 ) -> None:
     user_id, _ = await new_user()
     link(wearables, user_id, "oura", OURA_USER)
@@ -188,7 +188,7 @@ async def test_429_is_retried_after_the_time_the_provider_asks(
 
 
 async def test_a_retry_after_longer_than_a_task_waits_fails_the_attempt_for_a_later_retry(
-    wearables: Settings, wclient: httpx.AsyncClient, new_user, server: ProviderServer
+    wearables: Settings, wclient: httpx.AsyncClient, new_user: NewUser, server: ProviderServer
 ) -> None:
     user_id, _ = await new_user()
     link(wearables, user_id, "oura", OURA_USER)
@@ -210,7 +210,7 @@ async def test_a_retry_after_longer_than_a_task_waits_fails_the_attempt_for_a_la
 
 
 async def test_server_errors_are_retried_then_left_visible(
-    wearables: Settings, wclient: httpx.AsyncClient, new_user, server: ProviderServer
+    wearables: Settings, wclient: httpx.AsyncClient, new_user: NewUser, server: ProviderServer
 ) -> None:
     user_id, _ = await new_user()
     link(wearables, user_id, "whoop", str(WHOOP_USER))
@@ -228,7 +228,7 @@ async def test_server_errors_are_retried_then_left_visible(
 
 
 async def test_google_health_reads_the_changed_days(
-    wearables: Settings, wclient: httpx.AsyncClient, new_user, server: ProviderServer
+    wearables: Settings, wclient: httpx.AsyncClient, new_user: NewUser, server: ProviderServer
 ) -> None:
     user_id, _ = await new_user()
     link(wearables, user_id, "google-health", GOOGLE_USER)
@@ -258,7 +258,7 @@ async def test_google_health_reads_the_changed_days(
 
 
 async def test_garmin_push_writes_only_for_linked_garmin_ids(
-    wearables: Settings, wclient: httpx.AsyncClient, new_user
+    wearables: Settings, wclient: httpx.AsyncClient, new_user: NewUser
 ) -> None:
     user_id, _ = await new_user()
     other_id, _ = await new_user()
@@ -289,7 +289,7 @@ async def test_garmin_push_writes_only_for_linked_garmin_ids(
 
 
 async def test_a_garmin_deregistration_revokes_the_connection(
-    wearables: Settings, wclient: httpx.AsyncClient, new_user
+    wearables: Settings, wclient: httpx.AsyncClient, new_user: NewUser
 ) -> None:
     user_id, _ = await new_user()
     connection_id = link(wearables, user_id, "garmin", GARMIN_USER)

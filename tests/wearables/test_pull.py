@@ -4,6 +4,7 @@ idempotently), and Oura's app-wide subscriptions created and renewed against a l
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -14,6 +15,7 @@ from app.core.db import task_session
 from app.core.tasks import BACKFILL_CONNECTION
 from app.wearables import service as wearables_service
 from bridges.connections import ConnectionStatus
+from bridges.oura.provider import MAPPERS as OURA_MAPPERS
 from tests.wearables.payloads import (
     OURA_USER,
     WHOOP_USER,
@@ -23,18 +25,18 @@ from tests.wearables.payloads import (
     whoop_sleep,
 )
 from tests.wearables.provider_server import Answer, ProviderServer
-from tests.wearables.support import connection, kinds, link, readings
+from tests.wearables.support import NewUser, connection, kinds, link, readings
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
 
-def pull(settings: Settings, connection_id, days: int = 28) -> int:  # type: ignore[no-untyped-def]
+def pull(settings: Settings, connection_id: uuid.UUID, days: int = 28) -> int:
     with task_session(settings.sync_database_url) as session:
         return wearables_service.pull_connection(session, settings, connection_id, NOW, days)
 
 
 async def test_whoop_backfill_pages_through_the_window_and_is_idempotent(
-    wearables: Settings, new_user, server: ProviderServer
+    wearables: Settings, new_user: NewUser, server: ProviderServer
 ) -> None:
     user_id, _ = await new_user()
     connection_id = link(wearables, user_id, "whoop", str(WHOOP_USER))
@@ -64,7 +66,7 @@ async def test_whoop_backfill_pages_through_the_window_and_is_idempotent(
 
 
 async def test_oura_backfill_reads_each_mapped_collection(
-    wearables: Settings, new_user, server: ProviderServer
+    wearables: Settings, new_user: NewUser, server: ProviderServer
 ) -> None:
     user_id, _ = await new_user()
     connection_id = link(wearables, user_id, "oura", OURA_USER)
@@ -94,7 +96,7 @@ async def test_oura_backfill_reads_each_mapped_collection(
 
 
 async def test_a_pull_whose_refresh_is_refused_marks_the_connection_and_writes_nothing(
-    wearables: Settings, new_user, server: ProviderServer
+    wearables: Settings, new_user: NewUser, server: ProviderServer
 ) -> None:
     user_id, _ = await new_user()
     # An expired access token is refreshed before use; the provider refuses the grant.
@@ -111,7 +113,7 @@ async def test_a_pull_whose_refresh_is_refused_marks_the_connection_and_writes_n
 
 
 async def test_the_reconcile_enqueues_one_short_pull_per_active_pulled_connection(
-    wearables: Settings, new_user
+    wearables: Settings, new_user: NewUser
 ) -> None:
     user_id, _ = await new_user()
     active = link(wearables, user_id, "whoop", str(WHOOP_USER))
@@ -134,7 +136,7 @@ def test_oura_subscriptions_are_created_then_renewed_only_when_expiring(
     callback = wearables.public_base_url.rstrip("/") + "/v1/webhooks/oura"
     server.on("GET", "/v2/webhook/subscription", Answer(200, []))
     server.on("POST", "/v2/webhook/subscription", Answer(201, {"id": "new"}))
-    data_types = len(wearables_service.OURA_DATA_TYPES)
+    data_types = len(OURA_MAPPERS)
 
     with httpx.Client() as client:
         created = wearables_service.ensure_oura_subscriptions(wearables, NOW, client)
@@ -151,7 +153,7 @@ def test_oura_subscriptions_are_created_then_renewed_only_when_expiring(
             "event_type": event,
             "expiration_time": soon if (data_type, event) == ("sleep", "update") else later,
         }
-        for data_type in wearables_service.OURA_DATA_TYPES
+        for data_type in OURA_MAPPERS
         for event in wearables_service.OURA_EVENT_TYPES
     ]
     server.on("GET", "/v2/webhook/subscription", Answer(200, listing))

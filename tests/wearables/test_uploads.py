@@ -15,7 +15,7 @@ from app.core.db import task_session
 from app.models import SignalReading
 from bridges.meters import Reading, SignalKind, estimate_meters
 from domain import Meter
-from tests.wearables.support import readings
+from tests.wearables.support import NewUser, readings
 
 APPLE = "/v1/ingest/apple-health"
 SIGNALS = "/v1/ingest/signals"
@@ -45,7 +45,7 @@ def export(hrv: list[tuple[datetime, float]], **extra_metrics: Any) -> dict[str,
 
 
 async def test_apple_health_export_becomes_readings_once(
-    wclient: httpx.AsyncClient, new_user, wearables: Settings
+    wclient: httpx.AsyncClient, new_user: NewUser, wearables: Settings
 ) -> None:
     user_id, headers = await new_user()
     morning = NOW.replace(hour=7, minute=0, second=0) - timedelta(days=1)
@@ -97,7 +97,7 @@ async def test_apple_health_export_becomes_readings_once(
 
 
 async def test_apple_health_keeps_the_good_readings_and_names_the_bad(
-    wclient: httpx.AsyncClient, new_user, wearables: Settings
+    wclient: httpx.AsyncClient, new_user: NewUser, wearables: Settings
 ) -> None:
     user_id, headers = await new_user()
     body = export([(NOW - timedelta(hours=3), 48.0), (NOW - timedelta(hours=2), 900.0)])
@@ -115,7 +115,9 @@ async def test_apple_health_keeps_the_good_readings_and_names_the_bad(
     assert [kind for _, kind, _, _ in readings(wearables, user_id)] == ["hrv_sdnn"]
 
 
-async def test_apple_health_refuses_a_number_sent_as_a_string(wclient: httpx.AsyncClient, new_user) -> None:
+async def test_apple_health_refuses_a_number_sent_as_a_string(
+    wclient: httpx.AsyncClient, new_user: NewUser
+) -> None:
     _, headers = await new_user()
     body = export([(NOW, 50.0)])
     body["data"]["metrics"][0]["data"][0]["qty"] = "50"
@@ -124,7 +126,7 @@ async def test_apple_health_refuses_a_number_sent_as_a_string(wclient: httpx.Asy
 
 
 async def test_signals_are_stored_for_the_caller_and_resending_changes_nothing(
-    wclient: httpx.AsyncClient, new_user, wearables: Settings
+    wclient: httpx.AsyncClient, new_user: NewUser, wearables: Settings
 ) -> None:
     user_id, headers = await new_user()
     other_id, other_headers = await new_user()
@@ -152,7 +154,7 @@ async def test_signals_are_stored_for_the_caller_and_resending_changes_nothing(
 
 
 async def test_invalid_signal_batches_are_422_in_the_one_shape_and_store_nothing(
-    wclient: httpx.AsyncClient, new_user, wearables: Settings
+    wclient: httpx.AsyncClient, new_user: NewUser, wearables: Settings
 ) -> None:
     user_id, headers = await new_user()
     at = NOW.isoformat()
@@ -176,7 +178,7 @@ async def test_invalid_signal_batches_are_422_in_the_one_shape_and_store_nothing
 
 
 async def test_uploads_need_a_user_token_and_respect_the_body_cap(
-    wclient: httpx.AsyncClient, new_user, wearables: Settings
+    wclient: httpx.AsyncClient, new_user: NewUser, wearables: Settings
 ) -> None:
     _, headers = await new_user()
     batch = {"readings": [{"kind": "steps", "value": 1, "observed_at": NOW.isoformat()}]}
@@ -189,7 +191,7 @@ async def test_uploads_need_a_user_token_and_respect_the_body_cap(
 
 
 async def test_apple_sdnn_never_shifts_the_rmssd_baseline(
-    wclient: httpx.AsyncClient, new_user, wearables: Settings
+    wclient: httpx.AsyncClient, new_user: NewUser, wearables: Settings
 ) -> None:
     user_id, headers = await new_user()
     days = [NOW.replace(hour=6, minute=0, second=0) - timedelta(days=d) for d in range(1, 21)]

@@ -5,6 +5,7 @@ unconfigured provider is 404, and Oura's GET handshake echoes the challenge only
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -43,7 +44,11 @@ def _signed(provider: str, settings: Settings, body: bytes, at: float | None = N
     return google_headers(settings)
 
 
-DOCUMENTS = {"whoop": whoop_event, "oura": oura_event, "google-health": google_event}
+DOCUMENTS: dict[str, Callable[[], dict[str, Any]]] = {
+    "whoop": whoop_event,
+    "oura": oura_event,
+    "google-health": google_event,
+}
 
 
 @pytest.mark.parametrize("provider", ["whoop", "oura", "google-health"])

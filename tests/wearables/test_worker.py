@@ -9,7 +9,7 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from app.core.config import Settings
 from tests.support import admin_headers_for, celery_process
 from tests.wearables.payloads import WHOOP_USER, body_of, whoop_event, whoop_headers
 from tests.wearables.provider_server import Answer, ProviderServer
-from tests.wearables.support import event, kinds, link, readings
+from tests.wearables.support import NewUser, event, kinds, link, readings
 from tests.wearables.test_fetch_after_notify import SLEEP, serve_whoop
 from tests.webhooks.terra import purge_broker
 
@@ -59,7 +59,7 @@ def wearable_worker(settings: Settings, log_dir: Path) -> Iterator[None]:
         purge_broker(settings)
 
 
-async def wait_until(check, what: str, within_s: float = 60) -> None:  # type: ignore[no-untyped-def]
+async def wait_until(check: Callable[[], bool], what: str, within_s: float = 60) -> None:
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         if check():
@@ -69,7 +69,7 @@ async def wait_until(check, what: str, within_s: float = 60) -> None:  # type: i
 
 
 async def test_a_failing_provider_leaves_the_event_visible_until_it_recovers(
-    wearables: Settings, wclient: httpx.AsyncClient, new_user, server: ProviderServer, tmp_path: Path
+    wearables: Settings, wclient: httpx.AsyncClient, new_user: NewUser, server: ProviderServer, tmp_path: Path
 ) -> None:
     settings = wearables.model_copy(update={"provider_api_max_retries": 0})
     user_id, _ = await new_user()
