@@ -113,7 +113,7 @@ async def seed_user_rows(session: AsyncSession, user_id: uuid.UUID, cipher: Toke
                 user_id=user_id,
                 provider="google",
                 state_digest=uuid.uuid4().hex + tag,
-                code_verifier_encrypted=cipher.encrypt("verifier-" + tag, context="oauth_states.code_verifier"),
+                code_verifier_encrypted=cipher.encrypt("verifier-" + tag, context="oauth_states.verifier"),
                 expires_at=now + timedelta(minutes=10),
             ),
         ]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,7 +19,7 @@ from app.core.db import sync_sessionmaker
 from app.models import DeviceConnection
 from app.models.base import utcnow
 from bridges.connections import ConnectionStatus, cipher_for
-from bridges.oauth import ProviderUnavailable, ReconsentRequired, fresh_tokens
+from bridges.oauth import ProviderUnavailable, ReconsentRequired, fresh_tokens, refresh_connection_tokens
 from tests.connections.flow import link
 from tests.connections.provider_server import ProviderServer
 from tests.support import CreateUser
@@ -134,3 +137,56 @@ async def test_a_provider_outage_during_refresh_changes_nothing(
     db_session.expire_all()
     stored = await db_session.get(DeviceConnection, connection_id)
     assert stored is not None and stored.status == ConnectionStatus.ACTIVE
+
+
+async def test_concurrent_refreshes_spend_a_rotating_refresh_token_once(
+    connect_client: httpx.AsyncClient,
+    connect_user: CreateUser,
+    connect_settings: Settings,
+    provider: ProviderServer,
+    db_session: AsyncSession,
+) -> None:
+    connection_id, _ = await _linked(connect_client, connect_user, "oura", db_session, timedelta(seconds=30))
+    cipher = cipher_for(connect_settings.secret_key.get_secret_value())
+    factory = sync_sessionmaker(connect_settings.sync_database_url)
+    barrier = threading.Barrier(2)
+
+    def worker() -> str:
+        with factory() as session:
+            connection = session.get(DeviceConnection, connection_id)
+            assert connection is not None
+            barrier.wait()  # both have read the expiring token before either refreshes
+            tokens = fresh_tokens(connection, connect_settings, cipher)
+            session.commit()
+            return tokens.access_token
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda _: worker(), range(2)))
+    # The second waited for the first's row lock, then used its new tokens instead of a spent refresh token.
+    assert _refreshes(provider) == 1
+    assert results[0] == results[1] == provider.state.grants[-1].access_token
+    db_session.expire_all()
+    stored = await db_session.get(DeviceConnection, connection_id)
+    assert stored is not None and stored.status == ConnectionStatus.ACTIVE
+
+
+async def test_a_token_endpoint_401_marks_the_connection_for_reconsent(
+    connect_client: httpx.AsyncClient,
+    connect_user: CreateUser,
+    connect_settings: Settings,
+    provider: ProviderServer,
+    db_session: AsyncSession,
+) -> None:
+    connection_id, _ = await _linked(connect_client, connect_user, "google-health", db_session, timedelta(0))
+    # The provider no longer accepts our client for this grant (401 invalid_client).
+    rejected = connect_settings.model_copy(update={"google_health_client_secret": SecretStr("rotated-away")})
+    cipher = cipher_for(connect_settings.secret_key.get_secret_value())
+    with sync_sessionmaker(connect_settings.sync_database_url)() as session:
+        connection = session.get(DeviceConnection, connection_id)
+        assert connection is not None
+        with pytest.raises(ReconsentRequired, match="invalid_client"):
+            refresh_connection_tokens(connection, rejected, cipher)
+        session.commit()
+    db_session.expire_all()
+    stored = await db_session.get(DeviceConnection, connection_id)
+    assert stored is not None and stored.status == ConnectionStatus.NEEDS_RECONSENT
