@@ -167,10 +167,6 @@ class FetchingProvider(ABC, Generic[P]):
         reconcile, which recovers what a lost push would have delivered)."""
 
 
-def fetches(provider: object) -> bool:
-    return isinstance(provider, FetchingProvider)
-
-
 def hmac_sha256(key: str, message: bytes) -> bytes:
     return hmac.new(key.encode(), message, hashlib.sha256).digest()
 
