@@ -169,6 +169,22 @@ class Settings(BaseSettings):
     revocation_max_attempts: int = Field(default=12, ge=1, le=50)
     revocation_retry_backoff: timedelta = timedelta(seconds=30)
     revocation_retry_backoff_max: timedelta = timedelta(hours=1)
+    # Wearable webhooks (bridges.whoop / oura / google_health / garmin). WHOOP and Oura sign deliveries with
+    # the OAuth client secret above (empty → their webhooks answer 404). Each secret below: empty → 404.
+    oura_verification_token: SecretStr = SecretStr("")
+    google_health_webhook_secret: SecretStr = SecretStr("")
+    # Garmin signs nothing: the path segment of /v1/webhooks/garmin/<secret> is the shared secret.
+    garmin_webhook_path_secret: SecretStr = SecretStr("")
+    # Wearable REST reads (fetch after notify, backfill, reconcile) against the *_api_base_url above.
+    provider_api_timeout: timedelta = timedelta(seconds=10)
+    provider_api_max_retries: int = Field(default=3, ge=0, le=10)
+    # Longest Retry-After waited inside a task; a longer one fails the attempt (the inbox backoff retries).
+    provider_api_max_retry_after: timedelta = timedelta(seconds=30)
+    # A new connection's backfill and the daily reconcile's window, in days.
+    wearable_backfill_days: int = Field(default=28, ge=1, le=90)
+    wearable_reconcile_days: int = Field(default=3, ge=1, le=28)
+    # Phone uploads (app.ingest): readings per request (bodies are capped by max_body_bytes).
+    ingest_max_readings: int = Field(default=5000, ge=1, le=100_000)
 
     # Workers and beat stamp a heartbeat row this often; /readyz calls one stale after heartbeat_stale_after.
     heartbeat_interval: timedelta = timedelta(seconds=10)

@@ -57,6 +57,10 @@ CALENDAR_SETUP_CONNECTION = "rhythm.calendar.setup_connection"
 # A deleted connection's grant given back at the provider (one pending revocation; retried from beat).
 REVOKE_CONNECTION = "rhythm.maintenance.revoke_connection"
 DRAIN_PENDING_REVOCATIONS = "rhythm.maintenance.drain_pending_revocations"
+# Wearables (app.wearables): the daily reconcile enqueues one BACKFILL_CONNECTION (a short window) per
+# connection; Oura's app-wide subscriptions are created and renewed daily.
+RECONCILE_WEARABLES = "rhythm.ingest.reconcile_wearables"
+ENSURE_OURA_SUBSCRIPTIONS = "rhythm.ingest.ensure_oura_subscriptions"
 
 SHORT_SOFT_TIME_LIMIT = 240
 SHORT_TIME_LIMIT = 300
@@ -127,6 +131,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": DRAIN_PENDING_REVOCATIONS,
                 "schedule": timedelta(minutes=1),
             },
+            "reconcile-wearables": {"task": RECONCILE_WEARABLES, "schedule": timedelta(days=1)},
+            "ensure-oura-subscriptions": {"task": ENSURE_OURA_SUBSCRIPTIONS, "schedule": timedelta(days=1)},
         },
     }
 
