@@ -50,6 +50,8 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
 PROCESS_WEBHOOK_EVENT = "rhythm.ingest.process_webhook_event"
 PURGE_EXPIRED_IDEMPOTENCY_KEYS = "rhythm.maintenance.purge_expired_idempotency_keys"
 REQUEUE_STALE_WEBHOOK_EVENTS = "rhythm.maintenance.requeue_stale_webhook_events"
+# A user's meters from their readings (coalesced per user: ``app.meters.service.request_recompute``).
+RECOMPUTE_METERS = "rhythm.ingest.recompute_meters"
 
 SHORT_SOFT_TIME_LIMIT = 240
 SHORT_TIME_LIMIT = 300

@@ -28,6 +28,7 @@ from app.core import jobs
 from app.core.config import Settings
 from app.core.errors import AppError, NotFoundError
 from app.core.tasks import PROCESS_WEBHOOK_EVENT
+from app.meters import service as meters
 from app.models import DeviceConnection, WebhookEvent
 from app.webhooks.repository import InboxRepository, OpsRepository, ProcessingRepository
 from app.webhooks.schemas import WebhookEventPage, WebhookEventView, WebhookStatus
@@ -227,6 +228,8 @@ def process(session: Session, settings: Settings, event_id: uuid.UUID, now: date
             for reading in readings
         ]
     )
+    if written and user_id is not None:
+        meters.request_recompute(session, settings, user_id, now)
     event.user_id = user_id
     event.attempts += 1
     event.error = None
