@@ -61,6 +61,10 @@ def _attach_bench_api(bench: typer.Typer) -> None:
 
     if not any(info.name == "api" for info in bench.registered_commands):
         bench.command("api")(api)
+    from app.benchmarks.webhooks import webhooks
+
+    if not any(info.name == "webhooks" for info in bench.registered_commands):
+        bench.command("webhooks")(webhooks)
 
 
 class LazyGroup(TyperGroup):
