@@ -214,3 +214,11 @@ async def test_missing_meters_are_null_in_the_snapshot_and_the_recommendation_ro
     logged = row_meters(rec)
     assert logged["progress"] is None and logged["connection"] is None
     assert logged["vitality"] == pytest.approx(stored.value(Meter.VITALITY))
+
+    # Answered, that row is history: the next prompt reads its NULLs back as neutral, it does not fail.
+    answer = {"recommendation_id": body["recommendation_id"], "response": "accepted"}
+    assert (await client.post("/v1/feedback", json=answer, headers=headers)).status_code in (200, 201)
+    again = await client.post(
+        "/v1/recommend", json={"at": (NOW + timedelta(hours=5)).isoformat()}, headers=headers
+    )
+    assert again.status_code == 200, again.text
