@@ -52,6 +52,7 @@ PURGE_EXPIRED_IDEMPOTENCY_KEYS = "rhythm.maintenance.purge_expired_idempotency_k
 REQUEUE_STALE_WEBHOOK_EVENTS = "rhythm.maintenance.requeue_stale_webhook_events"
 # A user's meters from their readings (coalesced per user: ``app.meters.service.request_recompute``).
 RECOMPUTE_METERS = "rhythm.ingest.recompute_meters"
+REFRESH_METERS = "rhythm.maintenance.refresh_meters"
 
 SHORT_SOFT_TIME_LIMIT = 240
 SHORT_TIME_LIMIT = 300
@@ -117,6 +118,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "requeue-stale-webhook-events": {
                 "task": REQUEUE_STALE_WEBHOOK_EVENTS,
                 "schedule": timedelta(minutes=5),
+            },
+            # Aged meters decay even without new readings; lost recompute messages are sent again.
+            "refresh-meters": {
+                "task": REFRESH_METERS,
+                "schedule": timedelta(minutes=10),
             },
         },
     }

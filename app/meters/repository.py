@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import case, exists, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,14 +32,16 @@ def claim_statement(
     Returns the row's ``queued_token``: ``token`` itself means this caller took the slot and must enqueue.
     """
     insert = _insert_for(session)(MeterRecompute).values(
-        id=uuid.uuid4(), user_id=user_id, requested_at=now, queued_token=token
+        id=uuid.uuid4(), user_id=user_id, requested_at=now, queued_token=token, queued_at=now
     )
+    free = MeterRecompute.queued_token.is_(None)
     return insert.on_conflict_do_update(
         index_elements=["user_id"],
         set_={
             "requested_at": insert.excluded.requested_at,
             # COALESCE keeps a queued task's token: a second request while one is queued enqueues nothing.
             "queued_token": func.coalesce(MeterRecompute.queued_token, insert.excluded.queued_token),
+            "queued_at": case((free, insert.excluded.queued_at), else_=MeterRecompute.queued_at),
         },
     ).returning(MeterRecompute.queued_token)
 
@@ -69,6 +71,47 @@ class RecomputeRepository:
         self.session.execute(
             update(MeterRecompute).where(MeterRecompute.user_id == user_id).values(computed_at=now)
         )
+
+    def take_lost_slots(self, held_before: datetime, now: datetime, limit: int) -> Sequence[uuid.UUID]:
+        """Users whose queue slot was taken before ``held_before`` and whose task never started since: the
+        message was lost (broker down at commit, a flushed queue). Their ``queued_at`` becomes ``now``, so
+        the message sent again is given as long as the first before it counts as lost too."""
+        statement = (
+            select(MeterRecompute.user_id)
+            .where(
+                MeterRecompute.queued_token.is_not(None),
+                MeterRecompute.queued_at < held_before,
+                (MeterRecompute.started_at.is_(None))
+                | (MeterRecompute.started_at < MeterRecompute.queued_at),
+            )
+            .order_by(MeterRecompute.queued_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        users = self.session.execute(statement).scalars().all()
+        if users:
+            self.session.execute(
+                update(MeterRecompute).where(MeterRecompute.user_id.in_(users)).values(queued_at=now)
+            )
+        return users
+
+    def stale(self, computed_before: datetime, readings_since: datetime, limit: int) -> Sequence[uuid.UUID]:
+        """Users with no recompute queued, none since ``computed_before``, and a reading observed since
+        ``readings_since`` (older readings have expired already: their meters are missing and stay so)."""
+        recent = exists().where(
+            SignalReading.user_id == MeterRecompute.user_id, SignalReading.observed_at >= readings_since
+        )
+        statement = (
+            select(MeterRecompute.user_id)
+            .where(
+                MeterRecompute.queued_token.is_(None),
+                (MeterRecompute.computed_at.is_(None)) | (MeterRecompute.computed_at < computed_before),
+                recent,
+            )
+            .order_by(MeterRecompute.computed_at)
+            .limit(limit)
+        )
+        return self.session.execute(statement).scalars().all()
 
     def user_timezone(self, user_id: uuid.UUID) -> str | None:
         return self.session.execute(select(User.timezone).where(User.id == user_id)).scalar_one_or_none()

@@ -33,7 +33,7 @@ from app.recommend.slots import zone
 from bridges.meters import MeterReport, Reading, ReadingRejected, SignalKind, Unit, estimate_meters
 from bridges.meters.baselines import BASELINE_DAYS, TREND_DAYS
 from bridges.meters.context import context_sources
-from bridges.meters.engine import CLOCK_SKEW, ENGINE_VERSION
+from bridges.meters.engine import CLOCK_SKEW, DECAY, ENGINE_VERSION
 from domain import METERS
 
 log = structlog.get_logger(__name__)
@@ -62,6 +62,31 @@ async def request_recompute_async(
         return False
     jobs.enqueue(session, settings, jobs.Job(RECOMPUTE_METERS, (str(user_id),)))
     return True
+
+
+# A recompute takes well under a second; a slot held this long without its task starting lost its message.
+LOST_AFTER = timedelta(minutes=15)
+# Meters decay with the age of their inputs: refresh a snapshot hourly while any input can still count.
+REFRESH_EVERY = timedelta(hours=1)
+REFRESH_BATCH = 500
+
+
+def _input_horizon() -> timedelta:
+    """How long a reading can still count: fresh, then four half-lives (DECAY), plus a day of slack."""
+    return max(d.fresh_for + 4 * d.half_life for d in DECAY.values()) + timedelta(days=1)
+
+
+def refresh(session: Session, settings: Settings, now: datetime) -> tuple[int, int]:
+    """Beat's sweep: re-send recomputes whose message was lost, and recompute meters that have aged (decay
+    toward neutral, then missing, even when no new reading arrives). Returns (re-sent, refreshed)."""
+    repo = RecomputeRepository(session)
+    lost = repo.take_lost_slots(now - LOST_AFTER, now, REFRESH_BATCH)
+    for user_id in lost:
+        jobs.enqueue(session, settings, jobs.Job(RECOMPUTE_METERS, (str(user_id),)))
+    refreshed = 0
+    for user_id in repo.stale(now - REFRESH_EVERY, now - _input_horizon(), REFRESH_BATCH):
+        refreshed += request_recompute(session, settings, user_id, now)
+    return len(lost), refreshed
 
 
 def start(session: Session, user_id: uuid.UUID, now: datetime) -> bool:

@@ -106,6 +106,8 @@ class MeterRecompute(IdMixin, UserOwnedMixin, Base):
 
     requested_at: Mapped[datetime]
     queued_token: Mapped[uuid.UUID | None]
+    # When the current token was taken: a slot held far longer than a recompute takes lost its message.
+    queued_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     computed_at: Mapped[datetime | None]
 

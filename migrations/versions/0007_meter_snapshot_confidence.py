@@ -56,6 +56,7 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Uuid(), nullable=False),
         sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("queued_token", sa.Uuid(), nullable=True),
+        sa.Column("queued_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("computed_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(

@@ -211,3 +211,37 @@ async def test_a_burst_of_writes_queues_one_recompute_and_loses_none(
             )
             assert latest is not None and latest.provenance is not None
             assert latest.provenance["readings_considered"] == 21
+
+
+async def test_beat_refresh_resends_a_lost_recompute_and_refreshes_aged_meters_only(
+    terra: Settings, clean_database: str
+) -> None:
+    async with running_app(terra) as app, app_client(app) as client:
+        admin = admin_headers_for(terra)
+        lost_id, _ = await create_user_via_api(client, admin)
+        aged_id, _ = await create_user_via_api(client, admin)
+        expired_id, _ = await create_user_via_api(client, admin)
+    now = datetime.now(UTC)
+    with task_session(terra.sync_database_url) as session:
+        session.add(steps_reading(lost_id, 6000.0, now - timedelta(days=1)))
+        session.add(steps_reading(aged_id, 6000.0, now - timedelta(days=1)))
+        session.add(steps_reading(expired_id, 6000.0, now - timedelta(days=20)))
+        # The lost user's slot was taken 20 minutes ago and its message never arrived.
+        assert service.request_recompute(session, terra, lost_id, now - timedelta(minutes=20))
+    purge_broker(terra)
+    for user_id in (aged_id, expired_id):
+        # Both were recomputed two hours ago; only the aged one still has an input that can count.
+        with task_session(terra.sync_database_url) as session:
+            service.request_recompute(session, terra, user_id, now - timedelta(hours=2))
+        with task_session(terra.sync_database_url) as session:
+            assert service.start(session, user_id, now - timedelta(hours=2))
+            assert service.recompute(session, user_id, now - timedelta(hours=2)) is not None
+    purge_broker(terra)
+
+    with task_session(terra.sync_database_url) as session:
+        assert service.refresh(session, terra, now) == (1, 1)
+    sent = sorted(m["argsrepr"] for m in queued(terra) if m["task"] == RECOMPUTE_METERS)
+    assert sent == sorted([repr([str(lost_id)]), repr([str(aged_id)])])
+    # A second sweep right away sends nothing new: both slots are taken by queued tasks.
+    with task_session(terra.sync_database_url) as session:
+        assert service.refresh(session, terra, now) == (0, 0)
