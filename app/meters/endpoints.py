@@ -17,7 +17,11 @@ from app.meters.schemas import MeterSnapshotPage
 router = APIRouter(
     prefix="/v1/users/me/meters",
     tags=["meters"],
-    responses={401: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    responses={
+        401: {"model": ErrorResponse, "description": "No or an invalid token."},
+        403: {"model": ErrorResponse, "description": "Not a user token (the admin has no meters)."},
+        422: {"model": ErrorResponse, "description": "A bad time, range or cursor."},
+    },
 )
 
 
