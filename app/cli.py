@@ -65,6 +65,10 @@ def _attach_bench_api(bench: typer.Typer) -> None:
 
     if not any(info.name == "console" for info in bench.registered_commands):
         bench.command("console")(console)
+    from app.benchmarks.webhooks import webhooks
+
+    if not any(info.name == "webhooks" for info in bench.registered_commands):
+        bench.command("webhooks")(webhooks)
 
 
 class LazyGroup(TyperGroup):

@@ -25,6 +25,7 @@ from app.core.ratelimit import RATE_LIMITED_RESPONSES, RateLimiter, RateLimitMid
 from app.core.timebounds import TimeBoundsMiddleware
 from app.feedback import endpoints as feedback
 from app.ingest import endpoints as ingest
+from app.meters import endpoints as meters
 from app.ops import endpoints as ops
 from app.ops.checks import broker_ready, database_ready
 from app.recommend import endpoints as recommend
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(connections.router, responses=RATE_LIMITED_RESPONSES)
     app.include_router(ingest.router, responses=RATE_LIMITED_RESPONSES)
     install_console(app, settings)
+    app.include_router(meters.router, responses=RATE_LIMITED_RESPONSES)
     _add_docs(app)
     _document_undecodable_bodies(app)
     return app

@@ -52,9 +52,23 @@ MAX_WINDOW_DAYS = 365
 # Day, slot, 5 meters, arrow, "recommended", action, arrow, "user:", response.
 TOKENS_PER_INTERACTION = 13
 
+# The version of the text this module renders for given inputs. Version 1 has no token for a missing meter
+# (the shipped model never saw one): a meter the bridge could not estimate is shown as the neutral value
+# below. Issue 14's renderer adds a "missing" token under a new version.
+RENDERER_VERSION = "prompt/1"
+MISSING_METER_VALUE = 0.5
+
 
 class PromptFormatError(ValueError):
     """The text is not a prompt this renderer produced."""
+
+
+def shown_meters(values: Sequence[float | None]) -> Meters:
+    """The meters as this renderer version shows them, from values in ``METERS`` order where ``None`` is a
+    missing meter: rendered as :data:`MISSING_METER_VALUE` (the caller stores the ``None``, not this)."""
+    if len(values) != len(METERS):
+        raise ValueError(f"expected {len(METERS)} meter values, got {len(values)}")
+    return Meters(*(MISSING_METER_VALUE if value is None else value for value in values))
 
 
 def _state_text(state: SlotState) -> str:

@@ -1,5 +1,5 @@
 """Ingest tasks (queue ``ingest``): process stored webhook events; pull wearables' REST APIs (backfill on
-link, the daily reconcile) and keep Oura's subscriptions alive.
+link, the daily reconcile) and keep Oura's subscriptions alive; recompute a user's meters.
 
 The task takes the event id and re-loads the row (the message carries no payload). Failures are counted on the
 row and retried with exponential backoff up to ``webhook_max_attempts``; an event that cannot succeed by
@@ -20,8 +20,10 @@ from app.core.tasks import (
     BACKFILL_CONNECTION,
     ENSURE_OURA_SUBSCRIPTIONS,
     PROCESS_WEBHOOK_EVENT,
+    RECOMPUTE_METERS,
     RECONCILE_WEARABLES,
 )
+from app.meters import service as meters_service
 from app.models.base import utcnow
 from app.wearables import service as wearables
 from app.webhooks import service
@@ -102,3 +104,27 @@ def ensure_oura_subscriptions(self: Task) -> int:
         return wearables.ensure_oura_subscriptions(settings, utcnow())
     except ProviderUnavailable as exc:
         raise self.retry(countdown=service.retry_delay(settings, self.request.retries + 1), exc=exc) from exc
+
+
+# A recompute is cheap (five weeks of daily values) and idempotent; a failure retries a few times, and the
+# next reading for the user queues a fresh one anyway.
+RECOMPUTE_MAX_RETRIES = 5
+
+
+@shared_task(bind=True, name=RECOMPUTE_METERS, max_retries=RECOMPUTE_MAX_RETRIES)  # type: ignore[untyped-decorator]
+def recompute_meters(self: Task, user_id: str) -> bool:
+    """Store a fresh ``bridge`` meter snapshot for the user; ``False`` when the user no longer exists."""
+    settings = get_settings()
+    user_uuid = uuid.UUID(user_id)
+    try:
+        # Free the queue slot first, in its own commit: readings committed from here on queue the next run.
+        with task_session(settings.sync_database_url) as session:
+            if not meters_service.start(session, user_uuid, utcnow()):
+                return False
+        with task_session(settings.sync_database_url) as session:
+            snapshot = meters_service.recompute(session, user_uuid, utcnow())
+    except Exception as exc:
+        countdown = service.retry_delay(settings, self.request.retries + 1)
+        log.warning("meters_recompute_retry", user_id=user_id, error=type(exc).__name__)
+        raise self.retry(countdown=countdown, exc=exc) from exc
+    return snapshot is not None

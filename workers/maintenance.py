@@ -7,8 +7,9 @@ from celery import shared_task
 
 from app.core.config import get_settings
 from app.core.db import task_session
-from app.core.tasks import PURGE_EXPIRED_IDEMPOTENCY_KEYS, REQUEUE_STALE_WEBHOOK_EVENTS
+from app.core.tasks import PURGE_EXPIRED_IDEMPOTENCY_KEYS, REFRESH_METERS, REQUEUE_STALE_WEBHOOK_EVENTS
 from app.maintenance import repository
+from app.meters import service as meters
 from app.models.base import utcnow
 from app.webhooks import service as webhooks
 
@@ -33,3 +34,14 @@ def requeue_stale_webhook_events() -> int:
     if count:
         log.info("webhook_events_requeued", count=count)
     return count
+
+
+@shared_task(name=REFRESH_METERS)  # type: ignore[untyped-decorator]
+def refresh_meters() -> tuple[int, int]:
+    """Re-send lost meter recomputes and refresh aged snapshots (both coalesced per user)."""
+    settings = get_settings()
+    with task_session(settings.sync_database_url) as session:
+        resent, refreshed = meters.refresh(session, settings, utcnow())
+    if resent or refreshed:
+        log.info("meters_refreshed", resent=resent, refreshed=refreshed)
+    return resent, refreshed

@@ -237,10 +237,15 @@ _FACTORIES = {
 
 @contextmanager
 def uvicorn_server(
-    mode: str, database_url: str, log_path: Path, extra_env: dict[str, str] | None = None
+    mode: str,
+    database_url: str,
+    log_path: Path,
+    extra_env: dict[str, str] | None = None,
+    factory: str | None = None,
 ) -> Iterator[tuple[str, int]]:
     """A uvicorn process serving ``mode`` on a free loopback port; yields its base URL and PID, and stops it
-    by that PID. ``extra_env`` overrides its environment (e.g. a known admin token)."""
+    by that PID. ``extra_env`` overrides its environment (e.g. a known admin token); ``factory`` another
+    app factory than the mode's (``rhythm bench webhooks`` has its own bare endpoint)."""
     port = free_port()
     env = {
         **os.environ,
@@ -255,7 +260,7 @@ def uvicorn_server(
         **(extra_env or {}),
     }
     command = [
-        sys.executable, "-m", "uvicorn", "--factory", _FACTORIES[mode],
+        sys.executable, "-m", "uvicorn", "--factory", factory or _FACTORIES[mode],
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
         "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip

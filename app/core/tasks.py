@@ -61,6 +61,9 @@ DRAIN_PENDING_REVOCATIONS = "rhythm.maintenance.drain_pending_revocations"
 # connection; Oura's app-wide subscriptions are created and renewed daily.
 RECONCILE_WEARABLES = "rhythm.ingest.reconcile_wearables"
 ENSURE_OURA_SUBSCRIPTIONS = "rhythm.ingest.ensure_oura_subscriptions"
+# A user's meters from their readings (coalesced per user: ``app.meters.service.request_recompute``).
+RECOMPUTE_METERS = "rhythm.ingest.recompute_meters"
+REFRESH_METERS = "rhythm.maintenance.refresh_meters"
 
 SHORT_SOFT_TIME_LIMIT = 240
 SHORT_TIME_LIMIT = 300
@@ -133,6 +136,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             },
             "reconcile-wearables": {"task": RECONCILE_WEARABLES, "schedule": timedelta(days=1)},
             "ensure-oura-subscriptions": {"task": ENSURE_OURA_SUBSCRIPTIONS, "schedule": timedelta(days=1)},
+            # Aged meters decay even without new readings; lost recompute messages are sent again.
+            "refresh-meters": {
+                "task": REFRESH_METERS,
+                "schedule": timedelta(minutes=10),
+            },
         },
     }
 

@@ -19,6 +19,7 @@ from app.core.config import Settings
 from app.core.errors import AppError
 from app.ingest.repository import ReadingRepository
 from app.ingest.schemas import AppleHealthExport, IngestPublic, RejectedReading, SignalBatchCreate
+from app.meters.service import request_recompute_async
 from app.models import User
 from bridges.apple_health import export as apple
 from bridges.meters.signals import RawReading, Reading, normalise
@@ -76,6 +77,8 @@ async def ingest_signals(
             422, "Some readings cannot be right; nothing was stored", code="invalid_readings", details=details
         )
     written = await ReadingRepository(session, user.id).upsert(_rows(readings, now))
+    if written:
+        await request_recompute_async(session, settings, user.id, now)
     log.info("signals_ingested", user_id=str(user.id), received=len(raw), written=written)
     return IngestPublic(received=len(raw), written=written)
 
@@ -100,6 +103,8 @@ async def ingest_apple_health(
         for r in rejections
     ]
     written = await ReadingRepository(session, user.id).upsert(_rows(readings, now))
+    if written:
+        await request_recompute_async(session, settings, user.id, now)
     log.info(
         "apple_health_ingested",
         user_id=str(user.id),

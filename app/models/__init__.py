@@ -7,7 +7,7 @@ from app.models.device import DeviceConnection, WebhookEvent
 from app.models.heartbeat import ProcessHeartbeat, ProcessKind
 from app.models.idempotency import IdempotencyKey, IdempotencyStatus
 from app.models.recommendation import Feedback, Recommendation
-from app.models.signals import CalendarEvent, MeterSnapshot, SignalReading
+from app.models.signals import CalendarEvent, MeterRecompute, MeterSnapshot, SignalReading
 from app.models.user import ApiToken, User
 
 # Tables holding a user's personal data, in an order safe for export and deletion (children after parents).
@@ -18,6 +18,7 @@ USER_OWNED_MODELS: tuple[type[Base], ...] = (
     WebhookEvent,
     SignalReading,
     MeterSnapshot,
+    MeterRecompute,
     CalendarEvent,
     Adapter,
     FinetuneJob,
@@ -39,6 +40,7 @@ __all__ = [
     "FinetuneStatus",
     "IdempotencyKey",
     "IdempotencyStatus",
+    "MeterRecompute",
     "MeterSnapshot",
     "OAuthState",
     "PendingRevocation",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -116,17 +117,18 @@ METER_COLUMNS: tuple[str, ...] = METER_NAMES
 
 
 class MeterColumnsMixin:
-    """One NOT NULL double column per meter, named after it, each CHECKed to [0, 1] by the table's
-    ``unit_interval_checks(*METER_COLUMNS)``. Build rows with ``**meters.as_dict()``; read them back with
-    :func:`meters_of` or the ``meters`` property."""
+    """One nullable double column per meter, named after it, each CHECKed to [0, 1] by the table's
+    ``unit_interval_checks(*METER_COLUMNS)``. NULL is a *missing* meter: the bridge had no fresh input for
+    it (confidence 0), which is not the same as 0.5. Build rows with ``**meter_row(values)``; read them
+    back with :func:`meter_values_of` (values or ``None``), or :func:`meters_of` when every meter is known."""
 
     @property
     def meters(self) -> Meters:
         return meters_of(self)
 
 
-def _meter_column(_cls: type) -> Mapped[float]:
-    return mapped_column(Double, nullable=False)
+def _meter_column(_cls: type) -> Mapped[float | None]:
+    return mapped_column(Double, nullable=True)
 
 
 for _name in METER_COLUMNS:
@@ -138,6 +140,21 @@ def meter_columns(model: type[Base]) -> list[Any]:
     return [getattr(model, name) for name in METER_COLUMNS]
 
 
+def meter_values_of(row: Any) -> tuple[float | None, ...]:
+    """The meter values stored in a row, in ``METERS`` order; ``None`` where the meter is missing."""
+    return tuple(getattr(row, name) for name in METER_COLUMNS)
+
+
+def meter_row(values: Sequence[float | None]) -> dict[str, float | None]:
+    """``{column: value or None}`` for an insert, from values in ``METERS`` order."""
+    if len(values) != len(METER_COLUMNS):
+        raise ValueError(f"expected {len(METER_COLUMNS)} meter values, got {len(values)}")
+    return dict(zip(METER_COLUMNS, values, strict=True))
+
+
 def meters_of(row: Any) -> Meters:
-    """The :class:`~domain.Meters` stored in a row (or a result row) with meter columns."""
-    return Meters(*(getattr(row, name) for name in METER_COLUMNS))
+    """The :class:`~domain.Meters` stored in a row with every meter known (``ValueError`` if one is NULL)."""
+    values = meter_values_of(row)
+    if any(value is None for value in values):
+        raise ValueError("the row has missing meters; read it with meter_values_of")
+    return Meters(*(value for value in values if value is not None))

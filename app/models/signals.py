@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import CheckConstraint, Double, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from app.models.base import (
     METER_COLUMNS,
     Base,
     CreatedAtMixin,
     IdMixin,
+    JSONType,
     MeterColumnsMixin,
     UserOwnedMixin,
     str_enum,
@@ -40,17 +43,73 @@ class SignalReading(IdMixin, UserOwnedMixin, CreatedAtMixin, Base):
     )
 
 
-class MeterSnapshot(IdMixin, UserOwnedMixin, CreatedAtMixin, MeterColumnsMixin, Base):
-    """The five meters of a person at one moment; ``source`` says who computed them (bridge, client, …)."""
+# Per-meter confidence columns, named ``<meter>_confidence`` after ``domain``'s meter names.
+CONFIDENCE_SUFFIX = "_confidence"
+CONFIDENCE_COLUMNS: tuple[str, ...] = tuple(name + CONFIDENCE_SUFFIX for name in METER_COLUMNS)
+
+
+class MeterConfidenceMixin:
+    """One nullable double per meter: the engine's confidence in [0, 1] (0 for a missing meter). NULL when
+    the snapshot's author gave none (snapshots stored before the bridge computed them)."""
+
+
+def _confidence_column(_cls: type) -> Mapped[float | None]:
+    return mapped_column(Double, nullable=True)
+
+
+for _name in CONFIDENCE_COLUMNS:
+    setattr(MeterConfidenceMixin, _name, declared_attr(_confidence_column))
+
+
+def confidence_row(values: Sequence[float | None]) -> dict[str, float | None]:
+    """``{confidence column: value}`` for an insert, from values in ``METERS`` order."""
+    if len(values) != len(CONFIDENCE_COLUMNS):
+        raise ValueError(f"expected {len(CONFIDENCE_COLUMNS)} confidences, got {len(values)}")
+    return dict(zip(CONFIDENCE_COLUMNS, values, strict=True))
+
+
+def confidences_of(row: Any) -> tuple[float | None, ...]:
+    return tuple(getattr(row, name) for name in CONFIDENCE_COLUMNS)
+
+
+class MeterSnapshot(IdMixin, UserOwnedMixin, CreatedAtMixin, MeterColumnsMixin, MeterConfidenceMixin, Base):
+    """The five meters of a person at one moment; ``source`` says who computed them (bridge, client, …).
+
+    A meter with no fresh input is NULL with confidence 0 (missing, not 0.5). ``provenance`` is the engine's
+    account of the inputs it used and how fresh they were; ``engine_version`` names the engine that wrote it.
+    """
 
     __tablename__ = "meter_snapshots"
     __table_args__ = (
         *unit_interval_checks(*METER_COLUMNS),
+        *unit_interval_checks(*CONFIDENCE_COLUMNS),
         Index("ix_meter_snapshots_user_id_taken_at", "user_id", "taken_at"),
     )
 
     taken_at: Mapped[datetime]
     source: Mapped[str] = mapped_column(String(32))
+    engine_version: Mapped[str | None] = mapped_column(String(32))
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class MeterRecompute(IdMixin, UserOwnedMixin, Base):
+    """Per-user coalescing of meter recomputes: one row per user, at most one task queued at a time.
+
+    A producer that wrote readings bumps ``requested_at`` and, only if no task is queued (``queued_token`` is
+    NULL), claims the slot with its own token and enqueues the task after commit. The task clears the token
+    *before* it reads the readings, so a reading committed later finds the slot free and queues the next
+    recompute: a burst of writes costs one recompute in flight plus at most one queued, and none is lost.
+    """
+
+    __tablename__ = "meter_recomputes"
+    __table_args__ = (UniqueConstraint("user_id"),)
+
+    requested_at: Mapped[datetime]
+    queued_token: Mapped[uuid.UUID | None]
+    # When the current token was taken: a slot held far longer than a recompute takes lost its message.
+    queued_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    computed_at: Mapped[datetime | None]
 
 
 class CalendarEvent(IdMixin, UserOwnedMixin, CreatedAtMixin, Base):

@@ -3,35 +3,52 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Adapter, AdapterStatus, Feedback, MeterSnapshot, Recommendation
-from app.models.base import meter_columns, meters_of
-from domain import Action, Interaction, Meters, Response, Slot, SlotState
-from policy.prompt import DEFAULT_MAX_INTERACTIONS
+from app.models.base import meter_columns, meter_values_of
+from app.models.signals import CONFIDENCE_COLUMNS, confidences_of
+from domain import Action, Interaction, Response, Slot, SlotState
+from policy.prompt import DEFAULT_MAX_INTERACTIONS, shown_meters
 
 # Rows read for the history. The prompt keeps at most DEFAULT_MAX_INTERACTIONS and drops the oldest in whole
 # blocks; reading twice that (two answered recommendations per slot for 30 days) keeps the drop point stable.
 HISTORY_ROW_CAP = 2 * DEFAULT_MAX_INTERACTIONS
 
 
+@dataclass(frozen=True, slots=True)
+class SnapshotMeters:
+    """The latest snapshot's meters (``None`` = missing) and confidences (``None`` = not recorded)."""
+
+    taken_at: datetime
+    values: tuple[float | None, ...]
+    confidences: tuple[float | None, ...]
+
+
 class RecommendationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def latest_meters(self, user_id: uuid.UUID, at: datetime) -> Meters | None:
+    async def latest_meters(self, user_id: uuid.UUID, at: datetime) -> SnapshotMeters | None:
         """The user's most recent meter snapshot taken at or before ``at``."""
         statement = (
-            select(*meter_columns(MeterSnapshot))
+            select(
+                MeterSnapshot.taken_at,
+                *meter_columns(MeterSnapshot),
+                *(getattr(MeterSnapshot, column) for column in CONFIDENCE_COLUMNS),
+            )
             .where(MeterSnapshot.user_id == user_id, MeterSnapshot.taken_at <= at)
             .order_by(MeterSnapshot.taken_at.desc())
             .limit(1)
         )
         row = (await self.session.execute(statement)).first()
-        return None if row is None else meters_of(row)
+        if row is None:
+            return None
+        return SnapshotMeters(row.taken_at, meter_values_of(row), confidences_of(row))
 
     async def active_adapter(self, user_id: uuid.UUID) -> Adapter | None:
         """The user's deployed LoRA adapter (the newest active version), if any."""
@@ -72,7 +89,9 @@ class RecommendationRepository:
         rows = (await self.session.execute(statement)).all()
         return [
             Interaction(
-                SlotState(row.day, Slot(row.slot), meters_of(row)), Action(row.action), Response(row.response)
+                SlotState(row.day, Slot(row.slot), shown_meters(meter_values_of(row))),
+                Action(row.action),
+                Response(row.response),
             )
             for row in reversed(rows)
         ]

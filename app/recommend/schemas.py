@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Self
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, create_model, model_validator
 
 from app.core.timebounds import BOUND_DESCRIPTION, Instant
-from domain import ACTIONS, METER_NAMES, Action, Meters
+from domain import ACTIONS, METER_NAMES, Action, Meter, Meters
 
 # Strict: JSON numbers only (``"0.5"`` and ``true`` are refused, not coerced); 0 and 1 are numbers too.
 MeterValue = Annotated[float, Field(strict=True, ge=0.0, le=1.0, allow_inf_nan=False)]
@@ -134,8 +134,26 @@ class RecommendationPublic(BaseModel):
     )
     day: str = Field(description="Weekday of the slot day: Mon … Sun.")
     slot: str = Field(description="Morning 05–12, Afternoon 12–17, Evening 17–22, Night 22–05 local time.")
-    meters: MetersIn
-    meters_source: MetersSource
+    meters: MetersIn = Field(
+        description="The meters the model was shown. A meter the snapshot lacks is shown as 0.5 (renderer "
+        "`prompt/1` has no missing token) and listed in `missing_meters`."
+    )
+    meters_source: MetersSource = Field(
+        description="Where the meters came from: `request` (this body), `snapshot` (the user's latest meter "
+        "snapshot at or before `at`, from the bridges) or `neutral` (nothing known: 0.5 each)."
+    )
+    meters_taken_at: dt.datetime | None = Field(
+        default=None, description="For `snapshot`: when the snapshot was taken; null otherwise."
+    )
+    meter_confidences: dict[Meter, float] | None = Field(
+        default=None,
+        description="For `snapshot`: the bridge's confidence in each meter, 0 (missing) to 1; null when the "
+        "snapshot carries none.",
+    )
+    missing_meters: list[Meter] = Field(
+        default_factory=list,
+        description="Meters the snapshot had no fresh input for: stored as null on the recommendation.",
+    )
     backend: str = Field(description="`local`, `vllm` or `fallback`: who answered.")
     model: str
     adapter: str | None = Field(description="The user's LoRA adapter that answered; null without one.")

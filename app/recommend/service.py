@@ -8,19 +8,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.models import Recommendation, User
-from app.models.base import utcnow
+from app.models.base import meter_row, utcnow
 from app.recommend.backends.base import PolicyInput
 from app.recommend.decider import PolicyService
-from app.recommend.repository import HISTORY_ROW_CAP, RecommendationRepository
+from app.recommend.repository import HISTORY_ROW_CAP, RecommendationRepository, SnapshotMeters
 from app.recommend.sampling import sample, sampling_distribution
 from app.recommend.schemas import MetersIn, MetersSource, RecommendationCreate, RecommendationPublic
 from app.recommend.slots import local_slot, window_start, zone
-from domain import ACTIONS, DAY_NAMES, Meters, SlotState
-from policy.prompt import render_prompt
+from domain import ACTIONS, DAY_NAMES, METERS, Meter, Meters, SlotState
+from policy.prompt import render_prompt, shown_meters
 
 
 def prompt_hash(prompt: str) -> str:
     return hashlib.sha256(prompt.encode()).hexdigest()
+
+
+def _confidences(snapshot: SnapshotMeters) -> dict[Meter, float] | None:
+    known = {m: c for m, c in zip(METERS, snapshot.confidences, strict=True) if c is not None}
+    return known or None
 
 
 async def recommend(
@@ -37,12 +42,17 @@ async def recommend(
     at = data.at or utcnow()
     where = local_slot(at, tz)
 
+    snapshot: SnapshotMeters | None = None
     if data.meters is not None:
         meters, source = data.meters.to_domain(), MetersSource.REQUEST
+        stored: tuple[float | None, ...] = meters.as_tuple()
     elif (snapshot := await repo.latest_meters(user.id, at)) is not None:
-        meters, source = snapshot, MetersSource.SNAPSHOT
+        # Missing meters are stored as NULL on the row; the one renderer decides how the model sees them.
+        stored, source = snapshot.values, MetersSource.SNAPSHOT
+        meters = shown_meters(stored)
     else:
         meters, source = Meters.neutral(), MetersSource.NEUTRAL
+        stored = meters.as_tuple()
 
     adapter = await repo.active_adapter(user.id) if policy.supports_adapters else None
     days = settings.adapter_history_days if adapter is not None else settings.history_days
@@ -65,7 +75,7 @@ async def recommend(
             at=at,
             day=where.weekday,
             slot=int(where.slot),
-            **meters.as_dict(),
+            **meter_row(stored),
             neutral_meters=source is MetersSource.NEUTRAL,
             action=ACTIONS[chosen],
             probabilities=probabilities,
@@ -91,6 +101,9 @@ async def recommend(
         slot=where.slot.label,
         meters=MetersIn.from_domain(meters),
         meters_source=source,
+        meters_taken_at=snapshot.taken_at if snapshot is not None else None,
+        meter_confidences=_confidences(snapshot) if snapshot is not None else None,
+        missing_meters=[m for m, v in zip(METERS, stored, strict=True) if v is None],
         backend=decision.backend,
         model=decision.model,
         adapter=decision.adapter,

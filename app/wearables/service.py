@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from app.core import jobs
 from app.core.config import Settings
 from app.core.tasks import BACKFILL_CONNECTION
+from app.meters.service import request_recompute
 from app.wearables.repository import WearableRepository
 from bridges.connections import ConnectionStatus
 from bridges.meters.signals import normalise
@@ -85,6 +86,8 @@ def pull_connection(
     # the same row twice, which Postgres refuses.
     unique = {(row["source"], row["kind"], row["observed_at"]): row for row in rows}
     written = repo.upsert_readings(connection.user_id, list(unique.values()))
+    if written:
+        request_recompute(session, settings, connection.user_id, now)
     connection.provider_data = {**(connection.provider_data or {}), "last_pull_at": now.isoformat()}
     log.info("wearable_pulled", connection_id=str(connection_id), days=days, written=written)
     return written

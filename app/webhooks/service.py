@@ -28,6 +28,7 @@ from app.core import jobs
 from app.core.config import Settings
 from app.core.errors import AppError, NotFoundError
 from app.core.tasks import PROCESS_WEBHOOK_EVENT
+from app.meters import service as meters
 from app.models import DeviceConnection, WebhookEvent
 from app.webhooks.repository import InboxRepository, OpsRepository, ProcessingRepository
 from app.webhooks.schemas import WebhookEventPage, WebhookEventView, WebhookStatus
@@ -304,6 +305,10 @@ def process(session: Session, settings: Settings, event_id: uuid.UUID, now: date
     # One row per natural key (the last wins): Postgres refuses an INSERT … ON CONFLICT touching a row twice.
     unique = {(row["user_id"], row["source"], row["kind"], row["observed_at"]): row for row in rows}
     written = repo.upsert_readings(list(unique.values()))
+    if written:
+        # Every user this event carried readings for gets their meters recomputed (coalesced per user).
+        for reader in sorted(users, key=str):
+            meters.request_recompute(session, settings, reader, now)
     event.user_id = next(iter(users)) if len(users) == 1 else None
     event.attempts += 1
     event.error = None

@@ -66,3 +66,23 @@ class NoContextInputs:
 
     def context_readings(self, user_id: uuid.UUID, now: datetime) -> Sequence[Reading]:
         return ()
+
+
+# Sources the meters recompute asks, in registration order. The calendar bridge registers its own at import
+# (like webhook providers in ``bridges.providers``); none registered means the context inputs are missing.
+_SOURCES: list[ContextInputSource] = []
+
+
+def register_context_source(source: ContextInputSource) -> None:
+    """Add ``source`` to the sources every recompute asks (registering the same object again is a no-op)."""
+    if not any(existing is source for existing in _SOURCES):
+        _SOURCES.append(source)
+
+
+def unregister_context_source(source: ContextInputSource) -> None:
+    """Remove ``source`` (tests, and a bridge that is switched off)."""
+    _SOURCES[:] = [existing for existing in _SOURCES if existing is not source]
+
+
+def context_sources() -> tuple[ContextInputSource, ...]:
+    return tuple(_SOURCES)
