@@ -2,6 +2,7 @@
 
 from app.models.adapter import Adapter, AdapterStatus, FinetuneJob, FinetuneStatus
 from app.models.base import Base
+from app.models.calendar import CalendarCorrection, GoogleCalendar, GoogleChannel, GoogleTask
 from app.models.device import DeviceConnection, WebhookEvent
 from app.models.heartbeat import ProcessHeartbeat, ProcessKind
 from app.models.idempotency import IdempotencyKey, IdempotencyStatus
@@ -16,7 +17,11 @@ USER_OWNED_MODELS: tuple[type[Base], ...] = (
     WebhookEvent,
     SignalReading,
     MeterSnapshot,
+    GoogleCalendar,
+    GoogleChannel,
     CalendarEvent,
+    CalendarCorrection,
+    GoogleTask,
     Adapter,
     FinetuneJob,
     Recommendation,
@@ -30,11 +35,15 @@ __all__ = [
     "AdapterStatus",
     "ApiToken",
     "Base",
+    "CalendarCorrection",
     "CalendarEvent",
     "DeviceConnection",
     "Feedback",
     "FinetuneJob",
     "FinetuneStatus",
+    "GoogleCalendar",
+    "GoogleChannel",
+    "GoogleTask",
     "IdempotencyKey",
     "IdempotencyStatus",
     "MeterSnapshot",
