@@ -1,5 +1,6 @@
 """Importing this module registers every webhook provider (one import per ``bridges/<provider>/``)."""
 
 from bridges import terra
+from bridges.google import push as google_calendar
 
-__all__ = ["terra"]
+__all__ = ["google_calendar", "terra"]

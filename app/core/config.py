@@ -121,6 +121,22 @@ class Settings(BaseSettings):
     # Terra (bridges.terra): the webhook signing secret; empty → POST /v1/webhooks/terra answers 404.
     terra_webhook_secret: SecretStr = SecretStr("")
 
+    # Google (shared with the connect flow): OAuth client, token endpoint, API root (tests point both at a
+    # local server) and the public HTTPS base URL that push channels deliver to.
+    google_client_id: str = ""
+    google_client_secret: SecretStr = SecretStr("")
+    google_token_url: str = "https://oauth2.googleapis.com/token"
+    google_api_base_url: str = "https://www.googleapis.com"
+    google_tasks_api_base_url: str = "https://tasks.googleapis.com"
+    public_base_url: str = ""
+    # Google Calendar sync (app.calendar): channel lifetime asked of Google (it may give less), how early beat
+    # renews, how far back a full sync reads, and how far ahead events are kept (open series expand forever).
+    google_calendar_channel_ttl: timedelta = timedelta(days=7)
+    google_calendar_renew_before: timedelta = timedelta(hours=48)
+    google_calendar_sync_past: timedelta = timedelta(days=35)
+    google_calendar_sync_future: timedelta = timedelta(days=60)
+    google_tasks_pull_interval: timedelta = timedelta(minutes=15)
+
     # Workers and beat stamp a heartbeat row this often; /readyz calls one stale after heartbeat_stale_after.
     heartbeat_interval: timedelta = timedelta(seconds=10)
     heartbeat_stale_after: timedelta = timedelta(seconds=30)

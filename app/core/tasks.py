@@ -50,6 +50,10 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
 PROCESS_WEBHOOK_EVENT = "rhythm.ingest.process_webhook_event"
 PURGE_EXPIRED_IDEMPOTENCY_KEYS = "rhythm.maintenance.purge_expired_idempotency_keys"
 REQUEUE_STALE_WEBHOOK_EVENTS = "rhythm.maintenance.requeue_stale_webhook_events"
+CALENDAR_SETUP_CONNECTION = "rhythm.calendar.setup_connection"
+CALENDAR_SYNC = "rhythm.calendar.sync_calendar"
+CALENDAR_RENEW_CHANNELS = "rhythm.calendar.renew_channels"
+CALENDAR_PULL_TASKS = "rhythm.calendar.pull_tasks"
 
 SHORT_SOFT_TIME_LIMIT = 240
 SHORT_TIME_LIMIT = 300
@@ -115,6 +119,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "requeue-stale-webhook-events": {
                 "task": REQUEUE_STALE_WEBHOOK_EVENTS,
                 "schedule": timedelta(minutes=5),
+            },
+            # Channels never renew themselves; also re-sends syncs whose job was lost (push is not reliable).
+            "calendar-renew-channels": {"task": CALENDAR_RENEW_CHANNELS, "schedule": timedelta(hours=6)},
+            "calendar-pull-tasks": {
+                "task": CALENDAR_PULL_TASKS,
+                "schedule": settings.google_tasks_pull_interval,
             },
         },
     }

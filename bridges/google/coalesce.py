@@ -1,0 +1,106 @@
+"""One sync in flight per calendar, however many notifications arrive, and none lost.
+
+Every reason to sync (a push notification, the first setup, beat) calls :func:`request_sync`, which bumps
+the calendar's ``sync_requested`` counter under a row lock and enqueues a sync job (after commit) only when
+none is pending. The job :func:`claim`\\ s a short lease (so a redelivered copy does not run concurrently) and
+remembers the counter it started from; when it is done, :func:`finish` compares: if notifications arrived
+meanwhile, the change they announce may postdate the listing, so one more sync is enqueued. A burst of 50
+notifications therefore costs one or two syncs, and a change during a sync is never dropped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from app.core import jobs
+from app.core.config import Settings
+from app.core.tasks import CALENDAR_SYNC
+from app.models import GoogleCalendar
+
+# Longer than any sync runs (the task's hard limit is 300 s): an expired lease means the holder died.
+LEASE = timedelta(minutes=6)
+# A pending sync older than this whose lease is free lost its job (broker flushed, retries exhausted).
+STUCK_AFTER = timedelta(minutes=15)
+
+
+def _locked(session: Session, calendar_row_id: uuid.UUID) -> GoogleCalendar | None:
+    statement = select(GoogleCalendar).where(GoogleCalendar.id == calendar_row_id).with_for_update()
+    return session.execute(statement).scalar_one_or_none()
+
+
+def request_sync(session: Session, settings: Settings, calendar_row_id: uuid.UUID, now: datetime) -> bool:
+    """Note that the calendar changed; enqueue a sync unless one is already pending. True if enqueued."""
+    calendar = _locked(session, calendar_row_id)
+    if calendar is None:
+        return False
+    calendar.sync_requested += 1
+    if calendar.sync_pending_since is not None:
+        return False
+    calendar.sync_pending_since = now
+    jobs.enqueue(session, settings, jobs.Job(CALENDAR_SYNC, (str(calendar.id),)))
+    return True
+
+
+def claim(session: Session, calendar_row_id: uuid.UUID, now: datetime) -> int | None:
+    """Take the calendar's sync lease → the request counter the sync covers; ``None`` if another copy of the
+    job holds it (that copy will see any newer request when it finishes)."""
+    statement = (
+        update(GoogleCalendar)
+        .where(
+            GoogleCalendar.id == calendar_row_id,
+            or_(GoogleCalendar.sync_lease_until.is_(None), GoogleCalendar.sync_lease_until < now),
+        )
+        .values(sync_lease_until=now + LEASE)
+        .returning(GoogleCalendar.sync_requested)
+    )
+    return session.execute(statement).scalar_one_or_none()
+
+
+def finish(
+    session: Session, settings: Settings, calendar_row_id: uuid.UUID, seen: int, now: datetime
+) -> bool:
+    """Release the lease after a successful sync; enqueue one more if requests arrived meanwhile."""
+    calendar = _locked(session, calendar_row_id)
+    if calendar is None:
+        return False
+    calendar.sync_completed = max(calendar.sync_completed, seen)
+    calendar.sync_lease_until = None
+    if calendar.sync_requested > seen:
+        calendar.sync_pending_since = now
+        jobs.enqueue(session, settings, jobs.Job(CALENDAR_SYNC, (str(calendar.id),)))
+        return True
+    calendar.sync_pending_since = None
+    return False
+
+
+def release(session: Session, calendar_row_id: uuid.UUID, *, drop_pending: bool = False) -> None:
+    """Give the lease back after a failed attempt. The request stays pending (a retry or beat runs it)
+    unless ``drop_pending`` (the connection is unusable: nothing will succeed until the user reconnects)."""
+    calendar = _locked(session, calendar_row_id)
+    if calendar is None:
+        return
+    calendar.sync_lease_until = None
+    if drop_pending:
+        calendar.sync_pending_since = None
+
+
+def resend_stuck(session: Session, settings: Settings, now: datetime) -> int:
+    """Enqueue again the syncs that are pending with a free lease for too long; returns how many."""
+    statement = (
+        select(GoogleCalendar)
+        .where(
+            GoogleCalendar.sync_pending_since < now - STUCK_AFTER,
+            or_(GoogleCalendar.sync_lease_until.is_(None), GoogleCalendar.sync_lease_until < now),
+        )
+        .with_for_update(skip_locked=True)
+        .limit(500)
+    )
+    calendars = session.execute(statement).scalars().all()
+    for calendar in calendars:
+        calendar.sync_pending_since = now
+        jobs.enqueue(session, settings, jobs.Job(CALENDAR_SYNC, (str(calendar.id),)))
+    return len(calendars)
