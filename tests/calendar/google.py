@@ -14,8 +14,9 @@ from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
-from app.models import DeviceConnection, GoogleCalendar, User
+from app.models import DeviceConnection, GoogleCalendar, GoogleChannel, User
 from bridges.connections import TokenSet, cipher_for, read_tokens, write_tokens
+from bridges.google.push import token_hash
 
 PUBLIC_BASE_URL = "https://rhythm.example"
 
@@ -42,9 +43,12 @@ def linked_account(
     refresh_token: str | None = "1//refresh",
     expires_at: datetime | None = None,
     calendar_id: str = "anna@example.com",
+    user_id: uuid.UUID | None = None,
 ) -> tuple[User, DeviceConnection, GoogleCalendar]:
-    """A user with a Google connection (tokens encrypted as the connect flow stores them) and one calendar."""
-    user = User(timezone=timezone)
+    """A user (new, or ``user_id``) with a Google connection (tokens encrypted as the connect flow stores
+    them) and one calendar."""
+    existing = session.get(User, user_id) if user_id is not None else None
+    user = existing or User(timezone=timezone)
     session.add(user)
     session.flush()
     connection = DeviceConnection(
@@ -190,3 +194,41 @@ def watch_answer(channel_id: str, resource_id: str, expiration: datetime) -> tup
             "expiration": str(int(expiration.timestamp() * 1000)),
         }
     )
+
+
+def channel_row(
+    session: Session,
+    calendar: GoogleCalendar,
+    *,
+    channel_id: str,
+    token: str,
+    resource_id: str,
+    expiration: datetime,
+) -> GoogleChannel:
+    channel = GoogleChannel(
+        user_id=calendar.user_id,
+        calendar_row_id=calendar.id,
+        channel_id=channel_id,
+        resource_id=resource_id,
+        token_hash=token_hash(token),
+        expiration=expiration,
+    )
+    session.add(channel)
+    session.flush()
+    return channel
+
+
+def notification_headers(
+    channel_id: str, token: str, resource_id: str, number: int, state: str = "exists"
+) -> dict[str, str]:
+    """What Google sends with every Calendar push notification (the body is empty)."""
+    return {
+        "x-goog-channel-id": channel_id,
+        "x-goog-channel-token": token,
+        "x-goog-channel-expiration": "Thu, 10 Dec 2026 02:00:00 GMT",
+        "x-goog-message-number": str(number),
+        "x-goog-resource-id": resource_id,
+        "x-goog-resource-state": state,
+        "x-goog-resource-uri": "https://www.googleapis.com/calendar/v3/calendars/anna%40example.com/events?alt=json",
+        "content-length": "0",
+    }
