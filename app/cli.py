@@ -294,7 +294,7 @@ async def _delete_user(settings: Settings, user_id: uuid.UUID) -> bool:
     try:
         async with db.sessionmaker() as session:
             try:
-                await service.delete_user(session, Principal(is_admin=True), user_id)
+                await service.delete_user(session, settings, Principal(is_admin=True), user_id)
             except NotFoundError:
                 return False
             await session.commit()

@@ -90,3 +90,58 @@ def mark_revoked(connection: DeviceConnection, now: datetime, reason: str | None
     connection.status_reason = None if reason is None else reason[:1024]
     connection.revoked_at = now
     clear_tokens(connection)
+
+
+# A deleted connection's tokens wait in ``pending_revocations`` until the provider confirmed the revocation.
+# They are re-encrypted for that table's columns (not copied): a ciphertext only ever decrypts where it lives.
+PENDING_ACCESS_TOKEN_CONTEXT = "pending_revocations.access_token_encrypted"
+PENDING_REFRESH_TOKEN_CONTEXT = "pending_revocations.refresh_token_encrypted"
+
+
+@dataclass(frozen=True, slots=True)
+class SealedTokens:
+    """Tokens encrypted for ``pending_revocations``."""
+
+    access_token_encrypted: str | None
+    refresh_token_encrypted: str | None
+    expires_at: datetime | None
+
+
+def seal_for_revocation(tokens: TokenSet | None, cipher: TokenCipher) -> SealedTokens:
+    if tokens is None:
+        return SealedTokens(None, None, None)
+    return SealedTokens(
+        access_token_encrypted=cipher.encrypt(tokens.access_token, context=PENDING_ACCESS_TOKEN_CONTEXT),
+        refresh_token_encrypted=(
+            cipher.encrypt(tokens.refresh_token, context=PENDING_REFRESH_TOKEN_CONTEXT)
+            if tokens.refresh_token is not None
+            else None
+        ),
+        expires_at=tokens.expires_at,
+    )
+
+
+def open_for_revocation(sealed: SealedTokens, cipher: TokenCipher) -> TokenSet | None:
+    if sealed.access_token_encrypted is None:
+        return None
+    return TokenSet(
+        access_token=cipher.decrypt(sealed.access_token_encrypted, context=PENDING_ACCESS_TOKEN_CONTEXT),
+        refresh_token=(
+            cipher.decrypt(sealed.refresh_token_encrypted, context=PENDING_REFRESH_TOKEN_CONTEXT)
+            if sealed.refresh_token_encrypted is not None
+            else None
+        ),
+        expires_at=sealed.expires_at,
+    )
+
+
+# The PKCE verifier of an authorization in flight (``oauth_states``): as secret as the code it redeems.
+CODE_VERIFIER_CONTEXT = "oauth_states.code_verifier_encrypted"
+
+
+def seal_code_verifier(verifier: str, cipher: TokenCipher) -> str:
+    return cipher.encrypt(verifier, context=CODE_VERIFIER_CONTEXT)
+
+
+def open_code_verifier(sealed: str, cipher: TokenCipher) -> str:
+    return cipher.decrypt(sealed, context=CODE_VERIFIER_CONTEXT)

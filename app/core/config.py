@@ -121,16 +121,59 @@ class Settings(BaseSettings):
     # Terra (bridges.terra): the webhook signing secret; empty → POST /v1/webhooks/terra answers 404.
     terra_webhook_secret: SecretStr = SecretStr("")
 
-    # Google (shared with the connect flow): OAuth client, token endpoint, API root (tests point both at a
-    # local server) and the public HTTPS base URL that push channels deliver to.
+    # Provider connections (app.connections, bridges.oauth). public_base_url is the public HTTPS origin of
+    # this service: OAuth redirect URIs ({base}/v1/connect/{provider}/callback) and Google's push address
+    # derive from it. Per OAuth provider: an empty client id means "not configured" (its connect routes answer
+    # 404); the URLs default to the provider's documented endpoints and are overridable (tests point them at
+    # a local server). An empty revoke URL means the provider offers no revocation.
+    public_base_url: str = "http://127.0.0.1:8000"
+    whoop_client_id: str = ""
+    whoop_client_secret: SecretStr = SecretStr("")
+    whoop_authorize_url: str = "https://api.prod.whoop.com/oauth/oauth2/auth"
+    whoop_token_url: str = "https://api.prod.whoop.com/oauth/oauth2/token"
+    # WHOOP has no RFC 7009 endpoint: DELETE /v2/user/access with the user's bearer token revokes our access.
+    whoop_revoke_url: str = "https://api.prod.whoop.com/developer/v2/user/access"
+    whoop_api_base_url: str = "https://api.prod.whoop.com/developer"
+    oura_client_id: str = ""
+    oura_client_secret: SecretStr = SecretStr("")
+    oura_authorize_url: str = "https://cloud.ouraring.com/oauth/authorize"
+    oura_token_url: str = "https://api.ouraring.com/oauth/token"
+    oura_revoke_url: str = "https://api.ouraring.com/oauth/revoke"
+    oura_api_base_url: str = "https://api.ouraring.com"
+    google_health_client_id: str = ""
+    google_health_client_secret: SecretStr = SecretStr("")
+    google_health_authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    google_health_token_url: str = "https://oauth2.googleapis.com/token"
+    google_health_revoke_url: str = "https://oauth2.googleapis.com/revoke"
+    google_health_api_base_url: str = "https://health.googleapis.com"
+    # Google Calendar + Tasks (one consent for both).
     google_client_id: str = ""
     google_client_secret: SecretStr = SecretStr("")
+    google_authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
     google_token_url: str = "https://oauth2.googleapis.com/token"
+    google_revoke_url: str = "https://oauth2.googleapis.com/revoke"
     google_api_base_url: str = "https://www.googleapis.com"
+    # Terra's widget session is created by our backend with these (empty dev id → the session route is 404).
+    terra_dev_id: str = ""
+    terra_api_key: SecretStr = SecretStr("")
+    terra_api_base_url: str = "https://access.tryterra.co"
+    # Terra's REST API (``DELETE /auth/deauthenticateUser`` when a Terra connection is removed here).
+    terra_rest_api_base_url: str = "https://api.tryterra.co/v2"
+    # A pending authorization (state + PKCE verifier) is single-use and expires after this.
+    oauth_state_ttl: timedelta = timedelta(minutes=10)
+    # Access tokens expiring within this margin are refreshed before use.
+    oauth_refresh_margin: timedelta = timedelta(minutes=5)
+    # Every call to a provider's OAuth or profile endpoint gives up after this (the callback must not hang).
+    oauth_http_timeout: timedelta = timedelta(seconds=10)
+    # Revocations the provider did not accept yet are retried with exponential backoff up to this many times.
+    revocation_max_attempts: int = Field(default=12, ge=1, le=50)
+    revocation_retry_backoff: timedelta = timedelta(seconds=30)
+    revocation_retry_backoff_max: timedelta = timedelta(hours=1)
+
+    # Google Calendar sync (app.calendar): the Tasks API root (its own host; tests point it at a local
+    # server), the channel lifetime asked of Google (it may grant less), how early beat renews, how far back a
+    # full sync reads, how far ahead events are kept (open-ended series expand forever), the Tasks pull.
     google_tasks_api_base_url: str = "https://tasks.googleapis.com"
-    public_base_url: str = ""
-    # Google Calendar sync (app.calendar): channel lifetime asked of Google (it may give less), how early beat
-    # renews, how far back a full sync reads, and how far ahead events are kept (open series expand forever).
     google_calendar_channel_ttl: timedelta = timedelta(days=7)
     google_calendar_renew_before: timedelta = timedelta(hours=48)
     google_calendar_sync_past: timedelta = timedelta(days=35)

@@ -50,7 +50,13 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
 PROCESS_WEBHOOK_EVENT = "rhythm.ingest.process_webhook_event"
 PURGE_EXPIRED_IDEMPOTENCY_KEYS = "rhythm.maintenance.purge_expired_idempotency_keys"
 REQUEUE_STALE_WEBHOOK_EVENTS = "rhythm.maintenance.requeue_stale_webhook_events"
+# Provider connections (bridges.oauth): enqueued by name after the commit that links an account, with
+# ``args=[str(connection.id)]``; the wearable and calendar bridges implement them.
+BACKFILL_CONNECTION = "rhythm.ingest.backfill_connection"
 CALENDAR_SETUP_CONNECTION = "rhythm.calendar.setup_connection"
+# A deleted connection's grant given back at the provider (one pending revocation; retried from beat).
+REVOKE_CONNECTION = "rhythm.maintenance.revoke_connection"
+DRAIN_PENDING_REVOCATIONS = "rhythm.maintenance.drain_pending_revocations"
 CALENDAR_SYNC = "rhythm.calendar.sync_calendar"
 CALENDAR_RENEW_CHANNELS = "rhythm.calendar.renew_channels"
 CALENDAR_PULL_TASKS = "rhythm.calendar.pull_tasks"
@@ -119,6 +125,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "requeue-stale-webhook-events": {
                 "task": REQUEUE_STALE_WEBHOOK_EVENTS,
                 "schedule": timedelta(minutes=5),
+            },
+            "drain-pending-revocations": {
+                "task": DRAIN_PENDING_REVOCATIONS,
+                "schedule": timedelta(minutes=1),
             },
             # Channels never renew themselves; also re-sends syncs whose job was lost (push is not reliable).
             "calendar-renew-channels": {"task": CALENDAR_RENEW_CHANNELS, "schedule": timedelta(hours=6)},

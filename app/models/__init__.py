@@ -3,6 +3,7 @@
 from app.models.adapter import Adapter, AdapterStatus, FinetuneJob, FinetuneStatus
 from app.models.base import Base
 from app.models.calendar import CalendarCorrection, GoogleCalendar, GoogleChannel, GoogleTask
+from app.models.connect import OAuthState, PendingRevocation
 from app.models.device import DeviceConnection, WebhookEvent
 from app.models.heartbeat import ProcessHeartbeat, ProcessKind
 from app.models.idempotency import IdempotencyKey, IdempotencyStatus
@@ -14,6 +15,7 @@ from app.models.user import ApiToken, User
 USER_OWNED_MODELS: tuple[type[Base], ...] = (
     ApiToken,
     DeviceConnection,
+    OAuthState,
     WebhookEvent,
     SignalReading,
     MeterSnapshot,
@@ -47,6 +49,8 @@ __all__ = [
     "IdempotencyKey",
     "IdempotencyStatus",
     "MeterSnapshot",
+    "OAuthState",
+    "PendingRevocation",
     "ProcessHeartbeat",
     "ProcessKind",
     "Recommendation",

@@ -7,7 +7,9 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.connections import service as connections
 from app.core.auth import Principal
+from app.core.config import Settings
 from app.core.errors import NotFoundError
 from app.core.security import display_prefix, hash_token, new_token
 from app.core.tokens import TokenRepository
@@ -80,10 +82,17 @@ async def export_user(session: AsyncSession, user: User) -> UserExport:
     return UserExport(user=to_public(user), exported_at=utcnow(), tables=tables)
 
 
-async def delete_user(session: AsyncSession, caller: Principal, user_id: uuid.UUID) -> None:
-    """Delete a user and every row they own. Users may delete only themselves; anyone else's ID is a 404."""
+async def delete_user(
+    session: AsyncSession, settings: Settings, caller: Principal, user_id: uuid.UUID
+) -> None:
+    """Delete a user and every row they own. Users may delete only themselves; anyone else's ID is a 404.
+
+    Their provider connections are revoked at the providers too, by a worker after the commit (the pending
+    revocations outlive the user's rows).
+    """
     if not caller.is_admin and (caller.user is None or caller.user.id != user_id):
         raise NotFoundError("User not found")
+    await connections.disconnect_all(session, settings, user_id, utcnow())
     if not await UserRepository(session).delete(user_id):
         raise NotFoundError("User not found")
 

@@ -1,0 +1,1 @@
+"""Provider connections: link (OAuth, app-obtained tokens, Terra widget), list, disconnect."""
