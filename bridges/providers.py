@@ -2,5 +2,6 @@
 
 from bridges import terra
 from bridges.google import push as google_calendar
+from bridges.google import teardown as google_teardown
 
-__all__ = ["google_calendar", "terra"]
+__all__ = ["google_calendar", "google_teardown", "terra"]
