@@ -208,7 +208,7 @@ def setup_connection(
                 open_channel(session, settings, clients, calendar, now)
             rows.append(calendar)
     for calendar in rows:
-        coalesce.request_sync(session, settings, calendar.id, now)
+        coalesce.request_sync(session, settings, calendar.id, now, debounce=False)
     log.info("calendar_setup", connection_id=str(connection.id), calendars=len(rows))
     return [calendar.id for calendar in rows]
 

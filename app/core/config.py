@@ -179,6 +179,9 @@ class Settings(BaseSettings):
     google_calendar_sync_past: timedelta = timedelta(days=35)
     google_calendar_sync_future: timedelta = timedelta(days=60)
     google_tasks_pull_interval: timedelta = timedelta(minutes=15)
+    # A sync waits this long after the notification that asked for it: Google sends bursts (several per
+    # change), and everything arriving meanwhile is covered by that one sync.
+    google_calendar_sync_debounce: timedelta = timedelta(seconds=3)
 
     # Workers and beat stamp a heartbeat row this often; /readyz calls one stale after heartbeat_stale_after.
     heartbeat_interval: timedelta = timedelta(seconds=10)

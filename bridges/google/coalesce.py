@@ -32,8 +32,19 @@ def _locked(session: Session, calendar_row_id: uuid.UUID) -> GoogleCalendar | No
     return session.execute(statement).scalar_one_or_none()
 
 
-def request_sync(session: Session, settings: Settings, calendar_row_id: uuid.UUID, now: datetime) -> bool:
-    """Note that the calendar changed; enqueue a sync unless one is already pending. True if enqueued."""
+def _job(settings: Settings, calendar: GoogleCalendar, *, debounce: bool) -> jobs.Job:
+    countdown = settings.google_calendar_sync_debounce.total_seconds() if debounce else None
+    return jobs.Job(CALENDAR_SYNC, (str(calendar.id),), countdown=countdown or None)
+
+
+def request_sync(
+    session: Session, settings: Settings, calendar_row_id: uuid.UUID, now: datetime, *, debounce: bool = True
+) -> bool:
+    """Note that the calendar changed; enqueue a sync unless one is already pending. True if enqueued.
+
+    The sync is held back ``google_calendar_sync_debounce`` (unless ``debounce`` is off, e.g. the first
+    sync of a new account): a solo worker would otherwise sync after every notification of a burst, one
+    at a time — never two in flight, but fifty in a row."""
     calendar = _locked(session, calendar_row_id)
     if calendar is None:
         return False
@@ -41,7 +52,7 @@ def request_sync(session: Session, settings: Settings, calendar_row_id: uuid.UUI
     if calendar.sync_pending_since is not None:
         return False
     calendar.sync_pending_since = now
-    jobs.enqueue(session, settings, jobs.Job(CALENDAR_SYNC, (str(calendar.id),)))
+    jobs.enqueue(session, settings, _job(settings, calendar, debounce=debounce))
     return True
 
 
@@ -71,7 +82,7 @@ def finish(
     calendar.sync_lease_until = None
     if calendar.sync_requested > seen:
         calendar.sync_pending_since = now
-        jobs.enqueue(session, settings, jobs.Job(CALENDAR_SYNC, (str(calendar.id),)))
+        jobs.enqueue(session, settings, _job(settings, calendar, debounce=True))
         return True
     calendar.sync_pending_since = None
     return False
@@ -102,5 +113,5 @@ def resend_stuck(session: Session, settings: Settings, now: datetime) -> int:
     calendars = session.execute(statement).scalars().all()
     for calendar in calendars:
         calendar.sync_pending_since = now
-        jobs.enqueue(session, settings, jobs.Job(CALENDAR_SYNC, (str(calendar.id),)))
+        jobs.enqueue(session, settings, _job(settings, calendar, debounce=False))
     return len(calendars)
