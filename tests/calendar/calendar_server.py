@@ -1,7 +1,7 @@
-"""A local HTTP server that speaks the parts of Google's Calendar API v3 and OAuth token endpoint we use, in
-their documented formats: ``calendarList.list``, ``events.list`` (pages, ``nextPageToken`` / ``nextSyncToken``,
-incremental with ``syncToken``, cancelled items), ``events.watch``, ``channels.stop`` and a refresh-token
-grant. Bearer tokens are checked; everything it was asked is recorded for the test to read."""
+"""A local HTTP server that speaks the parts of Google's Calendar API v3 and OAuth token endpoint we use,
+in their documented formats: ``calendarList.list``, ``events.list`` (pages, ``nextPageToken`` /
+``nextSyncToken``, incremental with ``syncToken``, cancelled items), ``events.watch``, ``channels.stop``
+and a refresh-token grant. Bearer tokens are checked; what it was asked is recorded for the test."""
 
 from __future__ import annotations
 
@@ -117,7 +117,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         query = parse_qs(url.query)
         if url.path == "/calendar/v3/users/me/calendarList":
-            entry = {"kind": "calendar#calendarListEntry", "id": state.calendar_id, "summary": "Anna"}
+            entry: dict[str, Any] = {
+                "kind": "calendar#calendarListEntry",
+                "id": state.calendar_id,
+                "summary": "Anna",
+            }
             entry |= {"accessRole": "owner", "primary": True, "selected": True, "timeZone": "Europe/Berlin"}
             self._send(200, {"kind": "calendar#calendarList", "items": [entry], "nextSyncToken": "cl"})
             return
