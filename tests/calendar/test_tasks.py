@@ -123,5 +123,5 @@ def test_pull_every_page_then_incrementally(google: Settings) -> None:
         assert tasks["t1"].status == "completed" and tasks["t1"].due == date(2026, 12, 10)
         assert tasks["t2"].title == "Call mum" and tasks["t2"].hidden and tasks["t2"].completed_at is not None
         assert tasks["t3"].deleted
-        connection = session.get(DeviceConnection, connection_id)
-        assert connection is not None and json.dumps(connection.provider_data)
+        stored = session.get(DeviceConnection, connection_id)
+        assert stored is not None and "google_tasks_updated_min" in json.dumps(stored.provider_data)
