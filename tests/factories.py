@@ -21,6 +21,7 @@ from app.models import (
     GoogleTask,
     IdempotencyKey,
     MeterSnapshot,
+    OAuthState,
     Recommendation,
     SignalReading,
     WebhookEvent,
@@ -139,6 +140,13 @@ async def seed_user_rows(session: AsyncSession, user_id: uuid.UUID, cipher: Toke
                 path="/v1/recommend",
                 request_hash="0" * 64,
                 expires_at=now + timedelta(hours=24),
+            ),
+            OAuthState(
+                user_id=user_id,
+                provider="google",
+                state_digest=uuid.uuid4().hex + tag,
+                code_verifier_encrypted=cipher.encrypt("verifier-" + tag, context="oauth_states.verifier"),
+                expires_at=now + timedelta(minutes=10),
             ),
         ]
     )

@@ -30,7 +30,7 @@ class AuthorizationUrlPublic(BaseModel):
 class ConnectionTokensCreate(BaseModel):
     """Tokens the app obtained itself (a native SDK). The account id is read from the provider, never sent."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid")
 
     access_token: str = Field(min_length=1, max_length=4096)
     refresh_token: str | None = Field(default=None, min_length=1, max_length=4096)
@@ -41,7 +41,7 @@ class ConnectionTokensCreate(BaseModel):
 
 
 class TerraSessionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid")
 
     providers: list[str] | None = Field(
         default=None,

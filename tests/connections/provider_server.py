@@ -25,7 +25,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -80,7 +80,7 @@ class ProviderState:
                 grant.revoked = True
 
 
-_PROFILES = {
+_PROFILES: dict[str, Callable[[str], dict[str, Any]]] = {
     "/v2/user/profile/basic": lambda account: {
         "user_id": int(account) if account.isdigit() else account,
         "email": "someone@example.com",
@@ -178,8 +178,8 @@ def _handler(state: ProviderState) -> type[BaseHTTPRequestHandler]:
                     state.codes[code] = {
                         "account": state.account,
                         "redirect_uri": redirect,
-                        "challenge": (query.get("code_challenge") or [None])[0],
-                        "method": (query.get("code_challenge_method") or [None])[0],
+                        "challenge": next(iter(query.get("code_challenge", [])), None),
+                        "method": next(iter(query.get("code_challenge_method", [])), None),
                         "scope": (query.get("scope") or [""])[0],
                     }
                 params["code"] = code
@@ -306,7 +306,7 @@ def provider_server() -> Iterator[ProviderServer]:
         thread.join(timeout=5)
 
 
-def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.2) -> bool:
+def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.2) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import httpx
@@ -324,3 +325,21 @@ async def test_terra_session_is_opened_with_our_user_id(
     # Without Terra credentials the route does not exist.
     _, plain = await create_user()
     assert (await client.post("/v1/users/me/connections/terra/session", headers=plain)).status_code == 404
+
+
+async def test_two_users_racing_for_one_account_get_one_link(
+    connect_client: httpx.AsyncClient,
+    connect_user: CreateUser,
+    provider: ProviderServer,
+    db_session: AsyncSession,
+) -> None:
+    _, first = await connect_user()
+    _, second = await connect_user()
+    provider.state.account = "contested"
+    locations = [
+        await consent(await authorization_url(connect_client, headers, "google"))
+        for headers in (first, second)
+    ]
+    responses = await asyncio.gather(*(connect_client.get(callback_path(loc)) for loc in locations))
+    assert sorted(r.status_code for r in responses) == [200, 409]
+    assert len(await _connections(db_session)) == 1

@@ -81,6 +81,7 @@ async def test_export_contains_every_table_and_no_secrets(
     assert "access-" not in response.text and "refresh-" not in response.text
     assert "token_hash" not in export["tables"]["google_channels"][0]
     assert "sync_token" not in export["tables"]["google_calendars"][0] and "sync-" not in response.text
+    assert "verifier-" not in response.text  # PKCE verifiers of pending authorizations stay server-side
     # The raw webhook body comes back byte for byte (base64, since it need not be UTF-8).
     event = export["tables"]["webhook_events"][0]
     assert base64.b64decode(event["raw_body"]) == b'{"type": "sleep", "hours": 7.5}'
