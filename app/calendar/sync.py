@@ -45,23 +45,24 @@ from app.models import (
 from app.models.calendar import CorrectionKind
 from app.recommend.slots import local_slot, zone
 from bridges.actions import InvalidEvent, classify, from_google_event, normalize
-from bridges.connections import ConnectionStatus, cipher_for, read_tokens, write_tokens
+from bridges.connections import ConnectionStatus, cipher_for
 from bridges.google import coalesce
 from bridges.google.client import (
     GoogleAuthLost,
     GoogleClients,
     SyncTokenGone,
-    credentials_for,
     list_calendars,
     list_events,
     list_tasklists,
     list_tasks,
     parse_rfc3339,
-    refreshed,
     stop_channel,
     watch_events,
 )
 from bridges.google.push import WEBHOOK_PATH, token_hash
+from bridges.oauth.google import credentials_for as oauth_credentials
+from bridges.oauth.google import store_credentials
+from bridges.oauth.tokens import NotAnOAuthConnection, ReconsentRequired
 from domain import Action, Response
 
 log = structlog.get_logger(__name__)
@@ -92,19 +93,18 @@ class SyncResult:
 def google_clients(
     connection: DeviceConnection, settings: Settings, http: httplib2.Http | None = None
 ) -> Iterator[GoogleClients]:
-    """API clients on the connection's credentials; tokens google-auth refreshed meanwhile are written back
-    (encrypted, through ``bridges.connections``) whatever happens in the block."""
+    """API clients on the connection's google-auth credentials (``bridges.oauth.google``: refreshed before
+    expiry under the connection's row lock; a refused refresh is :class:`GoogleAuthLost`). Tokens the
+    library refreshed during the calls (a 401 mid-sync) are stored back, encrypted, whatever happens."""
     cipher = cipher_for(settings.secret_key.get_secret_value())
-    tokens = read_tokens(connection, cipher)
-    if tokens is None:
-        raise GoogleAuthLost("the connection holds no tokens")
-    credentials = credentials_for(tokens, settings)
+    try:
+        credentials = oauth_credentials(connection, settings, cipher)
+    except (ReconsentRequired, NotAnOAuthConnection) as exc:
+        raise GoogleAuthLost(str(exc)) from exc
     try:
         yield GoogleClients.create(credentials, settings, http)
     finally:
-        new = refreshed(credentials, tokens)
-        if new is not None:
-            write_tokens(connection, new, cipher)
+        store_credentials(connection, credentials, cipher)
 
 
 def usable_connection(session: Session, connection_id: uuid.UUID) -> DeviceConnection | None:

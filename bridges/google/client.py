@@ -1,10 +1,10 @@
 """Google Calendar v3 and Tasks v1 through google-api-python-client, with google-auth credentials.
 
-The credentials come from the connection's encrypted tokens (``bridges.connections``); google-auth refreshes
-them (before a call when expired, and after a 401) through the same HTTP object as the API calls, so tests
-drive token refreshes with the library's own ``HttpMockSequence``. Refreshed tokens are handed back to the
-caller, which stores them through ``bridges.connections``. A refresh that fails, or a 401 that survives one,
-means the user withdrew consent: :class:`GoogleAuthLost`.
+The sync builds the credentials with ``bridges.oauth.google`` (fresh before expiry, under the connection's
+row lock); google-auth refreshes them again after a 401, through the same HTTP object as the API calls, so
+tests drive that refresh with the library's own ``HttpMockSequence``, and the caller stores what it
+refreshed. A refresh that fails, or a 401 that survives one, means the user withdrew consent:
+:class:`GoogleAuthLost`. :func:`credentials_for` builds credentials from plain tokens (teardown).
 
 The client is synchronous (httplib2): it runs in Celery workers, never in the API's event loop.
 """
@@ -65,15 +65,6 @@ def credentials_for(tokens: TokenSet, settings: Settings) -> Credentials:
         client_secret=settings.google_client_secret.get_secret_value() or None,
         expiry=expiry,
     )
-
-
-def refreshed(credentials: Credentials, before: TokenSet) -> TokenSet | None:
-    """The new tokens if google-auth refreshed ``credentials`` since ``before``, else ``None``."""
-    token = credentials.token
-    if not token or token == before.access_token:
-        return None
-    expiry = credentials.expiry.replace(tzinfo=UTC) if credentials.expiry is not None else None
-    return TokenSet(access_token=token, refresh_token=credentials.refresh_token, expires_at=expiry)
 
 
 def _endpoint(base: str, path: str) -> str:

@@ -3,7 +3,6 @@ cancellations, 410 recovery, 401 → token refresh, lost consent."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
 
@@ -16,6 +15,7 @@ from app.core.db import task_session
 from app.models import CalendarCorrection, CalendarEvent, DeviceConnection, GoogleCalendar
 from app.models.calendar import CorrectionKind
 from domain import Action
+from tests.calendar.calendar_server import CalendarState, calendar_server
 from tests.calendar.google import (
     all_day,
     cancelled,
@@ -280,21 +280,18 @@ def test_401_refreshes_the_token_through_google_auth_and_stores_it_encrypted(goo
 
 
 def test_a_refused_refresh_marks_the_connection_needs_reconsent(google: Settings) -> None:
-    _, connection_id, calendar_id = _arrange(google, expires_at=NOW - timedelta(minutes=5))
-    with task_session(google.sync_database_url) as session:
-        session.get(GoogleCalendar, calendar_id).sync_pending_since = NOW  # type: ignore[union-attr]
-    http = HttpMockSequence(
-        [
-            (
-                {"status": "400", "content-type": "application/json"},
-                json.dumps(
-                    {"error": "invalid_grant", "error_description": "Token has been expired or revoked."}
-                ),
-            )
-        ]
-    )
-    result = runner.run_sync(google, calendar_id, NOW, http=http)  # type: ignore[arg-type]
+    # The token endpoint no longer knows our refresh token (the user revoked access at Google).
+    state = CalendarState(access_token="ya29.other", refresh_token="1//someone-else")
+    with calendar_server(state) as base:
+        settings = google.model_copy(
+            update={"google_token_url": base + "/token", "google_api_base_url": base}
+        )
+        _, connection_id, calendar_id = _arrange(settings, expires_at=NOW - timedelta(minutes=5))
+        with task_session(settings.sync_database_url) as session:
+            session.get(GoogleCalendar, calendar_id).sync_pending_since = NOW  # type: ignore[union-attr]
+        result = runner.run_sync(settings, calendar_id, NOW)  # type: ignore[arg-type]
     assert result is not None and result.skipped
+    assert state.listings == []  # never called the API with a dead token
     with task_session(google.sync_database_url) as session:
         connection = session.get(DeviceConnection, connection_id)
         assert connection is not None and connection.status == "needs_reconsent"
