@@ -30,6 +30,7 @@ class CalendarState:
     stops: list[dict[str, Any]] = field(default_factory=list)
     listings: list[dict[str, list[str]]] = field(default_factory=list)
     refreshes: int = 0
+    revoked: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def put(self, resource: dict[str, Any]) -> None:
@@ -86,6 +87,10 @@ class _Handler(BaseHTTPRequestHandler):
                 state.refreshes += 1
                 state.access_token = f"ya29.refreshed-{state.refreshes}"
             self._send(200, {"access_token": state.access_token, "expires_in": 3599, "token_type": "Bearer"})
+            return
+        if url.path == "/revoke":  # RFC 7009, as Google's https://oauth2.googleapis.com/revoke
+            state.revoked.extend(parse_qs(self._body().decode()).get("token", []))
+            self._send(200, {})
             return
         if not self._authorised():
             return
