@@ -187,3 +187,25 @@ async def test_a_redelivered_sync_job_does_not_run_while_the_first_holds_the_lea
     with task_session(google.sync_database_url) as session:
         count = session.scalar(select(func.count()).select_from(WebhookEvent))
     assert count == 0
+
+
+async def test_beat_resends_a_sync_whose_job_was_lost(google: Settings, calendar: dict[str, Any]) -> None:
+    from bridges.google import coalesce
+
+    now = datetime.now(UTC)
+    with task_session(google.sync_database_url) as session:
+        row = session.get(GoogleCalendar, calendar["row"])
+        assert row is not None
+        row.sync_requested, row.sync_pending_since = 3, now - timedelta(minutes=20)  # its job never ran
+    with task_session(google.sync_database_url) as session:
+        assert coalesce.resend_stuck(session, google, now) == 1
+    assert _sync_jobs(google) == 1
+    with task_session(google.sync_database_url) as session:
+        # Freshly pending again: not resent twice.
+        assert coalesce.resend_stuck(session, google, now) == 0
+        # A sync holding its lease is running, not lost.
+        row = session.get(GoogleCalendar, calendar["row"])
+        assert row is not None
+        row.sync_pending_since, row.sync_lease_until = now - timedelta(hours=1), now + timedelta(minutes=3)
+    with task_session(google.sync_database_url) as session:
+        assert coalesce.resend_stuck(session, google, now) == 0
