@@ -5,7 +5,7 @@ notifications that arrive during a sync (which lock the calendar row briefly) ne
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -20,6 +20,9 @@ from bridges.google import coalesce
 from bridges.google.client import ChannelGone, GoogleAuthLost
 
 log = structlog.get_logger(__name__)
+
+# Beat's renewal pass (every 6 h) also syncs calendars that push has not touched for this long.
+RECONCILE_AFTER = timedelta(hours=6)
 
 
 def _needs_reconsent(settings: Settings, connection_id: uuid.UUID, reason: str) -> None:
@@ -78,6 +81,7 @@ def run_renewals(settings: Settings, now: datetime, *, http: Any = None) -> int:
     with task_session(url) as session:
         connection_ids = sync.connections_to_renew(session, settings, now)
         coalesce.resend_stuck(session, settings, now)
+        coalesce.request_stale(session, settings, now, RECONCILE_AFTER)
     renewed = 0
     for connection_id in connection_ids:
         try:

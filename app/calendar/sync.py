@@ -24,6 +24,7 @@ from typing import Any
 
 import httplib2
 import structlog
+from googleapiclient.errors import HttpError
 from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -205,7 +206,14 @@ def setup_connection(
                 )
             ).first()
             if live is None and settings.public_base_url:
-                open_channel(session, settings, clients, calendar, now)
+                try:
+                    open_channel(session, settings, clients, calendar, now)
+                except HttpError as exc:
+                    # Google refuses addresses that are not public HTTPS (a development setup): the
+                    # calendar is still synced, by beat's reconciling pass instead of push.
+                    if exc.resp.status != 400:
+                        raise
+                    log.warning("calendar_watch_refused", calendar_row_id=str(calendar.id), status=400)
             rows.append(calendar)
     for calendar in rows:
         coalesce.request_sync(session, settings, calendar.id, now, debounce=False)

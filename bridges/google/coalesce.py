@@ -115,3 +115,14 @@ def resend_stuck(session: Session, settings: Settings, now: datetime) -> int:
         calendar.sync_pending_since = now
         jobs.enqueue(session, settings, _job(settings, calendar, debounce=False))
     return len(calendars)
+
+
+def request_stale(session: Session, settings: Settings, now: datetime, older_than: timedelta) -> int:
+    """Request a sync of every calendar not synced for ``older_than``: push is not fully reliable (a small
+    share of notifications is lost, and a channel can fail to open), so beat reconciles. Returns how many."""
+    statement = select(GoogleCalendar.id).where(
+        or_(GoogleCalendar.last_synced_at.is_(None), GoogleCalendar.last_synced_at < now - older_than),
+        GoogleCalendar.sync_pending_since.is_(None),
+    )
+    ids = list(session.execute(statement.limit(500)).scalars())
+    return sum(request_sync(session, settings, calendar_id, now, debounce=False) for calendar_id in ids)

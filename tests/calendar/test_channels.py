@@ -182,3 +182,25 @@ def test_teardown_stops_every_live_channel(google: Settings) -> None:
     GoogleChannels(http).run(json.loads(json.dumps(payload)), tokens, google)
     stopped = sorted(json.loads(body)["id"] for _, _, body, _ in http.request_sequence)
     assert stopped == sorted([expiring, fresh])
+
+
+def test_a_refused_watch_still_syncs_and_beat_reconciles(google: Settings) -> None:
+    with task_session(google.sync_database_url) as session:
+        _, connection, existing = linked_account(session, google)
+        session.delete(existing)
+        connection_id = connection.id
+    calendars = _calendar_list()
+    calendars["items"] = calendars["items"][:1]  # type: ignore[index]
+    http = HttpMockSequence(
+        [ok(calendars), error(400, "push.webhookUrlNotHttps", "WebHook callback must be HTTPS")]
+    )
+    [row] = runner.run_setup(google, connection_id, NOW, http=http)
+    with task_session(google.sync_database_url) as session:
+        assert session.execute(select(GoogleChannel.id)).first() is None
+        calendar = session.get(GoogleCalendar, row)
+        assert calendar is not None and calendar.sync_requested == 1
+        # Synced long ago and nothing pending: beat's pass asks for a sync.
+        calendar.sync_pending_since, calendar.last_synced_at = None, NOW - timedelta(hours=7)
+    before = sum(1 for h in queued(google, "calendar") if h["task"] == CALENDAR_SYNC)
+    runner.run_renewals(google, NOW, http=HttpMockSequence([]))
+    assert sum(1 for h in queued(google, "calendar") if h["task"] == CALENDAR_SYNC) == before + 1
