@@ -30,7 +30,7 @@ T = TypeVar("T")
 # (module, attribute, command name, one-line help for `rhythm --help`). Add one line to plug in another
 # package's commands.
 _EXTENSIONS: tuple[tuple[str, str, str, str], ...] = (
-    ("sim.cli", "bench_app", "bench", "Benchmarks: personalization, local-model, api."),
+    ("sim.cli", "bench_app", "bench", "Benchmarks: personalization, local-model, api, console."),
     ("policy.cli", "pretrain", "pretrain", "Train the policy model from the simulator's expert."),
     ("bridges.actions.cli", "classify", "classify", "Classify calendar event titles into actions."),
 )
@@ -61,6 +61,10 @@ def _attach_bench_api(bench: typer.Typer) -> None:
 
     if not any(info.name == "api" for info in bench.registered_commands):
         bench.command("api")(api)
+    from app.benchmarks.console import console
+
+    if not any(info.name == "console" for info in bench.registered_commands):
+        bench.command("console")(console)
 
 
 class LazyGroup(TyperGroup):

@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.calendar import endpoints as calendar
 from app.connections import endpoints as connections
+from app.console.mount import install_console
 from app.core import migrate
 from app.core.config import Settings, get_settings
 from app.core.db import Database
@@ -24,6 +25,7 @@ from app.core.races import install_race_handlers
 from app.core.ratelimit import RATE_LIMITED_RESPONSES, RateLimiter, RateLimitMiddleware
 from app.core.timebounds import TimeBoundsMiddleware
 from app.feedback import endpoints as feedback
+from app.ingest import endpoints as ingest
 from app.ops import endpoints as ops
 from app.ops.checks import broker_ready, database_ready
 from app.recommend import endpoints as recommend
@@ -93,7 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router, responses=RATE_LIMITED_RESPONSES)
     app.include_router(webhook_ops.router, responses=RATE_LIMITED_RESPONSES)
     app.include_router(connections.router, responses=RATE_LIMITED_RESPONSES)
+    app.include_router(ingest.router, responses=RATE_LIMITED_RESPONSES)
     app.include_router(calendar.router, responses=RATE_LIMITED_RESPONSES)
+    install_console(app, settings)
     _add_docs(app)
     _document_undecodable_bodies(app)
     return app

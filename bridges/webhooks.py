@@ -24,19 +24,27 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import hmac
+import json
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from bridges.meters.signals import RawReading
 
 Headers = Mapping[str, str]
+
+# A secret carried in the webhook URL's path (Garmin, which signs nothing) reaches ``verify`` under this
+# pseudo-header; the inbox never stores it (``app.webhooks.service``) and the access log shows only the route
+# template, so it appears nowhere at rest.
+PATH_SECRET_HEADER = ":path-secret"
 
 # Bounds of every timestamped scheme (reliability.md §1: reject both directions at 300 s).
 DEFAULT_TOLERANCE_S = 300
@@ -129,6 +137,64 @@ class WebhookProvider(ABC, Generic[P]):
         notify-only providers). Conversion and range checks are the inbox's (``normalise``).
         """
 
+    def readings_by_user(self, payload: P) -> list[tuple[UserRef, list[RawReading]]]:
+        """The readings grouped by whom they are about. One user per delivery for most providers; Garmin's
+        push batches several users' summaries in one body."""
+        return [(self.user_ref(payload), self.to_readings(payload))]
+
+    def answer_challenge(self, query: Mapping[str, str]) -> dict[str, str] | None:
+        """The answer to a provider's ``GET`` verification of the callback URL (Oura), or ``None`` when the
+        provider has no such handshake (→ 404). Raise :class:`SignatureError` for a wrong token (→ 401)."""
+        return None
+
+
+class ProviderApi(Protocol):
+    """A provider's REST API as the fetch-after-notify mappings see it: authenticated, retried JSON reads.
+    ``None`` means the object is gone (404): there is nothing to fetch, which retrying cannot change."""
+
+    def get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any: ...
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """One authenticated, retried request; the provider's answer as it came (an ``httpx.Response``), for
+        clients that build their own requests (google-api-python-client)."""
+
+
+class FetchingProvider(ABC, Generic[P]):
+    """A notify-only provider (WHOOP, Oura, Google Health): its deliveries name what changed, and the worker
+    fetches it with the user's token. Mixed into a :class:`WebhookProvider`."""
+
+    @abstractmethod
+    def fetch_readings(self, payload: P, api: ProviderApi) -> list[RawReading]:
+        """What the notification announces, fetched through ``api`` and mapped to readings."""
+
+    @abstractmethod
+    def fetch_window(self, api: ProviderApi, start: datetime, end: datetime) -> list[RawReading]:
+        """Every reading of ``[start, end)``, listed through ``api`` (backfill on link and the daily
+        reconcile, which recovers what a lost push would have delivered)."""
+
+
+def hmac_sha256(key: str, message: bytes) -> bytes:
+    return hmac.new(key.encode(), message, hashlib.sha256).digest()
+
+
+def check_fresh(timestamp_s: float, now: datetime, tolerance_s: int = DEFAULT_TOLERANCE_S) -> None:
+    """Refuse a delivery signed more than ``tolerance_s`` before or after ``now`` (both directions)."""
+    if abs(now.timestamp() - timestamp_s) > tolerance_s:
+        raise SignatureError("timestamp outside the tolerance")
+
+
+def same_secret(expected: str, given: str) -> bool:
+    """Constant-time equality of two secrets (UTF-8 bytes, so any characters compare safely)."""
+    return hmac.compare_digest(expected.encode(), given.encode())
+
 
 def body_digest(body: bytes) -> str:
     """A dedupe key for providers without a delivery id: the same bytes are the same delivery."""
@@ -158,3 +224,21 @@ def get_provider(source: str, settings: Any) -> WebhookProvider[Any] | None:
 
 def registered_sources() -> list[str]:
     return sorted(_REGISTRY)
+
+
+M = TypeVar("M", bound="BaseModel")
+
+
+def parse_model(body: bytes, model: type[M], what: str) -> M:
+    """``body`` as a JSON object validated by ``model``, or :class:`MalformedPayload` naming bad fields."""
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedPayload("the body is not JSON") from exc
+    if not isinstance(document, dict):
+        raise MalformedPayload("the body is not a JSON object")
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        fields = sorted({".".join(str(p) for p in error["loc"]) for error in exc.errors()})
+        raise MalformedPayload(f"not a {what} event: " + ", ".join(fields[:10])) from exc

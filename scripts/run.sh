@@ -64,6 +64,7 @@ cat <<INFO
 
   Rhythm is starting on http://${RHYTHM_HOST}:${RHYTHM_PORT}
   API docs:     http://${RHYTHM_HOST}:${RHYTHM_PORT}/docs
+  Console:      http://${RHYTHM_HOST}:${RHYTHM_PORT}/console (sign in with the admin token or a user token)
   Admin token:  ${RHYTHM_ADMIN_TOKEN} (also in ${DATA}/admin_token)
   Worker/beat logs: ${DATA}/worker.log, ${DATA}/beat.log. Ctrl-C stops everything.
 

@@ -169,6 +169,22 @@ class Settings(BaseSettings):
     revocation_max_attempts: int = Field(default=12, ge=1, le=50)
     revocation_retry_backoff: timedelta = timedelta(seconds=30)
     revocation_retry_backoff_max: timedelta = timedelta(hours=1)
+    # Wearable webhooks (bridges.whoop / oura / google_health / garmin). WHOOP and Oura sign deliveries with
+    # the OAuth client secret above (empty → their webhooks answer 404). Each secret below: empty → 404.
+    oura_verification_token: SecretStr = SecretStr("")
+    google_health_webhook_secret: SecretStr = SecretStr("")
+    # Garmin signs nothing: the path segment of /v1/webhooks/garmin/<secret> is the shared secret.
+    garmin_webhook_path_secret: SecretStr = SecretStr("")
+    # Wearable REST reads (fetch after notify, backfill, reconcile) against the *_api_base_url above.
+    provider_api_timeout: timedelta = timedelta(seconds=10)
+    provider_api_max_retries: int = Field(default=3, ge=0, le=10)
+    # Longest Retry-After waited inside a task; a longer one fails the attempt (the inbox backoff retries).
+    provider_api_max_retry_after: timedelta = timedelta(seconds=30)
+    # A new connection's backfill and the daily reconcile's window, in days.
+    wearable_backfill_days: int = Field(default=28, ge=1, le=90)
+    wearable_reconcile_days: int = Field(default=3, ge=1, le=28)
+    # Phone uploads (app.ingest): readings per request (bodies are capped by max_body_bytes).
+    ingest_max_readings: int = Field(default=5000, ge=1, le=100_000)
 
     # Google Calendar sync (app.calendar): the Tasks API root (its own host; tests point it at a local
     # server), the channel lifetime asked of Google (it may grant less), how early beat renews, how far back a
@@ -189,6 +205,11 @@ class Settings(BaseSettings):
     # A dead worker makes /readyz answer 503 (webhooks and jobs would pile up unprocessed); a dead beat only
     # degrades it ("status": "degraded"): requests are served, periodic housekeeping is late.
     readiness_requires_worker: bool = True
+
+    # Web console (app/console): how long a signed-in browser session lasts, and whether its cookie is
+    # Secure. None: Secure everywhere but development, where `make run` serves plain http on 127.0.0.1.
+    console_session_ttl: timedelta = Field(default=timedelta(hours=12), gt=timedelta(0))
+    console_cookie_secure: bool | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -262,6 +283,13 @@ class Settings(BaseSettings):
     def admin_token_file(self) -> Path:
         """Where ``make run`` keeps the generated admin token (``make demo`` reads it)."""
         return self.data_dir / "admin_token"
+
+    @property
+    def console_secure_cookie(self) -> bool:
+        """Secure flag of the console cookie (browsers drop Secure cookies set over plain http)."""
+        if self.console_cookie_secure is not None:
+            return self.console_cookie_secure
+        return self.env is not Environment.DEVELOPMENT
 
     @property
     def json_logs(self) -> bool:

@@ -57,6 +57,10 @@ CALENDAR_SETUP_CONNECTION = "rhythm.calendar.setup_connection"
 # A deleted connection's grant given back at the provider (one pending revocation; retried from beat).
 REVOKE_CONNECTION = "rhythm.maintenance.revoke_connection"
 DRAIN_PENDING_REVOCATIONS = "rhythm.maintenance.drain_pending_revocations"
+# Wearables (app.wearables): the daily reconcile enqueues one BACKFILL_CONNECTION (a short window) per
+# connection; Oura's app-wide subscriptions are created and renewed daily.
+RECONCILE_WEARABLES = "rhythm.ingest.reconcile_wearables"
+ENSURE_OURA_SUBSCRIPTIONS = "rhythm.ingest.ensure_oura_subscriptions"
 CALENDAR_SYNC = "rhythm.calendar.sync_calendar"
 CALENDAR_RENEW_CHANNELS = "rhythm.calendar.renew_channels"
 CALENDAR_PULL_TASKS = "rhythm.calendar.pull_tasks"
@@ -130,6 +134,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": DRAIN_PENDING_REVOCATIONS,
                 "schedule": timedelta(minutes=1),
             },
+            "reconcile-wearables": {"task": RECONCILE_WEARABLES, "schedule": timedelta(days=1)},
+            "ensure-oura-subscriptions": {"task": ENSURE_OURA_SUBSCRIPTIONS, "schedule": timedelta(days=1)},
             # Channels never renew themselves; also re-sends syncs whose job was lost (push is not reliable).
             "calendar-renew-channels": {"task": CALENDAR_RENEW_CHANNELS, "schedule": timedelta(hours=6)},
             "calendar-pull-tasks": {

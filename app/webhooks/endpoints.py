@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from app.core.auth import SettingsDep
@@ -13,9 +13,12 @@ from app.core.db import SessionDep
 from app.core.errors import AppError, ErrorResponse
 from app.models.base import utcnow
 from app.webhooks import service
-from app.webhooks.schemas import WebhookReceipt
+from app.webhooks.schemas import WebhookChallenge, WebhookReceipt
+from bridges.webhooks import PATH_SECRET_HEADER
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+ProviderName = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[a-z0-9-]+$")]
 
 
 async def _read_capped(request: Request, limit: int) -> bytes:
@@ -54,15 +57,81 @@ async def receive_webhook(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    provider: Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[a-z0-9-]+$")],
+    provider: ProviderName,
 ) -> WebhookReceipt | JSONResponse:
     """Verify a provider's delivery and store its exact bytes once; processing happens in a worker.
 
     202 for a new delivery (queued on ``ingest`` after commit), 200 for a delivery already received.
     """
+    return await _receive(request, session, settings, provider, {})
+
+
+async def _receive(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    provider: str,
+    extra_headers: dict[str, str],
+) -> WebhookReceipt | JSONResponse:
     body = await _read_capped(request, settings.webhook_max_body_bytes)
     headers = {name.lower(): value for name, value in request.headers.items()}
+    # A client cannot smuggle the pseudo-header in: only the route's own path segment sets it.
+    headers.pop(PATH_SECRET_HEADER, None)
+    headers.update(extra_headers)
     accepted = await service.accept(session, settings, provider, headers, body, utcnow())
     if accepted.duplicate:
         return JSONResponse(WebhookReceipt(duplicate=True).model_dump(), status_code=200)
     return WebhookReceipt(duplicate=False)
+
+
+@router.post(
+    "/{provider}/{path_secret}",
+    status_code=202,
+    response_model=WebhookReceipt,
+    responses={
+        200: {"model": WebhookReceipt, "description": "Already received: processed once."},
+        400: {"model": ErrorResponse, "description": "Not in the provider's format; nothing stored."},
+        401: {"model": ErrorResponse, "description": "Wrong path secret."},
+        404: {"model": ErrorResponse, "description": "Unknown or unconfigured provider."},
+        413: {"model": ErrorResponse, "description": "Body over the webhook cap."},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The provider's delivery (Garmin Health API push), byte for byte.",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def receive_unsigned_webhook(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    provider: ProviderName,
+    path_secret: Annotated[str, Path(min_length=1, max_length=256)],
+) -> WebhookReceipt | JSONResponse:
+    """The inbox for a provider that signs nothing (``garmin``): the secret path segment configured at the
+    provider authenticates the delivery, and only records naming a linked account become readings."""
+    return await _receive(request, session, settings, provider, {PATH_SECRET_HEADER: path_secret})
+
+
+@router.get(
+    "/{provider}",
+    response_model=WebhookChallenge,
+    responses={
+        401: {"model": ErrorResponse, "description": "Wrong verification token."},
+        404: {"model": ErrorResponse, "description": "No such handshake, or the provider is not configured."},
+    },
+)
+async def verify_webhook_endpoint(
+    settings: SettingsDep,
+    provider: ProviderName,
+    verification_token: Annotated[str, Query(max_length=512)] = "",
+    challenge: Annotated[str, Query(max_length=512)] = "",
+) -> WebhookChallenge:
+    """Oura's subscription handshake: ``?verification_token=…&challenge=…`` → ``{"challenge": …}`` when the
+    token is ours (``RHYTHM_OURA_VERIFICATION_TOKEN``)."""
+    answer = service.answer_challenge(
+        settings, provider, {"verification_token": verification_token, "challenge": challenge}
+    )
+    return WebhookChallenge(challenge=answer["challenge"])

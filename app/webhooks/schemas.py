@@ -44,3 +44,9 @@ class WebhookEventPage(BaseModel):
 
     items: list[WebhookEventView]
     next_cursor: str | None
+
+
+class WebhookChallenge(BaseModel):
+    """The echo a provider's callback verification expects."""
+
+    challenge: str

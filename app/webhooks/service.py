@@ -31,10 +31,14 @@ from app.core.tasks import PROCESS_WEBHOOK_EVENT
 from app.models import DeviceConnection, WebhookEvent
 from app.webhooks.repository import InboxRepository, OpsRepository, ProcessingRepository
 from app.webhooks.schemas import WebhookEventPage, WebhookEventView, WebhookStatus
-from bridges.meters.signals import normalise
+from bridges.meters.signals import RawReading, Rejection, normalise
+from bridges.oauth import ReconsentRequired
+from bridges.rest import ConnectionApi, api_base_url
 from bridges.webhooks import (
+    PATH_SECRET_HEADER,
     ConnectionAction,
     ConnectionChange,
+    FetchingProvider,
     MalformedPayload,
     SignatureError,
     UnmappableEvent,
@@ -47,7 +51,9 @@ log = structlog.get_logger(__name__)
 
 # Credentials are never stored with the event (Google Health echoes its secret as a bearer token).
 # Google Calendar's per-channel token is a secret too: checked on arrival, never needed again.
-_UNSTORED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-goog-channel-token"})
+_UNSTORED_HEADERS = frozenset(
+    {"authorization", "cookie", "proxy-authorization", PATH_SECRET_HEADER, "x-goog-channel-token"}
+)
 # An event never attempted this long after arrival lost its enqueue (broker down at commit, flushed queue).
 STALE_AFTER = timedelta(minutes=15)
 REQUEUE_BATCH = 500
@@ -60,6 +66,8 @@ class Processed:
 
     written: int = 0
     rejected: int = 0
+    # Kept failed without a retry (the connection needs re-consent); the error is on the event.
+    failed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +136,22 @@ async def accept(
     return Accepted(event_id=event_id, duplicate=False)
 
 
+def answer_challenge(settings: Settings, source: str, query: Mapping[str, str]) -> dict[str, str]:
+    """A provider's ``GET`` verification of our callback URL (Oura): the echo it expects, 401 for a wrong
+    token, 404 for a provider without such a handshake or not configured."""
+    answer = None
+    provider = get_provider(source, settings)
+    if provider is not None:
+        try:
+            answer = provider.answer_challenge(query)
+        except SignatureError as exc:
+            log.warning("webhook_challenge_rejected", source=source, reason=str(exc))
+            raise AppError(401, "Invalid verification token", code="invalid_signature") from exc
+    if answer is None:
+        raise NotFoundError("Unknown webhook provider")
+    return answer
+
+
 def _parse_user_id(value: str | None) -> uuid.UUID | None:
     if not value:
         return None
@@ -182,9 +206,46 @@ def _apply_change(
     return connection.user_id
 
 
+def _log_rejections(event: WebhookEvent, raw: list[RawReading], rejections: list[Rejection]) -> None:
+    for rejection in rejections:
+        # A bad value is the device's or the provider's, not ours: retrying would reject it again, and storing
+        # it would feed the baselines a sentinel (Garmin's stress -1) as if it were a measurement.
+        item = raw[rejection.index]
+        log.warning(
+            "webhook_reading_rejected",
+            event_id=str(event.id),
+            source=item.source,
+            kind=str(item.kind),
+            code=rejection.code,
+            reason=rejection.reason,
+        )
+
+
+def _fetch(
+    repo: ProcessingRepository,
+    settings: Settings,
+    provider: FetchingProvider[object],
+    source: str,
+    payload: object,
+    ref: UserRef,
+) -> list[RawReading]:
+    """Fetch what a notify-only delivery announces, with the token of the connection it names."""
+    if ref.external_user_id is None:
+        return []  # a handshake (Google Health's verification), about no one
+    connection = repo.connection(source, ref.external_user_id)
+    if connection is None:
+        raise UnmappableEvent("notification for a provider account we have not linked")
+    with ConnectionApi(connection, settings, api_base_url(settings, source)) as api:
+        return provider.fetch_readings(payload, api)
+
+
 def process(session: Session, settings: Settings, event_id: uuid.UUID, now: datetime) -> Processed:
     """Handle one stored event. Raises :class:`UnmappableEvent` when retrying cannot help, anything else for a
     retry. Already handled or missing: nothing is written (idempotent, so a replay is safe).
+
+    A notify-only provider's data is fetched here with the user's token. When that grant is gone
+    (``ReconsentRequired``) the connection is left ``needs_reconsent`` and the event failed but visible, both
+    committed: the user must re-link, and a replay after that fetches the data.
     """
     repo = ProcessingRepository(session)
     event = repo.lock_event(event_id)
@@ -198,31 +259,43 @@ def process(session: Session, settings: Settings, event_id: uuid.UUID, now: date
     except MalformedPayload as exc:
         raise UnmappableEvent(str(exc)) from exc
     change = provider.connection_change(payload)
-    raw = provider.to_readings(payload)
-    readings, rejections = normalise(raw)
-    for rejection in rejections:
-        # A bad value is the device's or the provider's, not ours: retrying would reject it again, and storing
-        # it would feed the baselines a sentinel (Garmin's stress -1) as if it were a measurement.
-        item = raw[rejection.index]
-        log.warning(
-            "webhook_reading_rejected",
-            event_id=str(event.id),
-            source=item.source,
-            kind=str(item.kind),
-            code=rejection.code,
-            reason=rejection.reason,
-        )
     user_id = _apply_change(repo, event.source, change, now) if change is not None else None
     user_id = provider.process(session, settings, payload, now) or user_id
-    if raw and user_id is None:
-        user_id = _resolve_user(repo, event.source, provider.user_ref(payload), link=False, now=now)
-        if user_id is None:
-            raise UnmappableEvent("data for a user we do not have")
-    written = repo.upsert_readings(
-        [
+    if isinstance(provider, FetchingProvider):
+        ref = provider.user_ref(payload)
+        try:
+            groups = [(ref, _fetch(repo, settings, provider, event.source, payload, ref))]
+        except ReconsentRequired as exc:
+            # Whose link needs renewing, for the operators' view (the ref names a stored connection here).
+            linked = repo.connection(event.source, ref.external_user_id) if ref.external_user_id else None
+            event.user_id = linked.user_id if linked is not None else None
+            event.attempts += 1
+            event.error = f"ReconsentRequired: {exc.reason}"[:ERROR_MAX_LENGTH]
+            log.warning("webhook_event_needs_reconsent", event_id=str(event.id), source=event.source)
+            return Processed(failed=True)
+    else:
+        groups = provider.readings_by_user(payload)
+    rows: list[dict[str, object]] = []
+    rejected = 0
+    users: set[uuid.UUID] = set() if user_id is None else {user_id}
+    unknown = 0
+    for ref, raw in groups:
+        if not raw:
+            continue
+        readings, rejections = normalise(raw)
+        _log_rejections(event, raw, rejections)
+        rejected += len(rejections)
+        # Only the stored connection names the user for these readings; for Terra, also the id our backend
+        # gave it. An id in the body that matches no connection of ours writes nothing.
+        owner = _resolve_user(repo, event.source, ref, link=False, now=now)
+        if owner is None:
+            unknown += 1
+            continue
+        users.add(owner)
+        rows += [
             {
                 "id": uuid.uuid4(),
-                "user_id": user_id,
+                "user_id": owner,
                 "source": reading.source,
                 "kind": reading.kind.value,
                 "value": reading.value,
@@ -233,12 +306,18 @@ def process(session: Session, settings: Settings, event_id: uuid.UUID, now: date
             }
             for reading in readings
         ]
-    )
-    event.user_id = user_id
+    if unknown and not users:
+        raise UnmappableEvent("data for a user we do not have")
+    if unknown:
+        log.warning("webhook_readings_for_unknown_users", event_id=str(event.id), groups=unknown)
+    # One row per natural key (the last wins): Postgres refuses an INSERT … ON CONFLICT touching a row twice.
+    unique = {(row["user_id"], row["source"], row["kind"], row["observed_at"]): row for row in rows}
+    written = repo.upsert_readings(list(unique.values()))
+    event.user_id = next(iter(users)) if len(users) == 1 else None
     event.attempts += 1
     event.error = None
     event.handled_at = now
-    return Processed(written=written, rejected=len(rejections))
+    return Processed(written=written, rejected=rejected)
 
 
 def record_failure(session: Session, event_id: uuid.UUID, exc: BaseException) -> int | None:
