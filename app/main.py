@@ -12,6 +12,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagge
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from app.calendar import endpoints as calendar
 from app.connections import endpoints as connections
 from app.console.mount import install_console
 from app.core import migrate
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhook_ops.router, responses=RATE_LIMITED_RESPONSES)
     app.include_router(connections.router, responses=RATE_LIMITED_RESPONSES)
     app.include_router(ingest.router, responses=RATE_LIMITED_RESPONSES)
+    app.include_router(calendar.router, responses=RATE_LIMITED_RESPONSES)
     install_console(app, settings)
     app.include_router(meters.router, responses=RATE_LIMITED_RESPONSES)
     _add_docs(app)

@@ -26,6 +26,7 @@ import enum
 import hashlib
 import hmac
 import json
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from datetime import datetime
 from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bridges.meters.signals import RawReading
 
@@ -112,6 +115,17 @@ class WebhookProvider(ABC, Generic[P]):
     @abstractmethod
     def user_ref(self, payload: P) -> UserRef:
         """Whose event this is."""
+
+    async def authenticate(self, session: AsyncSession, headers: Headers, payload: P, now: datetime) -> None:
+        """Raise :class:`SignatureError` unless the delivery matches what we stored. For providers whose
+        deliveries are not signed (Google Calendar push: a channel id, resource id and per-channel token that
+        must match our channel table); signed providers have nothing to add."""
+        return None
+
+    def process(self, session: Session, settings: Any, payload: P, now: datetime) -> uuid.UUID | None:
+        """Provider-specific work in the worker's transaction, e.g. a notify-only provider scheduling the
+        fetch the notification calls for; returns the user the event is about, if it knows. Idempotent."""
+        return None
 
     def connection_change(self, payload: P) -> ConnectionChange | None:
         """The lifecycle change the event announces, if any (most providers' data events: none)."""

@@ -11,10 +11,14 @@ from app.core.crypto import ACCESS_TOKEN_CONTEXT, REFRESH_TOKEN_CONTEXT, TokenCi
 from app.models import (
     Adapter,
     AdapterStatus,
+    CalendarCorrection,
     CalendarEvent,
     DeviceConnection,
     Feedback,
     FinetuneJob,
+    GoogleCalendar,
+    GoogleChannel,
+    GoogleTask,
     IdempotencyKey,
     MeterRecompute,
     MeterSnapshot,
@@ -59,14 +63,42 @@ async def seed_user_rows(session: AsyncSession, user_id: uuid.UUID, cipher: Toke
     )
     session.add_all([event, adapter, recommendation])
     await session.flush()
+    connection = DeviceConnection(
+        user_id=user_id,
+        provider="oura",
+        external_user_id=f"ext-{tag}",
+        access_token_encrypted=cipher.encrypt("access-" + tag, context=ACCESS_TOKEN_CONTEXT),
+        refresh_token_encrypted=cipher.encrypt("refresh-" + tag, context=REFRESH_TOKEN_CONTEXT),
+    )
+    session.add(connection)
+    await session.flush()
+    calendar = GoogleCalendar(
+        user_id=user_id,
+        connection_id=connection.id,
+        calendar_id=f"{tag}@example.com",
+        sync_token="sync-" + tag,
+    )
+    session.add(calendar)
+    await session.flush()
     session.add_all(
         [
-            DeviceConnection(
+            GoogleChannel(
                 user_id=user_id,
-                provider="oura",
-                external_user_id=f"ext-{tag}",
-                access_token_encrypted=cipher.encrypt("access-" + tag, context=ACCESS_TOKEN_CONTEXT),
-                refresh_token_encrypted=cipher.encrypt("refresh-" + tag, context=REFRESH_TOKEN_CONTEXT),
+                calendar_row_id=calendar.id,
+                channel_id=str(uuid.uuid4()),
+                resource_id=f"res-{tag}",
+                token_hash="f" * 64,
+                expiration=now + timedelta(days=7),
+            ),
+            CalendarCorrection(user_id=user_id, kind="title", key="standup", action=Action.ADMIN_WORK),
+            GoogleTask(
+                user_id=user_id,
+                connection_id=connection.id,
+                tasklist_id="list-1",
+                task_id=f"task-{tag}",
+                title="File taxes",
+                status="needsAction",
+                updated=now,
             ),
             SignalReading(
                 user_id=user_id,

@@ -17,8 +17,11 @@ from zoneinfo import ZoneInfo
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.calendar import service as calendar
+from app.calendar.schemas import ActionCorrection
 from app.console.repository import ConsoleRepository, OpsConsoleRepository
 from app.core.config import Settings
+from app.core.errors import NotFoundError
 from app.models import Adapter, AdapterStatus, CalendarEvent, FinetuneJob, FinetuneStatus, User
 from app.models.base import utcnow
 from app.webhooks import service as webhooks
@@ -214,18 +217,19 @@ async def visible_user(session: AsyncSession, user_id: uuid.UUID) -> User:
 
 async def correct_event_action(
     session: AsyncSession, user_id: uuid.UUID, event_id: uuid.UUID, action: Action | None
-) -> CalendarEvent:
+) -> None:
     """Set the action a calendar event amounts to (None: not an action), as the person corrected it.
 
-    Written against ``calendar_events`` directly; the calendar feature's own correction service (which may
-    also remember the correction for the classifier) replaces this call when it lands.
+    The calendar's own correction service does the work, so a correction from the console is remembered for
+    the recurring series and identical titles exactly like one through the API.
     """
-    event = await ConsoleRepository(session).calendar_event(user_id, event_id)
-    if event is None:
+    user = await ConsoleRepository(session).get_user(user_id)
+    if user is None:
         raise ConsoleNotFound
-    event.action = action
-    await session.flush()
-    return event
+    try:
+        await calendar.correct_action(session, user, event_id, ActionCorrection(action=action))
+    except NotFoundError:
+        raise ConsoleNotFound from None
 
 
 async def start_finetune_job(session: AsyncSession, user_id: uuid.UUID) -> FinetuneJob:

@@ -186,6 +186,19 @@ class Settings(BaseSettings):
     # Phone uploads (app.ingest): readings per request (bodies are capped by max_body_bytes).
     ingest_max_readings: int = Field(default=5000, ge=1, le=100_000)
 
+    # Google Calendar sync (app.calendar): the Tasks API root (its own host; tests point it at a local
+    # server), the channel lifetime asked of Google (it may grant less), how early beat renews, how far back a
+    # full sync reads, how far ahead events are kept (open-ended series expand forever), the Tasks pull.
+    google_tasks_api_base_url: str = "https://tasks.googleapis.com"
+    google_calendar_channel_ttl: timedelta = timedelta(days=7)
+    google_calendar_renew_before: timedelta = timedelta(hours=48)
+    google_calendar_sync_past: timedelta = timedelta(days=35)
+    google_calendar_sync_future: timedelta = timedelta(days=60)
+    google_tasks_pull_interval: timedelta = timedelta(minutes=15)
+    # A sync waits this long after the notification that asked for it: Google sends bursts (several per
+    # change), and everything arriving meanwhile is covered by that one sync.
+    google_calendar_sync_debounce: timedelta = timedelta(seconds=3)
+
     # Workers and beat stamp a heartbeat row this often; /readyz calls one stale after heartbeat_stale_after.
     heartbeat_interval: timedelta = timedelta(seconds=10)
     heartbeat_stale_after: timedelta = timedelta(seconds=30)

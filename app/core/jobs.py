@@ -36,6 +36,8 @@ class Job:
     name: str
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
+    # Seconds to hold the task before it runs (e.g. to let a burst of notifications settle); None: at once.
+    countdown: float | None = None
 
 
 def _sync(session: Session | AsyncSession) -> Session:
@@ -57,7 +59,7 @@ def pending_jobs(session: Session | AsyncSession) -> list[Job]:
 def _send_after_commit(session: Session) -> None:
     for celery, job in session.info.pop(_PENDING, []):
         try:
-            celery.send_task(job.name, args=list(job.args), kwargs=job.kwargs)
+            celery.send_task(job.name, args=list(job.args), kwargs=job.kwargs, countdown=job.countdown)
         except Exception as exc:  # the commit stands; the sweeper re-sends
             log.error("job_enqueue_failed", task=job.name, error=type(exc).__name__)
 

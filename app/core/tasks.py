@@ -64,6 +64,9 @@ ENSURE_OURA_SUBSCRIPTIONS = "rhythm.ingest.ensure_oura_subscriptions"
 # A user's meters from their readings (coalesced per user: ``app.meters.service.request_recompute``).
 RECOMPUTE_METERS = "rhythm.ingest.recompute_meters"
 REFRESH_METERS = "rhythm.maintenance.refresh_meters"
+CALENDAR_SYNC = "rhythm.calendar.sync_calendar"
+CALENDAR_RENEW_CHANNELS = "rhythm.calendar.renew_channels"
+CALENDAR_PULL_TASKS = "rhythm.calendar.pull_tasks"
 
 SHORT_SOFT_TIME_LIMIT = 240
 SHORT_TIME_LIMIT = 300
@@ -140,6 +143,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "refresh-meters": {
                 "task": REFRESH_METERS,
                 "schedule": timedelta(minutes=10),
+            },
+            # Channels never renew themselves; also re-sends syncs whose job was lost (push is not reliable).
+            "calendar-renew-channels": {"task": CALENDAR_RENEW_CHANNELS, "schedule": timedelta(hours=6)},
+            "calendar-pull-tasks": {
+                "task": CALENDAR_PULL_TASKS,
+                "schedule": settings.google_tasks_pull_interval,
             },
         },
     }

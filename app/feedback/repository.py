@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,3 +45,23 @@ class FeedbackRepository:
                 raise
             return False
         return True
+
+    async def replace_inferred(
+        self, user_id: uuid.UUID, feedback: Feedback, inferred_source: str, values: dict[str, object]
+    ) -> bool:
+        """Overwrite ``feedback`` with ``values`` only while it is still an inferred answer; ``False`` when a
+        concurrent explicit answer replaced it first (conditional UPDATE: two answers cannot both win)."""
+        statement = (
+            update(Feedback)
+            .where(
+                Feedback.id == feedback.id,
+                Feedback.user_id == user_id,
+                Feedback.source == inferred_source,
+            )
+            .values(**values)
+            .returning(Feedback.id)
+            .execution_options(synchronize_session=False)
+        )
+        replaced = (await self.session.execute(statement)).scalar_one_or_none() is not None
+        await self.session.refresh(feedback)
+        return replaced

@@ -23,6 +23,26 @@ def _public(feedback: Feedback) -> FeedbackPublic:
     )
 
 
+# ``feedback.source`` of answers the calendar sync inferred (app.calendar.sync); explicit ones are ``app``.
+INFERRED_SOURCE = "calendar"
+EXPLICIT_SOURCE = "app"
+
+
+async def _replace_inferred(
+    repo: FeedbackRepository, user: User, existing: Feedback, data: FeedbackCreate
+) -> FeedbackPublic:
+    values: dict[str, object] = {
+        "response": data.response,
+        "reward": data.response.reward,
+        "rescheduled_to": data.rescheduled_to,
+        "source": EXPLICIT_SOURCE,
+    }
+    if await repo.replace_inferred(user.id, existing, INFERRED_SOURCE, values):
+        return _public(existing)
+    # Another explicit answer replaced it a moment earlier: judge against that one.
+    return _settled(existing, data)
+
+
 def _same_answer(feedback: Feedback, data: FeedbackCreate) -> bool:
     return feedback.response is data.response and feedback.rescheduled_to == data.rescheduled_to
 
@@ -53,7 +73,7 @@ async def give_feedback(
     if recommendation is None:
         raise NotFoundError("Recommendation not found")
     existing = await repo.feedback_for(user.id, recommendation.id)
-    if existing is not None:
+    if existing is not None and existing.source != INFERRED_SOURCE:
         return _settled(existing, data)
     opened = max(recommendation.at, recommendation.created_at)
     if utcnow() - opened > settings.feedback_window:
@@ -63,12 +83,16 @@ async def give_feedback(
             code="feedback_window_closed",
             details={"window_seconds": settings.feedback_window.total_seconds()},
         )
+    if existing is not None:
+        # Inferred from the calendar: the person's own answer replaces it (the only answer that ever changes).
+        return await _replace_inferred(repo, user, existing, data)
     feedback = Feedback(
         user_id=user.id,
         recommendation_id=recommendation.id,
         response=data.response,
         reward=data.response.reward,
         rescheduled_to=data.rescheduled_to,
+        source=EXPLICIT_SOURCE,
     )
     if not await repo.add(feedback):
         # Answered concurrently between our read and our insert: judge against the winner.
@@ -77,6 +101,8 @@ async def give_feedback(
             raise AppError(
                 409, "This recommendation is being answered concurrently", code="feedback_conflict"
             )
+        if winner.source == INFERRED_SOURCE:
+            return await _replace_inferred(repo, user, winner, data)
         return _settled(winner, data)
     return _public(feedback)
 

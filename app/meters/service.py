@@ -30,9 +30,10 @@ from app.models import MeterSnapshot, SignalReading
 from app.models.base import meter_row, meter_values_of
 from app.models.signals import confidence_row, confidences_of
 from app.recommend.slots import zone
+from bridges.google.context import CalendarContextSource
 from bridges.meters import MeterReport, Reading, ReadingRejected, SignalKind, Unit, estimate_meters
 from bridges.meters.baselines import BASELINE_DAYS, TREND_DAYS
-from bridges.meters.context import context_sources
+from bridges.meters.context import ContextInputSource, context_sources
 from bridges.meters.engine import CLOCK_SKEW, DECAY, ENGINE_VERSION
 from domain import METERS
 
@@ -116,7 +117,9 @@ def recompute(session: Session, user_id: uuid.UUID, now: datetime) -> MeterSnaps
     readings = [reading for row in rows if (reading := _stored_reading(row)) is not None]
     unreadable = len(rows) - len(readings)
     failed_sources: list[str] = []
-    for source in context_sources():
+    # The calendar and task inputs read this job's session; other registered sources bring their own.
+    sources: tuple[ContextInputSource, ...] = (CalendarContextSource(session), *context_sources())
+    for source in sources:
         try:
             readings.extend(source.context_readings(user_id, now))
         except Exception as exc:  # one source's outage must not stop the wearable meters

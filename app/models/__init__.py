@@ -2,6 +2,7 @@
 
 from app.models.adapter import Adapter, AdapterStatus, FinetuneJob, FinetuneStatus
 from app.models.base import Base
+from app.models.calendar import CalendarCorrection, GoogleCalendar, GoogleChannel, GoogleTask
 from app.models.connect import OAuthState, PendingRevocation
 from app.models.device import DeviceConnection, WebhookEvent
 from app.models.heartbeat import ProcessHeartbeat, ProcessKind
@@ -19,7 +20,11 @@ USER_OWNED_MODELS: tuple[type[Base], ...] = (
     SignalReading,
     MeterSnapshot,
     MeterRecompute,
+    GoogleCalendar,
+    GoogleChannel,
     CalendarEvent,
+    CalendarCorrection,
+    GoogleTask,
     Adapter,
     FinetuneJob,
     Recommendation,
@@ -33,11 +38,15 @@ __all__ = [
     "AdapterStatus",
     "ApiToken",
     "Base",
+    "CalendarCorrection",
     "CalendarEvent",
     "DeviceConnection",
     "Feedback",
     "FinetuneJob",
     "FinetuneStatus",
+    "GoogleCalendar",
+    "GoogleChannel",
+    "GoogleTask",
     "IdempotencyKey",
     "IdempotencyStatus",
     "MeterRecompute",

@@ -75,3 +75,6 @@ class Feedback(IdMixin, UserOwnedMixin, CreatedAtMixin, Base):
     response: Mapped[Response] = mapped_column(str_enum(Response, "response"))
     reward: Mapped[int]
     rescheduled_to: Mapped[datetime | None]
+    # Who answered: ``app`` (the person, explicitly) or ``calendar`` (inferred from their calendar, migration
+    # 0008). An explicit answer replaces an inferred one, never the reverse.
+    source: Mapped[str] = mapped_column(String(16), default="app", server_default="app")

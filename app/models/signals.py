@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Double, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, Double, ForeignKey, Index, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from app.models.base import (
@@ -130,3 +130,18 @@ class CalendarEvent(IdMixin, UserOwnedMixin, CreatedAtMixin, Base):
     all_day: Mapped[bool] = mapped_column(default=False)
     action: Mapped[Action | None] = mapped_column(str_enum(Action, "action"))
     updated_at: Mapped[datetime | None]
+    # Google Calendar sync (migration 0008): the calendar the event came from (its 410 wipe deletes these),
+    # what the classifier read, and its verdict. ``action_source``: rule | llm | user.
+    calendar_row_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("google_calendars.id", ondelete="CASCADE"), index=True
+    )
+    recurring_event_id: Mapped[str | None] = mapped_column(String(255))
+    event_type: Mapped[str | None] = mapped_column(String(32))
+    transparent: Mapped[bool] = mapped_column(default=False, server_default=false())
+    attendees: Mapped[int] = mapped_column(default=0, server_default="0")
+    confidence: Mapped[float | None]
+    action_source: Mapped[str | None] = mapped_column(String(16))
+    # e.g. "out_of_office" for an all-day absence: no action, but the meters read it.
+    context: Mapped[str | None] = mapped_column(String(32))
+    # The slots the event covers in the user's zone: [{"date": "2026-12-03", "slot": "MORNING"}, …].
+    slots: Mapped[list[dict[str, str]] | None] = mapped_column(JSONType)

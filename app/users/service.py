@@ -30,6 +30,8 @@ from app.users.schemas import (
 _EXPORT_EXCLUDE: dict[str, set[str]] = {
     "api_tokens": {"token_hash"},
     "device_connections": {"access_token_encrypted", "refresh_token_encrypted"},
+    "google_channels": {"token_hash"},
+    "google_calendars": {"sync_token"},
     "oauth_states": {"state_digest", "code_verifier_encrypted"},
 }
 

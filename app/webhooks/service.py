@@ -51,7 +51,10 @@ from bridges.webhooks import (
 log = structlog.get_logger(__name__)
 
 # Credentials are never stored with the event (Google Health echoes its secret as a bearer token).
-_UNSTORED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", PATH_SECRET_HEADER})
+# Google Calendar's per-channel token is a secret too: checked on arrival, never needed again.
+_UNSTORED_HEADERS = frozenset(
+    {"authorization", "cookie", "proxy-authorization", PATH_SECRET_HEADER, "x-goog-channel-token"}
+)
 # An event never attempted this long after arrival lost its enqueue (broker down at commit, flushed queue).
 STALE_AFTER = timedelta(minutes=15)
 REQUEUE_BATCH = 500
@@ -111,6 +114,11 @@ async def accept(
         payload = provider.parse(headers, body)
     except MalformedPayload as exc:
         raise AppError(400, "Malformed webhook payload", code="malformed_payload", details=str(exc)) from exc
+    try:
+        await provider.authenticate(session, headers, payload, now)
+    except SignatureError as exc:
+        log.warning("webhook_rejected", source=source, reason=str(exc))
+        raise AppError(401, "Invalid webhook signature", code="invalid_signature") from exc
     external_id = provider.external_id(headers, payload)
     event_id = await InboxRepository(session).insert_once(
         {
@@ -253,6 +261,7 @@ def process(session: Session, settings: Settings, event_id: uuid.UUID, now: date
         raise UnmappableEvent(str(exc)) from exc
     change = provider.connection_change(payload)
     user_id = _apply_change(repo, event.source, change, now) if change is not None else None
+    user_id = provider.process(session, settings, payload, now) or user_id
     if isinstance(provider, FetchingProvider):
         ref = provider.user_ref(payload)
         try:

@@ -96,10 +96,13 @@ def served(settings: Settings, clean_database: str) -> Iterator[str]:
 def test_schemathesis_finds_nothing(served: str, settings: Settings, tmp_path: Path) -> None:
     """All checks, seed 1, at most 20 examples per operation, as a user and as the admin.
 
-    One check is excluded: ``positive_data_acceptance``. The relative time bound, RHYTHM_MAX_CLOCK_SKEW, is
-    the one rule the schema states only in words, and the ``from``/``to`` query filters of
-    ``GET /v1/users/me/meters`` let schemathesis generate far-off instants (year 2000) as valid data; the
-    bound's own tests (tests/core/test_timebounds.py, tests/meters/test_api.py) check those 422s instead.
+    One check is excluded: ``positive_data_acceptance``. The relative time bound (RHYTHM_MAX_CLOCK_SKEW) and
+    the range rules of the time filters (``to`` after ``from``, the calendar's 62 days) are stated in the
+    schema only in words, and schemathesis sends far-off instants (year 2000) to the ``from``/``to`` filters
+    of ``GET /v1/users/me/meters`` and ``/calendar-events`` and to ``/v1/ingest/signals`` as valid data; the
+    422s it gets are the documented answer, checked by the bounds' own tests (tests/core/test_timebounds.py,
+    tests/meters/test_api.py, tests/calendar/test_events_api.py). Every other check (no 5xx, conformance,
+    negative data rejected …) still runs on every operation.
     """
     admin = admin_headers_for(settings)
     created = httpx.post(f"{served}/v1/users", json={"timezone": "Europe/Berlin"}, headers=admin)

@@ -79,6 +79,8 @@ async def test_export_contains_every_table_and_no_secrets(
     connection = export["tables"]["device_connections"][0]
     assert "access_token_encrypted" not in connection and "refresh_token_encrypted" not in connection
     assert "access-" not in response.text and "refresh-" not in response.text
+    assert "token_hash" not in export["tables"]["google_channels"][0]
+    assert "sync_token" not in export["tables"]["google_calendars"][0] and "sync-" not in response.text
     assert "verifier-" not in response.text  # PKCE verifiers of pending authorizations stay server-side
     # The raw webhook body comes back byte for byte (base64, since it need not be UTF-8).
     event = export["tables"]["webhook_events"][0]

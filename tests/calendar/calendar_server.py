@@ -1,0 +1,174 @@
+"""A local HTTP server that speaks the parts of Google's Calendar API v3 and OAuth token endpoint we use,
+in their documented formats: ``calendarList.list``, ``events.list`` (pages, ``nextPageToken`` /
+``nextSyncToken``, incremental with ``syncToken``, cancelled items), ``events.watch``, ``channels.stop``
+and a refresh-token grant. Bearer tokens are checked; what it was asked is recorded for the test."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+PAGE_SIZE = 2  # small pages: every listing crosses several of them
+
+
+@dataclass
+class CalendarState:
+    access_token: str
+    refresh_token: str
+    calendar_id: str = "anna@example.com"
+    revision: int = 0
+    # event id → (revision of its last change, resource)
+    events: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    watches: list[dict[str, Any]] = field(default_factory=list)
+    stops: list[dict[str, Any]] = field(default_factory=list)
+    listings: list[dict[str, list[str]]] = field(default_factory=list)
+    refreshes: int = 0
+    revoked: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def put(self, resource: dict[str, Any]) -> None:
+        with self.lock:
+            self.revision += 1
+            resource = {**resource, "updated": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
+            self.events[resource["id"]] = (self.revision, resource)
+
+    def cancel(self, event_id: str) -> None:
+        self.put({"kind": "calendar#event", "id": event_id, "status": "cancelled"})
+
+    def incremental_listings(self) -> int:
+        """events.list calls that started an incremental sync (first pages with a sync token)."""
+        return sum(1 for q in self.listings if "syncToken" in q and "pageToken" not in q)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    state: CalendarState
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        return
+
+    def _send(self, status: int, body: dict[str, Any] | None = None) -> None:
+        data = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        if body is not None:
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: int, reason: str, message: str) -> None:
+        errors = [{"domain": "global", "reason": reason, "message": message}]
+        self._send(status, {"error": {"code": status, "message": message, "errors": errors}})
+
+    def _authorised(self) -> bool:
+        if self.headers.get("Authorization") == f"Bearer {self.state.access_token}":
+            return True
+        self._error(401, "authError", "Invalid Credentials")
+        return False
+
+    def _body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def do_POST(self) -> None:
+        url = urlparse(self.path)
+        state = self.state
+        if url.path == "/token":
+            form = parse_qs(self._body().decode())
+            if form.get("refresh_token") != [state.refresh_token]:
+                self._send(400, {"error": "invalid_grant", "error_description": "Bad Request"})
+                return
+            with state.lock:
+                state.refreshes += 1
+                state.access_token = f"ya29.refreshed-{state.refreshes}"
+            self._send(200, {"access_token": state.access_token, "expires_in": 3599, "token_type": "Bearer"})
+            return
+        if url.path == "/revoke":  # RFC 7009, as Google's https://oauth2.googleapis.com/revoke
+            state.revoked.extend(parse_qs(self._body().decode()).get("token", []))
+            self._send(200, {})
+            return
+        if not self._authorised():
+            return
+        body = json.loads(self._body() or b"{}")
+        if url.path.endswith("/events/watch"):
+            state.watches.append(body)
+            expiration = datetime.now(UTC) + timedelta(seconds=int(body.get("params", {}).get("ttl", 604800)))
+            self._send(
+                200,
+                {
+                    "kind": "api#channel",
+                    "id": body["id"],
+                    "resourceId": "res-" + unquote(url.path.split("/")[4]),
+                    "resourceUri": f"https://www.googleapis.com{url.path[:-6]}?alt=json",
+                    "expiration": str(int(expiration.timestamp() * 1000)),
+                },
+            )
+            return
+        if url.path == "/calendar/v3/channels/stop":
+            state.stops.append(body)
+            self._send(204)
+            return
+        self._error(404, "notFound", "Not Found")
+
+    def do_GET(self) -> None:
+        url = urlparse(self.path)
+        state = self.state
+        if not self._authorised():
+            return
+        query = parse_qs(url.query)
+        if url.path == "/calendar/v3/users/me/calendarList":
+            entry: dict[str, Any] = {
+                "kind": "calendar#calendarListEntry",
+                "id": state.calendar_id,
+                "summary": "Anna",
+            }
+            entry |= {"accessRole": "owner", "primary": True, "selected": True, "timeZone": "Europe/Berlin"}
+            self._send(200, {"kind": "calendar#calendarList", "items": [entry], "nextSyncToken": "cl"})
+            return
+        if url.path == f"/calendar/v3/calendars/{state.calendar_id.replace('@', '%40')}/events":
+            self._events(query)
+            return
+        self._error(404, "notFound", "Not Found")
+
+    def _events(self, query: dict[str, list[str]]) -> None:
+        state = self.state
+        state.listings.append(query)
+        # pageToken = "<basis revision>:<offset>:<snapshot revision>", so a page sequence reads one snapshot.
+        if "pageToken" in query:
+            basis, offset, snapshot = (int(part) for part in query["pageToken"][0].split(":"))
+        else:
+            basis = int(query["syncToken"][0].removeprefix("rev-")) if "syncToken" in query else -1
+            offset, snapshot = 0, state.revision
+        with state.lock:
+            changed = sorted(
+                (rev, resource)
+                for rev, resource in state.events.values()
+                if basis < rev <= snapshot and (basis >= 0 or resource.get("status") != "cancelled")
+            )
+        items = [resource for _, resource in changed[offset : offset + PAGE_SIZE]]
+        body: dict[str, Any] = {"kind": "calendar#events", "summary": state.calendar_id, "items": items}
+        if offset + PAGE_SIZE < len(changed):
+            body["nextPageToken"] = f"{basis}:{offset + PAGE_SIZE}:{snapshot}"
+        else:
+            body["nextSyncToken"] = f"rev-{snapshot}"
+        self._send(200, body)
+
+
+@contextmanager
+def calendar_server(state: CalendarState) -> Iterator[str]:
+    """Serve ``state`` on 127.0.0.1 (a free port); yields the base URL."""
+    handler = type("Handler", (_Handler,), {"state": state})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

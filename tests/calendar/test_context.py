@@ -1,0 +1,119 @@
+"""The calendar and Tasks meter inputs from synced rows (``CalendarContextSource``)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings
+from app.core.db import task_session
+from app.models import CalendarEvent, GoogleTask
+from bridges.google.context import CalendarContextSource
+from bridges.meters.signals import SignalKind
+from domain import Action
+from tests.calendar.google import linked_account
+
+BERLIN = ZoneInfo("Europe/Berlin")
+NOW = datetime(2026, 12, 2, 14, 0, tzinfo=BERLIN)  # a Wednesday
+TODAY = NOW.date()
+
+
+def _at(hour: int, minute: int = 0, days: int = 0) -> datetime:
+    return datetime.combine(TODAY + timedelta(days=days), datetime.min.time(), tzinfo=BERLIN).replace(
+        hour=hour, minute=minute
+    )
+
+
+def _event(
+    session: Session, user_id: object, title: str, start: datetime, end: datetime, **kw: object
+) -> None:
+    session.add(
+        CalendarEvent(
+            user_id=user_id,
+            source="google",
+            external_id=title + start.isoformat(),
+            title=title,
+            starts_at=start,
+            ends_at=end,
+            **kw,
+        )
+    )
+
+
+def _task(session: Session, user: object, connection: object, name: str, **kw: object) -> None:
+    session.add(
+        GoogleTask(
+            user_id=user,
+            connection_id=connection,
+            tasklist_id="l",
+            task_id=name,
+            title=name,
+            updated=NOW,
+            **{"status": "needsAction", **kw},
+        )
+    )
+
+
+def test_a_working_day(google: Settings) -> None:
+    with task_session(google.sync_database_url) as session:
+        user, connection, _ = linked_account(session, google, timezone="Europe/Berlin")
+        u = user.id
+        _event(session, u, "Standup", _at(9), _at(10), attendees=3, action=Action.ADMIN_WORK)
+        _event(session, u, "Deep work", _at(10), _at(12), action=Action.DEEP_WORK)
+        _event(session, u, "1:1 Ben", _at(13), _at(13, 50), attendees=2, action=Action.ADMIN_WORK)
+        _event(session, u, "Write report", _at(13, 55), _at(14, 30), action=Action.DEEP_WORK)
+        _event(session, u, "Hold", _at(15), _at(16), transparent=True)
+        _event(session, u, "Dinner with Sam", _at(19, days=-2), _at(21, days=-2), action=Action.SOCIALIZE)
+        _event(session, u, "Kids' recital", _at(17, days=-1), _at(18, days=-1), action=Action.FAMILY_TIME)
+        _event(session, u, "Old party", _at(20, days=-8), _at(23, days=-8), action=Action.SOCIALIZE)
+        _task(session, u, connection.id, "done-yesterday", due=TODAY - timedelta(days=1), status="completed")
+        _task(session, u, connection.id, "overdue", due=TODAY - timedelta(days=3))
+        _task(session, u, connection.id, "later", due=TODAY + timedelta(days=10))
+        _task(
+            session, u, connection.id, "done-no-due", status="completed", completed_at=NOW - timedelta(days=2)
+        )
+        _task(session, u, connection.id, "deleted", due=TODAY, deleted=True)
+        session.flush()
+        inputs = CalendarContextSource(session).inputs(u, NOW)
+        readings = {r.kind: r.value for r in CalendarContextSource(session).context_readings(u, NOW)}
+
+    assert inputs.calendar_density == round(100 * 265 / 540, 2)  # 60 + 120 + 50 + 35 busy minutes of 540
+    assert inputs.meeting_density == round(100 * 110 / 540, 2)  # standup + 1:1
+    assert inputs.time_since_last_break == 60.0  # 12:00-13:00 was the last gap ≥ 15 min; 13:50-13:55 is not
+    assert inputs.focus_time == 155.0
+    assert inputs.social_events_7d == 2.0
+    assert inputs.task_completion_rate == round(100 * 2 / 3, 2)
+    assert inputs.deadline_proximity == 0.0  # something is overdue
+    assert readings[SignalKind.CALENDAR_DENSITY] == inputs.calendar_density
+    assert len(readings) == 7
+
+
+def test_an_out_of_office_day_and_nothing_known(google: Settings) -> None:
+    with task_session(google.sync_database_url) as session:
+        user, connection, _ = linked_account(session, google, timezone="Europe/Berlin")
+        _event(
+            session,
+            user.id,
+            "Vacation",
+            _at(0),
+            _at(0, days=3),
+            all_day=True,
+            context="out_of_office",
+        )
+        _task(session, user.id, connection.id, "later", due=date(2026, 12, 9))
+        session.flush()
+        inputs = CalendarContextSource(session).inputs(user.id, NOW)
+        assert (inputs.calendar_density, inputs.meeting_density, inputs.time_since_last_break) == (
+            0.0,
+            0.0,
+            0.0,
+        )
+        assert inputs.deadline_proximity == 7.0 and inputs.task_completion_rate is None
+
+        stranger, _, calendar = linked_account(session, google)
+        session.delete(calendar)
+        session.flush()
+        # No calendar synced, no tasks: nothing is known, so nothing is reported.
+        assert CalendarContextSource(session).context_readings(stranger.id, NOW) == []
