@@ -432,6 +432,9 @@ def exploration(
             f"{p['floor']:g}",
             f"{p['logging_acceptance']:.3f}",
             f"{p['median_propensity']:.3f}",
-            *(f"{p[n]['error']:+.3f} ({100 * p[n]['ess_share']:.1f} %)" for n in ("sharpness", "posterior")),
+            *(
+                f"{p['targets'][n]['error']:+.3f} ({100 * p['targets'][n]['ess_share']:.1f} %)"
+                for n in ("sharpness", "posterior")
+            ),
         )
     Console().print(table)

@@ -178,9 +178,10 @@ def run_exploration(
                 "logging_acceptance": float(traj.accepted.mean()),
                 "median_propensity": float(np.median(logged)),
             }
+            point["targets"] = {}
             for name, target in pi.items():
                 estimate, ess = snips(target, logged, traj.accepted)
-                point[name] = {
+                point["targets"][name] = {
                     "estimate": estimate,
                     "true": targets[name],
                     "error": estimate - targets[name],
@@ -210,7 +211,7 @@ def write_exploration_plot(path: Any, report: dict[str, Any]) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, marker in (("sharpness", "o"), ("posterior", "s")):
         xs = [p["logging_acceptance"] for p in report["points"]]
-        ys = [abs(p[name]["error"]) for p in report["points"]]
+        ys = [abs(p["targets"][name]["error"]) for p in report["points"]]
         ax.scatter(xs, ys, marker=marker, label=f"target: {name}")
         for p, x, y in zip(report["points"], xs, ys, strict=True):
             ax.annotate(f"s{p['sharpness']:g} f{p['floor']:g}", (x, y), fontsize=7)
