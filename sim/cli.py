@@ -1,7 +1,12 @@
 """``rhythm bench …``: the personalization benchmark on the command line.
 
-``rhythm bench personalization --policy NAME[,NAME…] --profiles archetypes|continuous|ood --users N --weeks W
---seed S [--json] [--plot FILE.png] [--markdown FILE.md]``
+``rhythm bench personalization --policy NAME[,NAME…] --profiles archetypes|continuous|ood|heldout-sparse|
+heldout-rules --users N --weeks W --seed S [--json] [--plot FILE.png] [--markdown FILE.md]
+[--allow-training-seeds]``, ``rhythm bench calibration`` (:mod:`sim.calibration`) and ``rhythm bench
+exploration`` (:mod:`sim.exploration`).
+
+* A ``--seed`` that a chosen policy was trained on (:mod:`sim.seeds`) is a usage error; with
+  ``--allow-training-seeds`` the run goes ahead, warns on stderr and adds ``training_seed_overlap`` to the JSON.
 
 * ``--json`` prints exactly one JSON object ``{"policies": {NAME: {metrics}}}`` on stdout (metrics in
   :mod:`sim.bench`); without it a table goes to stdout. The progress bar always goes to stderr.
