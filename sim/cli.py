@@ -6,7 +6,8 @@ heldout-rules --users N --weeks W --seed S [--json] [--plot FILE.png] [--markdow
 exploration`` (:mod:`sim.exploration`).
 
 * A ``--seed`` that a chosen policy was trained on (:mod:`sim.seeds`) is a usage error; with
-  ``--allow-training-seeds`` the run goes ahead, warns on stderr and adds ``training_seed_overlap`` to the JSON.
+  ``--allow-training-seeds`` the run goes ahead, warns on stderr and adds ``training_seed_overlap`` to the
+  JSON.
 
 * ``--json`` prints exactly one JSON object ``{"policies": {NAME: {metrics}}}`` on stdout (metrics in
   :mod:`sim.bench`); without it a table goes to stdout. The progress bar always goes to stderr.
