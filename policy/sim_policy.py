@@ -18,17 +18,19 @@ torch and transformers are imported where a model is built, not here: registerin
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from domain import ACTIONS, RESPONSES, Interaction, Meters, Slot, SlotState
-from policy.paths import SHIPPED_SEED
+from policy.paths import SHIPPED_MODEL_DIR, SHIPPED_SEED
 from policy.prompt import render_prompt
 from sim.env import Observation
 from sim.policies import register_policy
 from sim.profiles import ProfileBatch
+from sim.seeds import reserve_seeds
 
 if TYPE_CHECKING:
     from policy.local import LocalPolicyModel
@@ -73,9 +75,33 @@ class ModelPolicy:
         return None
 
 
+def _one_torch_thread() -> None:
+    # Benchmarks measure the model as the service runs it (one intra-op thread, like ``bench local-model``),
+    # and on a shared 2-core machine a second thread only contends with the simulator and other work.
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def model_training_seeds(arg: str | None) -> frozenset[int]:
+    """Rollout seeds of the pretraining run that wrote ``model`` / ``model:DIR`` (from its
+    ``training_metrics.json``; the default configuration when the folder has none)."""
+    from policy.training.config import WEEK_MIX, PretrainConfig
+    from policy.training.seeds import rollout_seeds
+
+    metrics = (Path(arg) if arg else SHIPPED_MODEL_DIR) / "training_metrics.json"
+    config = json.loads(metrics.read_text()).get("config", {}) if metrics.is_file() else {}
+    defaults = PretrainConfig()
+    return rollout_seeds(
+        int(config.get("seed", defaults.seed)), int(config.get("users", defaults.users)), WEEK_MIX
+    )
+
+
 def model_policy(arg: str | None, profiles: ProfileBatch) -> ModelPolicy:
     """``model`` (the shipped weights) or ``model:DIR`` (a model folder)."""
     from policy.local import LocalPolicyModel
+
+    _one_torch_thread()
 
     directory = Path(arg) if arg else None
     return ModelPolicy(LocalPolicyModel.load(directory), name=f"model:{arg}" if arg else "model")
@@ -86,6 +112,7 @@ def base_model_policy(arg: str | None, profiles: ProfileBatch) -> ModelPolicy:
     from policy.local import LocalPolicyModel
     from policy.model import ModelSpec, build_model
 
+    _one_torch_thread()
     seed = int(arg) if arg else SHIPPED_SEED
     model, tokenizer = build_model(ModelSpec(), seed)
     return ModelPolicy(
@@ -94,6 +121,8 @@ def base_model_policy(arg: str | None, profiles: ProfileBatch) -> ModelPolicy:
 
 
 def register_model_policies() -> None:
-    """Add ``model`` and ``base-model`` to :mod:`sim.policies`' registry (idempotent)."""
+    """Add ``model`` and ``base-model`` to :mod:`sim.policies`' registry (idempotent), and reserve the
+    model's training seeds (:mod:`sim.seeds`; the untrained ``base-model`` has none)."""
     register_policy("model", model_policy)
     register_policy("base-model", base_model_policy)
+    reserve_seeds("model", model_training_seeds)

@@ -1,7 +1,13 @@
 """``rhythm bench …``: the personalization benchmark on the command line.
 
-``rhythm bench personalization --policy NAME[,NAME…] --profiles archetypes|continuous|ood --users N --weeks W
---seed S [--json] [--plot FILE.png] [--markdown FILE.md]``
+``rhythm bench personalization --policy NAME[,NAME…] --profiles archetypes|continuous|ood|heldout-sparse|
+heldout-rules --users N --weeks W --seed S [--json] [--plot FILE.png] [--markdown FILE.md]
+[--allow-training-seeds]``, ``rhythm bench calibration`` (:mod:`sim.calibration`) and ``rhythm bench
+exploration`` (:mod:`sim.exploration`).
+
+* A ``--seed`` that a chosen policy was trained on (:mod:`sim.seeds`) is a usage error; with
+  ``--allow-training-seeds`` the run goes ahead, warns on stderr and adds ``training_seed_overlap`` to the
+  JSON.
 
 * ``--json`` prints exactly one JSON object ``{"policies": {NAME: {metrics}}}`` on stdout (metrics in
   :mod:`sim.bench`); without it a table goes to stdout. The progress bar always goes to stderr.
@@ -32,6 +38,7 @@ from rich.table import Table
 from domain import SLOTS_PER_DAY, SLOTS_PER_WEEK
 from sim.bench import WINDOW, run_benchmark
 from sim.profiles import PROFILE_MODES
+from sim.seeds import EVALUATION_SEEDS, training_seed_overlap
 
 bench_app = typer.Typer(help="Benchmarks of the simulator's policies.", no_args_is_help=True)
 
@@ -158,14 +165,43 @@ def write_plot(path: Path, results_by_mode: dict[str, dict[str, dict[str, Any]]]
     plt.close(fig)
 
 
+def check_seed(policies: list[str], seed: int, *, allow: bool, err: Console) -> dict[str, list[int]]:
+    """Refuse a seed a policy was trained on (:mod:`sim.seeds`); with ``allow``, say so loudly instead."""
+    overlap = training_seed_overlap(policies, [seed])
+    if overlap and not allow:
+        raise typer.BadParameter(
+            f"seed {seed} is a training seed of {', '.join(overlap)}: evaluate on seeds "
+            f"{EVALUATION_SEEDS.start}-{EVALUATION_SEEDS.stop - 1} (or pass --allow-training-seeds)",
+            param_hint="--seed",
+        )
+    if overlap:
+        err.print(f"[bold red]WARNING: seed {seed} is a training seed of {', '.join(overlap)}[/]")
+    return overlap
+
+
+def _profile_modes(profiles: str) -> list[str]:
+    modes = _split(profiles)
+    if not modes or any(m not in PROFILE_MODES for m in modes):
+        raise typer.BadParameter(
+            f"profiles must be among {', '.join(PROFILE_MODES)}", param_hint="--profiles"
+        )
+    return modes
+
+
+ALLOW_SEEDS_HELP = "Run even if --seed is one a policy was trained on (flagged in the output)."
+
+
 @bench_app.command("personalization")
 def personalization(
     policy: Annotated[str, typer.Option(help="Policy name(s), comma separated, e.g. bayes,thompson.")] = (
         "random,heuristic,thompson,bayes,particle,oracle"
     ),
-    profiles: Annotated[str, typer.Option(help="archetypes | continuous | ood (comma list allowed).")] = (
-        "archetypes"
-    ),
+    profiles: Annotated[
+        str,
+        typer.Option(
+            help="archetypes | continuous | ood | heldout-sparse | heldout-rules (comma list allowed)."
+        ),
+    ] = "archetypes",
     users: Annotated[int, typer.Option(min=2, help="Simulated users per policy.")] = 1000,
     weeks: Annotated[int, typer.Option(min=1, help="Weeks of 28 interactions.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed: same seed, same numbers.")] = 0,
@@ -174,19 +210,18 @@ def personalization(
     markdown: Annotated[
         Path | None, typer.Option(help="Rewrite the results block of this Markdown file.")
     ] = None,
+    allow_training_seeds: Annotated[bool, typer.Option(help=ALLOW_SEEDS_HELP)] = False,
 ) -> None:
     """How fast does each policy personalize to simulated users with hidden profiles?"""
     policies = _split(policy)
-    modes = _split(profiles)
-    bad = [m for m in modes if m not in PROFILE_MODES]
-    if not policies or not modes or bad:
-        raise typer.BadParameter(
-            f"profiles must be among {', '.join(PROFILE_MODES)}", param_hint="--profiles"
-        )
+    modes = _profile_modes(profiles)
+    if not policies:
+        raise typer.BadParameter("name at least one policy", param_hint="--policy")
     if as_json and len(modes) != 1:
         raise typer.BadParameter("--json takes exactly one profile mode", param_hint="--profiles")
 
     err = Console(stderr=True)
+    overlap = check_seed(policies, seed, allow=allow_training_seeds, err=err)
     steps = weeks * SLOTS_PER_WEEK
     results_by_mode: dict[str, dict[str, dict[str, Any]]] = {}
     with Progress(
@@ -219,7 +254,10 @@ def personalization(
         write_markdown(markdown, _markdown(results_by_mode, command))
 
     if as_json:
-        typer.echo(json.dumps({"policies": results_by_mode[modes[0]]}))
+        payload: dict[str, Any] = {"policies": results_by_mode[modes[0]]}
+        if overlap:
+            payload["training_seed_overlap"] = overlap
+        typer.echo(json.dumps(payload))
         return
     out = Console()
     for mode, results in results_by_mode.items():
@@ -231,3 +269,178 @@ def personalization(
         for row, r in zip(_rows(results), results.values(), strict=True):
             table.add_row(*row, f"{r['seconds']:.1f}")
         out.print(table)
+
+
+def _policy_and_profiles(policy: str, profiles: str, users: int, seed: int) -> tuple[Any, Any]:
+    import numpy as np
+
+    from sim.policies import make_policy
+    from sim.profiles import sample_profiles
+
+    modes = _profile_modes(profiles)
+    if len(modes) != 1:
+        raise typer.BadParameter("takes exactly one profile mode", param_hint="--profiles")
+    people = sample_profiles(np.random.default_rng([seed, 0x5EED]), users, modes[0])
+    try:
+        make_policy(policy, people)  # fail on a bad name before any long run
+    except (KeyError, ValueError) as exc:
+        raise typer.BadParameter(str(exc).strip("'\""), param_hint="--policy") from exc
+    return people, (lambda: make_policy(policy, people))
+
+
+@bench_app.command("calibration")
+def calibration(
+    policy: Annotated[str, typer.Option(help="One policy with a distribution, e.g. model.")] = "model",
+    profiles: Annotated[str, typer.Option(help="One profile set (see personalization).")] = "archetypes",
+    users: Annotated[int, typer.Option(min=2, help="Simulated users.")] = 100,
+    weeks: Annotated[int, typer.Option(min=1, help="Weeks of 28 interactions.")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed (same users as personalization with this seed).")] = 123,
+    ranks: Annotated[int, typer.Option(min=2, max=10, help="Ranks to report.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    allow_training_seeds: Annotated[bool, typer.Option(help=ALLOW_SEEDS_HELP)] = False,
+) -> None:
+    """Per rank of the policy's probability: mean probability vs true and realised acceptance; the
+    runner-up gap in nats (sim.calibration)."""
+    from sim.calibration import calibration_report
+    from sim.rollout import rollout
+
+    err = Console(stderr=True)
+    overlap = check_seed([policy], seed, allow=allow_training_seeds, err=err)
+    people, make = _policy_and_profiles(policy, profiles, users, seed)
+    steps = weeks * SLOTS_PER_WEEK
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=as_json,
+    ) as progress:
+        task = progress.add_task(f"{profiles}: {policy}", total=steps)
+        traj = rollout(make(), people, weeks, seed, on_step=lambda t: progress.update(task, completed=t + 1))
+    report = calibration_report(traj, ranks)
+    report.update(policy=policy, profiles=profiles, users=users, weeks=weeks, seed=seed)
+    if overlap:
+        report["training_seed_overlap"] = overlap
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    table = Table(
+        title=f"calibration · {policy} · profiles={profiles} · users={users} · weeks={weeks} · seed={seed}"
+    )
+    for header in ["rank", "mean probability", "true P(accept)", "chosen", "realised acceptance"]:
+        table.add_column(header)
+    for row in report["ranks"]:
+        realised = "–" if row["realised_accept"] is None else f"{row['realised_accept']:.3f}"
+        table.add_row(
+            str(row["rank"]),
+            f"{row['mean_probability']:.4f}",
+            f"{row['true_accept']:.3f}",
+            str(row["chosen"]),
+            realised,
+        )
+    out = Console()
+    out.print(table)
+    gap = report["runner_up_gap_nats"]
+    out.print(
+        f"runner-up gap: median {gap['median']:.1f} nats, p10 {gap['p10']:.1f}, p90 {gap['p90']:.1f} "
+        f"(at the float floor: {gap['capped_share']:.1%})"
+    )
+
+
+def _floats(value: str, hint: str) -> list[float]:
+    try:
+        out = [float(v) for v in _split(value)]
+    except ValueError as exc:
+        raise typer.BadParameter(f"expected numbers, got {value!r}", param_hint=hint) from exc
+    if not out:
+        raise typer.BadParameter("expected at least one number", param_hint=hint)
+    return out
+
+
+@bench_app.command("exploration")
+def exploration(
+    policy: Annotated[str, typer.Option(help="Base policy with a distribution, e.g. model.")] = "model",
+    profiles: Annotated[str, typer.Option(help="One profile set (see personalization).")] = "archetypes",
+    users: Annotated[int, typer.Option(min=2, help="Simulated users.")] = 100,
+    weeks: Annotated[int, typer.Option(min=1, help="Weeks of logs.")] = 4,
+    seed: Annotated[int, typer.Option(help="Seed (users, environment).")] = 123,
+    sharpness: Annotated[str, typer.Option(help="Serving sharpness grid (x log-probabilities).")] = (
+        "1,0.5,0.25"
+    ),
+    floor: Annotated[str, typer.Option(help="Exploration floor grid (per action).")] = "0,0.01,0.03",
+    target_sharpness: Annotated[float, typer.Option(help="Target (i): the policy at this sharpness.")] = 0.25,
+    poe_weight: Annotated[
+        float, typer.Option(help="Target (ii): weight of the Beta posterior's logit in the product.")
+    ] = 2.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    plot: Annotated[Path | None, typer.Option(help="Write the trade-off PNG here.")] = None,
+    allow_training_seeds: Annotated[bool, typer.Option(help=ALLOW_SEEDS_HELP)] = False,
+) -> None:
+    """Acceptance of the served distribution vs the error and ESS of pooled off-policy estimates
+    (sim.exploration)."""
+    from sim.exploration import run_exploration, write_exploration_plot
+
+    grid_s, grid_f = _floats(sharpness, "--sharpness"), _floats(floor, "--floor")
+    if any(f < 0 or f * 10 > 1 for f in grid_f):
+        raise typer.BadParameter("floors must be in [0, 0.1]", param_hint="--floor")
+    if any(s <= 0 for s in [*grid_s, target_sharpness]):
+        raise typer.BadParameter("sharpness must be > 0", param_hint="--sharpness")
+    err = Console(stderr=True)
+    overlap = check_seed([policy], seed, allow=allow_training_seeds, err=err)
+    people, make = _policy_and_profiles(policy, profiles, users, seed)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=as_json,
+    ) as progress:
+        task = progress.add_task(f"{profiles}: {policy} rollouts", total=2 + len(grid_s) * len(grid_f))
+        report = run_exploration(
+            make,
+            people,
+            weeks,
+            seed,
+            grid_s,
+            grid_f,
+            target_sharpness,
+            poe_weight,
+            on_run=lambda label: progress.advance(task),
+        )
+    report.update(policy=policy, profiles=profiles)
+    if overlap:
+        report["training_seed_overlap"] = overlap
+    if plot is not None:
+        write_exploration_plot(plot, report)
+        report["plot"] = str(plot)
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    table = Table(
+        title=f"exploration · {policy} · profiles={profiles} · users={users} · weeks={weeks} · seed={seed}"
+        f" · true: sharpness {report['targets_true_acceptance']['sharpness']:.3f},"
+        f" posterior {report['targets_true_acceptance']['posterior']:.3f}"
+    )
+    for header in [
+        "sharpness",
+        "floor",
+        "logging acceptance",
+        "median propensity",
+        "sharpness-target error (ESS %)",
+        "posterior-target error (ESS %)",
+    ]:
+        table.add_column(header)
+    for p in report["points"]:
+        table.add_row(
+            f"{p['sharpness']:g}",
+            f"{p['floor']:g}",
+            f"{p['logging_acceptance']:.3f}",
+            f"{p['median_propensity']:.3f}",
+            *(
+                f"{p['targets'][n]['error']:+.3f} ({100 * p['targets'][n]['ess_share']:.1f} %)"
+                for n in ("sharpness", "posterior")
+            ),
+        )
+    Console().print(table)

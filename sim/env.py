@@ -79,7 +79,7 @@ class LifeEnv:
     def response_probs(self) -> np.ndarray:
         """``(N, 10, 3)`` response probabilities in the current state (what the oracle knows)."""
         obs = self.observation()
-        return response_probs(self.profiles, obs.meters, obs.slot)
+        return response_probs(self.profiles, obs.meters, obs.slot, obs.day, obs.t)
 
     def step(self, actions: np.ndarray, probs: np.ndarray | None = None) -> StepResult:
         """Advance one slot. ``probs`` may pass in this state's :meth:`response_probs` to avoid
@@ -93,7 +93,7 @@ class LifeEnv:
             raise ValueError(f"actions must be ({self.n_users},) ints in [0, {N_ACTIONS})")
         obs = self.observation()
         if probs is None:
-            probs = response_probs(self.profiles, obs.meters, obs.slot)
+            probs = response_probs(self.profiles, obs.meters, obs.slot, obs.day, obs.t)
         responses = sample_responses(self._rng, probs, actions)
         if self.events:
             event, event_deltas = sample_events(self._rng, self.n_users)

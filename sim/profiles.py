@@ -21,8 +21,13 @@ An out-of-distribution profile has at least two traits drawn from outside their 
 Everything is batched: :class:`ProfileBatch` holds ``traits (N, 6)`` and ``weights (N, 5)`` arrays, so
 dynamics, the response model and the policies are vectorised over users (and over particles).
 
+The held-out families (``heldout-sparse``, ``heldout-rules``; :mod:`sim.heldout`) are other generators: their
+batches carry ``family`` and per-action ``params`` that replace the utility model in :mod:`sim.response`,
+and neutral traits that only drive the meter dynamics.
+
 Public API: ``TRAITS``, ``ARCHETYPE_NAMES``, ``ARCHETYPES``, ``ProfileBatch``, ``sample_profiles(rng, n,
-mode)`` with ``mode`` in ``PROFILE_MODES = ("archetypes", "continuous", "ood")``, ``archetype_batch()``,
+mode)`` with ``mode`` in ``PROFILE_MODES = ("archetypes", "continuous", "ood", "heldout-sparse",
+"heldout-rules")`` (``TRAINING_MODES`` are the first three), ``archetype_batch()``,
 ``neutral_profile()`` and ``ProfileBatch.belief_vector()`` (the upstream [social, morning, work] summary).
 """
 
@@ -34,6 +39,7 @@ from typing import Literal
 import numpy as np
 
 from domain import N_METERS
+from sim.heldout import FAMILIES, HELDOUT_MODES
 
 TRAITS: tuple[str, ...] = (
     "social_cost",
@@ -56,8 +62,10 @@ ID_DIRICHLET_ALPHA = 2.0
 OOD_DIRICHLET_ALPHA = 0.5
 OOD_MIN_TRAITS_OUTSIDE = 2
 
-ProfileMode = Literal["archetypes", "continuous", "ood"]
-PROFILE_MODES: tuple[str, ...] = ("archetypes", "continuous", "ood")
+ProfileMode = Literal["archetypes", "continuous", "ood", "heldout-sparse", "heldout-rules"]
+# The modes pretraining draws its users from (policy.teacher.ProfileMix); the held-out ones it never sees.
+TRAINING_MODES: tuple[str, ...] = ("archetypes", "continuous", "ood")
+PROFILE_MODES: tuple[str, ...] = (*TRAINING_MODES, *HELDOUT_MODES)
 
 ARCHETYPE_NAMES: tuple[str, ...] = ("introvert_morning", "extrovert_night_owl", "workaholic_stoic")
 
@@ -75,11 +83,15 @@ class ProfileBatch:
     """N hidden profiles as arrays: ``traits (N, 6)`` in TRAITS order, ``weights (N, 5)`` in METERS order.
 
     ``archetype`` is ``(N,)`` int: the index into ARCHETYPE_NAMES for archetype profiles, -1 otherwise.
+    ``family`` names a held-out generator (:mod:`sim.heldout`) whose ``params (N, 10, P)`` decide the
+    responses instead of the utility model; ``None`` for the simulator's own people.
     """
 
     traits: np.ndarray
     weights: np.ndarray
     archetype: np.ndarray
+    family: str | None = None
+    params: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.traits.ndim != 2 or self.traits.shape[1] != N_TRAITS:
@@ -88,6 +100,10 @@ class ProfileBatch:
             raise ValueError(f"weights must be (N, {N_METERS}), got {self.weights.shape}")
         if self.archetype.shape != (self.traits.shape[0],):
             raise ValueError("archetype must be (N,)")
+        if (self.family is None) != (self.params is None):
+            raise ValueError("family and params go together")
+        if self.params is not None and self.params.shape[0] != self.traits.shape[0]:
+            raise ValueError("params must have one row per profile")
 
     def __len__(self) -> int:
         return int(self.traits.shape[0])
@@ -96,7 +112,10 @@ class ProfileBatch:
         return self.traits[:, TRAIT_INDEX[name]]
 
     def take(self, index: np.ndarray | slice) -> ProfileBatch:
-        return ProfileBatch(self.traits[index], self.weights[index], self.archetype[index])
+        params = None if self.params is None else self.params[index]
+        return ProfileBatch(
+            self.traits[index], self.weights[index], self.archetype[index], self.family, params
+        )
 
     def repeat(self, times: int) -> ProfileBatch:
         """Each profile repeated ``times`` times consecutively (profile-major): row i*times+j is profile i."""
@@ -104,14 +123,22 @@ class ProfileBatch:
             np.repeat(self.traits, times, axis=0),
             np.repeat(self.weights, times, axis=0),
             np.repeat(self.archetype, times, axis=0),
+            self.family,
+            None if self.params is None else np.repeat(self.params, times, axis=0),
         )
 
     @staticmethod
     def concat(batches: list[ProfileBatch]) -> ProfileBatch:
+        families = {b.family for b in batches}
+        if len(families) > 1:
+            raise ValueError(f"cannot mix profile families {sorted(map(str, families))} in one batch")
+        family = families.pop() if families else None
         return ProfileBatch(
             np.concatenate([b.traits for b in batches]),
             np.concatenate([b.weights for b in batches]),
             np.concatenate([b.archetype for b in batches]),
+            family,
+            None if family is None else np.concatenate([b.params for b in batches if b.params is not None]),
         )
 
     def belief_vector(self) -> np.ndarray:
@@ -185,4 +212,7 @@ def sample_profiles(rng: np.random.Generator, n: int, mode: str) -> ProfileBatch
         # Dirichlet(0.5) can underflow to exact zeros; keep every meter minimally valued.
         weights = (weights + 1e-3) / (1.0 + N_METERS * 1e-3)
         return ProfileBatch(traits, weights, np.full(n, -1, dtype=np.int64))
+    if mode in FAMILIES:
+        body = neutral_profile(n)
+        return ProfileBatch(body.traits, body.weights, body.archetype, mode, FAMILIES[mode].sample(rng, n))
     raise ValueError(f"unknown profile mode {mode!r}; expected one of {PROFILE_MODES}")

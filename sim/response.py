@@ -21,14 +21,19 @@ The output of :func:`response_probs` is ``(N, 10, 3)`` in ``ACTIONS`` x ``RESPON
 ignored, rescheduled). Response codes everywhere in ``sim`` are ints 0/1/2 in that order (``ACCEPTED``,
 ``IGNORED``, ``RESCHEDULED``). All functions take ``meters (N, 5)`` and ``slot (N,)`` and are vectorised
 over users.
+
+Held-out families (:mod:`sim.heldout`) replace ``sigmoid(SHARPNESS * (z - Z0))`` by their own ``like`` of
+each action in each slot (which may depend on the weekday and the week, so ``day`` and ``t`` must be given
+for them); the accept / reschedule / ignore structure above is the same (:func:`responses_from_like`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from domain import N_ACTIONS, SLOTS_PER_DAY, Action
+from domain import N_ACTIONS, SLOTS_PER_DAY, SLOTS_PER_WEEK, Action
 from sim.dynamics import deltas_in_slots
+from sim.heldout import FAMILIES
 from sim.profiles import TRAIT_INDEX, ProfileBatch
 
 ACCEPTED, IGNORED, RESCHEDULED = 0, 1, 2
@@ -80,16 +85,70 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return np.asarray(1.0 / (1.0 + np.exp(-x)))
 
 
-def accept_probs(profiles: ProfileBatch, meters: np.ndarray, slot: np.ndarray) -> np.ndarray:
+def _family_like(
+    profiles: ProfileBatch, meters: np.ndarray, day: np.ndarray | None, t: int | np.ndarray | None
+) -> np.ndarray:
+    """``(N, 4, 10)`` like of every action in every slot for a held-out family."""
+    assert profiles.family is not None and profiles.params is not None
+    if day is None or t is None:
+        raise ValueError(f"profiles of family {profiles.family!r} need the day and the timestep")
+    n = len(profiles)
+    week = np.broadcast_to(np.asarray(t, dtype=np.int64) // SLOTS_PER_WEEK, (n,))
+    return FAMILIES[profiles.family].like_all(
+        profiles.params, meters, np.broadcast_to(np.asarray(day), (n,)), week
+    )
+
+
+def responses_from_like(like_all: np.ndarray, slot: np.ndarray) -> np.ndarray:
+    """``(N, 10, 3)`` response probabilities from ``like_all (N, 4, 10)``: accepted when liked here,
+    rescheduled (beyond its base rate) as much as it is liked more in another slot of the day."""
+    n = like_all.shape[0]
+    rows = np.arange(n)
+    like_here = like_all[rows, slot]
+    other = np.ones((n, SLOTS_PER_DAY), dtype=bool)
+    other[rows, slot] = False
+    like_other = np.where(other[:, :, None], like_all, -np.inf).max(axis=1)
+    live = 1.0 - IGNORE_BASE - RESCHEDULE_BASE
+    p_acc = live * like_here
+    p_res = RESCHEDULE_BASE + RESCHEDULE_GAIN * live * np.maximum(like_other - like_here, 0.0)
+    out = np.empty((n, like_all.shape[2], 3))
+    out[:, :, ACCEPTED] = p_acc
+    out[:, :, RESCHEDULED] = p_res
+    out[:, :, IGNORED] = 1.0 - p_acc - p_res
+    return out
+
+
+def accept_probs(
+    profiles: ProfileBatch,
+    meters: np.ndarray,
+    slot: np.ndarray,
+    day: np.ndarray | None = None,
+    t: int | np.ndarray | None = None,
+) -> np.ndarray:
     """``(N, 10)`` P(accepted) of every action; cheaper than :func:`response_probs` (current slot only)."""
+    if profiles.family is not None:
+        like = _family_like(profiles, np.asarray(meters, dtype=np.float64), day, t)
+        rows = np.arange(len(profiles))
+        return np.asarray(
+            (1.0 - IGNORE_BASE - RESCHEDULE_BASE) * like[rows, np.asarray(slot, dtype=np.int64)]
+        )
     z, _ = _contrast(utilities(profiles, meters, slot))
     return (1.0 - IGNORE_BASE - RESCHEDULE_BASE) * _sigmoid(SHARPNESS * (z - Z0))
 
 
-def response_probs(profiles: ProfileBatch, meters: np.ndarray, slot: np.ndarray) -> np.ndarray:
-    """``(N, 10, 3)``: P(accepted), P(ignored), P(rescheduled) for every candidate action."""
+def response_probs(
+    profiles: ProfileBatch,
+    meters: np.ndarray,
+    slot: np.ndarray,
+    day: np.ndarray | None = None,
+    t: int | np.ndarray | None = None,
+) -> np.ndarray:
+    """``(N, 10, 3)``: P(accepted), P(ignored), P(rescheduled) for every candidate action. ``day`` and ``t``
+    (the global timestep) matter only for held-out families, which require them."""
     meters = np.asarray(meters, dtype=np.float64)
     slot = np.asarray(slot, dtype=np.int64)
+    if profiles.family is not None:
+        return responses_from_like(_family_like(profiles, meters, day, t), slot)
     n = meters.shape[0]
     all_slots = np.broadcast_to(np.arange(SLOTS_PER_DAY), (n, SLOTS_PER_DAY))
     u_all = _utilities_in_slots(profiles, meters, all_slots)  # (N, 4, 10)

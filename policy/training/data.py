@@ -27,6 +27,7 @@ from policy.prompt import DEFAULT_MAX_INTERACTIONS, render_prompt
 from policy.teacher import Episodes, generate_episodes
 from policy.tokenizer import build_tokenizer
 from policy.training.config import WEEK_MIX, PretrainConfig
+from policy.training.seeds import chunk_seed, chunk_sizes
 
 WINDOW_CHOICES = (7, 14, 28, 30, 30, 30, 30)
 
@@ -124,14 +125,9 @@ class _Chunk:
 
 def _chunks(config: PretrainConfig) -> list[_Chunk]:
     chunks: list[_Chunk] = []
-    chunk = 500
     for mix_index, (weeks, share) in enumerate(WEEK_MIX):
-        remaining, part = round(config.users * share), 0
-        while remaining > 0:
-            n = min(chunk, remaining)
+        for part, n in enumerate(chunk_sizes(config.users, share)):
             chunks.append(_Chunk(len(chunks), n, weeks, mix_index, part))
-            remaining -= n
-            part += 1
     return chunks
 
 
@@ -140,7 +136,7 @@ def _chunk_sequences(config: PretrainConfig, chunk: _Chunk) -> list[Sequence]:
     episodes = generate_episodes(
         chunk.users,
         chunk.weeks,
-        seed=config.seed * 10_007 + chunk.mix_index * 1_000 + chunk.part,
+        seed=chunk_seed(config.seed, chunk.mix_index, chunk.part),
         n_particles=config.particles,
         mix=config.mix,
         beta=config.beta,

@@ -3,7 +3,9 @@
 Built-in names: ``random``, ``heuristic``, ``thompson``, ``bayes`` (exact Bayes over the archetypes),
 ``particle`` (particle posterior over continuous profiles, posterior sampling; ``particle:M`` sets the
 particle count), ``particle-greedy`` (same posterior, greedy on the posterior-mean P(accept): more
-acceptance, less exploration) and ``oracle`` (knows the true profiles).
+acceptance, less exploration) and ``oracle`` (knows the true profiles). For the held-out families
+(:mod:`sim.heldout`): ``ref-sparse`` and ``ref-rules``, posterior sampling with that family's generator as
+prior (:mod:`sim.policies.reference`; ``ref-sparse:M`` sets the particles per user and action).
 
 Extending: call ``register_policy(name, factory)`` where ``factory(arg, profiles) -> Policy`` receives the
 text after ``name:`` in the spec (or ``None``) and the users' true profiles (only the oracle should look).
@@ -21,6 +23,7 @@ from sim.policies.base import Policy
 from sim.policies.baselines import HeuristicPolicy, OraclePolicy, RandomPolicy
 from sim.policies.bayes import ExactBayesPolicy, exact_bayes_distribution
 from sim.policies.particle import ParticlePolicy
+from sim.policies.reference import FamilyReferencePolicy
 from sim.policies.thompson import ThompsonPolicy
 from sim.profiles import ProfileBatch
 
@@ -81,6 +84,17 @@ def _oracle(arg: str | None, profiles: ProfileBatch) -> Policy:
     return OraclePolicy(profiles)
 
 
+def _reference(family: str) -> PolicyFactory:
+    def factory(arg: str | None, profiles: ProfileBatch) -> Policy:
+        if arg is None:
+            return FamilyReferencePolicy(family)
+        if not arg.isdigit() or int(arg) < 1:
+            raise ValueError(f"ref:M needs a positive particle count, got {arg!r}")
+        return FamilyReferencePolicy(family, n_particles=int(arg))
+
+    return factory
+
+
 register_policy("random", _simple("random", RandomPolicy))
 register_policy("heuristic", _simple("heuristic", HeuristicPolicy))
 register_policy("thompson", _simple("thompson", ThompsonPolicy))
@@ -88,9 +102,12 @@ register_policy("bayes", _simple("bayes", ExactBayesPolicy))
 register_policy("particle", _particle)
 register_policy("particle-greedy", lambda arg, profiles: _greedy(_particle(arg, profiles)))
 register_policy("oracle", _oracle)
+register_policy("ref-sparse", _reference("heldout-sparse"))
+register_policy("ref-rules", _reference("heldout-rules"))
 
 __all__ = [
     "ExactBayesPolicy",
+    "FamilyReferencePolicy",
     "HeuristicPolicy",
     "OraclePolicy",
     "ParticlePolicy",

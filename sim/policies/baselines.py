@@ -79,7 +79,7 @@ class OraclePolicy:
             raise ValueError(f"oracle built for {len(self.profiles)} users, reset with {n_users}")
 
     def probs(self, obs: Observation) -> np.ndarray:
-        return one_hot(accept_probs(self.profiles, obs.meters, obs.slot).argmax(axis=1))
+        return one_hot(accept_probs(self.profiles, obs.meters, obs.slot, obs.day, obs.t).argmax(axis=1))
 
     def update(self, obs: Observation, actions: np.ndarray, responses: np.ndarray) -> None:
         return None
