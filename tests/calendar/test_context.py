@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.core.db import task_session
+from app.meters.service import recompute
 from app.models import CalendarEvent, GoogleTask
 from bridges.google.context import CalendarContextSource
 from bridges.meters.signals import SignalKind
@@ -117,3 +118,25 @@ def test_an_out_of_office_day_and_nothing_known(google: Settings) -> None:
         session.flush()
         # No calendar synced, no tasks: nothing is known, so nothing is reported.
         assert CalendarContextSource(session).context_readings(stranger.id, NOW) == []
+
+
+def test_the_meters_recompute_reads_the_calendar(google: Settings) -> None:
+    """The inputs reach the stored snapshot: with no wearable at all, a synced calendar alone gives Connection
+    (social events) and Serenity (meeting density) a value, and the provenance names the calendar inputs."""
+    with task_session(google.sync_database_url) as session:
+        user, _, _ = linked_account(session, google, timezone="Europe/Berlin")
+        u = user.id
+        _event(session, u, "Standup", _at(9), _at(10), attendees=3, action=Action.ADMIN_WORK)
+        _event(session, u, "Dinner with Sam", _at(19, days=-2), _at(21, days=-2), action=Action.SOCIALIZE)
+        _event(session, u, "Board games", _at(19, days=-4), _at(22, days=-4), action=Action.SOCIALIZE)
+        session.flush()
+        snapshot = recompute(session, u, NOW)
+        assert snapshot is not None and snapshot.provenance is not None
+        meters = snapshot.provenance["meters"]
+        connection_inputs = {i["kind"] for i in meters["connection"]["inputs"]}
+        serenity_inputs = {i["kind"] for i in meters["serenity"]["inputs"]}
+        assert SignalKind.SOCIAL_EVENTS_7D.value in connection_inputs
+        assert SignalKind.MEETING_DENSITY.value in serenity_inputs
+        assert meters["connection"]["value"] is not None and meters["connection"]["confidence"] > 0
+        # Nothing from a wearable: Vitality stays missing rather than made up.
+        assert meters["vitality"]["value"] is None
