@@ -23,13 +23,11 @@ deterministic per seed (seeded init, seeded shuffling, one torch thread count se
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
 
@@ -38,7 +36,7 @@ import torch
 from torch.nn import functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM, PreTrainedTokenizerBase
 
-from policy.paths import MODEL_NAME, SHIPPED_MODEL_DIR
+from policy.paths import base_model_version, model_folder
 from policy.tokenizer import action_token_ids
 
 # vLLM accepts ranks in {1, 8, 16, 32, …} up to ``--max-lora-rank`` (16 by default).
@@ -91,21 +89,8 @@ class FinetuneResult:
     metrics: dict[str, Any]
 
 
-def base_model_dir(model_dir: Path | None) -> Path:
-    return Path(model_dir) if model_dir is not None else SHIPPED_MODEL_DIR
-
-
-@lru_cache(maxsize=8)
-def base_model_version(model_dir: Path | None = None) -> str:
-    """``<name>@<sha256 of the weights, 12 hex>``: adapters belong to exactly this base model."""
-    directory = base_model_dir(model_dir)
-    digest = hashlib.sha256((directory / "model.safetensors").read_bytes()).hexdigest()[:12]
-    name = MODEL_NAME if model_dir is None else directory.name
-    return f"{name}@{digest}"
-
-
 def load_base(model_dir: Path | None = None) -> tuple[LlamaForCausalLM, PreTrainedTokenizerBase]:
-    directory = base_model_dir(model_dir)
+    directory = model_folder(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(directory)
     model = cast(LlamaForCausalLM, AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32))
     return model.eval(), tokenizer  # type: ignore[no-untyped-call]
@@ -261,7 +246,7 @@ def _save(model: Any, out_dir: Path, model_dir: Path | None) -> None:
     # vLLM and peft read the base model from the server's own flag / the caller; this only documents it.
     config_path = tmp / "adapter_config.json"
     adapter_config = json.loads(config_path.read_text())
-    adapter_config["base_model_name_or_path"] = str(base_model_dir(model_dir))
+    adapter_config["base_model_name_or_path"] = str(model_folder(model_dir))
     config_path.write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n")
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -275,7 +260,8 @@ def load_adapter_model(adapter_dir: Path, model_dir: Path | None = None) -> Llam
     base, _ = load_base(model_dir)
     peft_model = PeftModel.from_pretrained(base, str(adapter_dir))
     merged = cast(LlamaForCausalLM, peft_model.merge_and_unload())
-    return merged.eval()  # type: ignore[no-untyped-call]
+    merged.eval()  # type: ignore[no-untyped-call]
+    return merged
 
 
 def examples_from_trajectory(

@@ -40,6 +40,10 @@ ARROW = "→"
 
 ANSWER_CHOICES: list[str] = [action.value for action in ACTIONS]
 
+# Bump whenever the rendered text changes: logged rows carry it, and a fine-tune checks its re-rendered
+# prompts against the logged ``prompt_hash`` only for rows of the current version.
+RENDERER_VERSION = 1
+
 DEFAULT_WINDOW_DAYS = 30
 # 30 days x 4 slots. Each line is 13 tokens, so 120 lines + header/footer stay far below 2,048 positions.
 DEFAULT_MAX_INTERACTIONS = 120

@@ -26,6 +26,7 @@ from functools import lru_cache
 from typing import Any
 
 from celery import Celery, Task
+from celery.schedules import crontab
 from kombu.entity import Exchange, Queue
 
 from app.core.config import Settings, get_settings
@@ -50,6 +51,11 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
 PROCESS_WEBHOOK_EVENT = "rhythm.ingest.process_webhook_event"
 PURGE_EXPIRED_IDEMPOTENCY_KEYS = "rhythm.maintenance.purge_expired_idempotency_keys"
 REQUEUE_STALE_WEBHOOK_EVENTS = "rhythm.maintenance.requeue_stale_webhook_events"
+# Fine-tunes: the job on ``finetune``; the cheap sweeps on ``default``, so a long job never delays them.
+RUN_FINETUNE_JOB = "rhythm.finetune.run_job"
+SCHEDULE_WEEKLY_FINETUNES = "rhythm.maintenance.schedule_weekly_finetunes"
+REQUEUE_STALE_FINETUNE_JOBS = "rhythm.maintenance.requeue_stale_finetune_jobs"
+RECONCILE_ADAPTERS = "rhythm.maintenance.reconcile_adapters"
 
 SHORT_SOFT_TIME_LIMIT = 240
 SHORT_TIME_LIMIT = 300
@@ -116,6 +122,33 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": REQUEUE_STALE_WEBHOOK_EVENTS,
                 "schedule": timedelta(minutes=5),
             },
+            **finetune_beat_schedule(settings),
+        },
+    }
+
+
+def finetune_beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The weekly fine-tune sweep (crontab ``RHYTHM_FINETUNE_SCHEDULE``, UTC), the expired-lease sweeper and
+    the vLLM adapter reconciliation."""
+    minute, hour, day_of_month, month, day_of_week = settings.finetune_schedule.split()
+    return {
+        "schedule-weekly-finetunes": {
+            "task": SCHEDULE_WEEKLY_FINETUNES,
+            "schedule": crontab(
+                minute=minute,
+                hour=hour,
+                day_of_month=day_of_month,
+                month_of_year=month,
+                day_of_week=day_of_week,
+            ),
+        },
+        "requeue-stale-finetune-jobs": {
+            "task": REQUEUE_STALE_FINETUNE_JOBS,
+            "schedule": settings.finetune_sweep_interval,
+        },
+        "reconcile-adapters": {
+            "task": RECONCILE_ADAPTERS,
+            "schedule": settings.adapter_reconcile_interval,
         },
     }
 

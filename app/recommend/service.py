@@ -16,7 +16,7 @@ from app.recommend.sampling import sample, sampling_distribution
 from app.recommend.schemas import MetersIn, MetersSource, RecommendationCreate, RecommendationPublic
 from app.recommend.slots import local_slot, window_start, zone
 from domain import ACTIONS, DAY_NAMES, Meters, SlotState
-from policy.prompt import render_prompt
+from policy.prompt import RENDERER_VERSION, render_prompt
 
 
 def prompt_hash(prompt: str) -> str:
@@ -76,6 +76,7 @@ async def recommend(
             adapter_id=adapter.id if adapter is not None and decision.adapter is not None else None,
             backend=decision.backend,
             prompt_hash=prompt_hash(prompt),
+            renderer_version=RENDERER_VERSION,
             belief=decision.belief,
         )
     )
