@@ -22,6 +22,7 @@ from app.core.races import install_race_handlers
 from app.core.ratelimit import RATE_LIMITED_RESPONSES, RateLimiter, RateLimitMiddleware
 from app.core.timebounds import TimeBoundsMiddleware
 from app.feedback import endpoints as feedback
+from app.finetune import endpoints as finetune_ops
 from app.ops import endpoints as ops
 from app.ops.checks import broker_ready, database_ready
 from app.recommend import endpoints as recommend
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(feedback.router, responses=RATE_LIMITED_RESPONSES)
     app.include_router(webhooks.router, responses=RATE_LIMITED_RESPONSES)
     app.include_router(webhook_ops.router, responses=RATE_LIMITED_RESPONSES)
+    app.include_router(finetune_ops.router, responses=RATE_LIMITED_RESPONSES)
     _add_docs(app)
     _document_undecodable_bodies(app)
     return app

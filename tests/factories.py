@@ -22,6 +22,7 @@ from app.models import (
     WebhookEvent,
 )
 from domain import ACTIONS, Action, Response
+from policy.paths import base_model_version
 
 
 async def seed_user_rows(session: AsyncSession, user_id: uuid.UUID, cipher: TokenCipher) -> None:
@@ -120,7 +121,7 @@ async def deploy_adapter(session: AsyncSession, user_id: uuid.UUID, name: str) -
             user_id=user_id,
             name=name,
             version=1,
-            base_model="rhythm-policy",
+            base_model=base_model_version(),
             uri=f"file:///adapters/{name}",
             status=AdapterStatus.ACTIVE,
         )

@@ -16,6 +16,7 @@ from app.recommend.sampling import sample, sampling_distribution
 from app.recommend.schemas import MetersIn, MetersSource, RecommendationCreate, RecommendationPublic
 from app.recommend.slots import local_slot, window_start, zone
 from domain import ACTIONS, DAY_NAMES, Meters, SlotState
+from policy.paths import base_model_version
 from policy.prompt import RENDERER_VERSION, render_prompt
 
 
@@ -44,14 +45,24 @@ async def recommend(
     else:
         meters, source = Meters.neutral(), MetersSource.NEUTRAL
 
-    adapter = await repo.active_adapter(user.id) if policy.supports_adapters else None
+    adapter = (
+        await repo.active_adapter(user.id, base_model_version(settings.model_dir))
+        if policy.supports_adapters
+        else None
+    )
     days = settings.adapter_history_days if adapter is not None else settings.history_days
     history = await repo.history(user.id, window_start(where, days, tz), at, HISTORY_ROW_CAP)
     current = SlotState(where.weekday, where.slot, meters)
     prompt = render_prompt(history, current, window_days=days)
 
     decision = await policy.decide(
-        PolicyInput(prompt, history, current, adapter=adapter.name if adapter is not None else None)
+        PolicyInput(
+            prompt,
+            history,
+            current,
+            adapter=adapter.name if adapter is not None else None,
+            adapter_uri=adapter.uri if adapter is not None else None,
+        )
     )
     probs = sampling_distribution(
         decision.probabilities, data.exclude, settings.temperature, settings.exploration_floor
