@@ -82,7 +82,7 @@ async def test_a_worker_killed_mid_job_is_replaced_and_the_job_completes_once(
     try:
         with celery_process([*args, "-n", f"a-{prefix}@%h"], env, tmp_path / "worker-a.log") as first:
             # Mid-job: running, and the lease has been renewed at least once (it is training).
-            _wait(
+            await _wait(
                 ft,
                 job_id,
                 lambda j: j.status is FinetuneStatus.RUNNING and j.heartbeat_at > j.started_at,
