@@ -50,6 +50,8 @@ from policy.prompt import RENDERER_VERSION, render_prompt
 
 log = structlog.get_logger(__name__)
 
+__all__ = ["JobStore", "LeaseLost", "request_job", "run_job"]
+
 
 class LeaseLost(Exception):
     """Another worker owns the job now (this one was presumed dead): stop and write nothing."""
@@ -67,9 +69,12 @@ def worker_id() -> str:
 # Jobs ------------------------------------------------------------------------------------------------------
 
 
-def request_job(session: Session, settings: Settings, user_id: uuid.UUID, now: datetime) -> FinetuneJob:
+def request_job(
+    session: Session, settings: Settings, user_id: uuid.UUID, now: datetime, *, send: bool = True
+) -> FinetuneJob:
     """The user's job of this ISO week: created and sent (after commit) if new; a failed one is queued again
-    with fresh attempts; any other existing job is returned as it is (one per user and week)."""
+    with fresh attempts; any other existing job is returned as it is (one per user and week). ``send=False``
+    (``rhythm finetune``, which runs it in the foreground) leaves it unsent."""
     store = JobStore(session)
     week, _, _ = iso_week(now)
     job, created = store.create(
@@ -83,7 +88,7 @@ def request_job(session: Session, settings: Settings, user_id: uuid.UUID, now: d
         job.status, job.attempt, job.error, job.enqueued_at = FinetuneStatus.QUEUED, 0, None, now
         job.finished_at = None
         created = True
-    if created:
+    if created and send:
         enqueue(session, settings, Job(RUN_FINETUNE_JOB, (str(job.id),)))
     return job
 
