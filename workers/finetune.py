@@ -19,6 +19,7 @@ from celery.signals import worker_ready
 from app.core.config import get_settings
 from app.core.db import task_session
 from app.core.tasks import (
+    PURGE_USER_ADAPTERS,
     RECONCILE_ADAPTERS,
     REQUEUE_STALE_FINETUNE_JOBS,
     RUN_FINETUNE_JOB,
@@ -88,6 +89,14 @@ def reconcile_adapters() -> dict[str, int]:
     except DeployError as exc:
         log.warning("adapter_reconcile_failed", error=str(exc))
         return {"loaded": 0, "unloaded": 0}
+
+
+@shared_task(name=PURGE_USER_ADAPTERS)  # type: ignore[untyped-decorator]
+def purge_user_adapters(user_id: str) -> int:
+    """After a user's deletion: unload their adapters from vLLM and remove their adapter folder.
+    Idempotent (nothing left → nothing done)."""
+    settings = get_settings()
+    return service.purge_user_adapters(settings, uuid.UUID(user_id))
 
 
 @worker_ready.connect  # type: ignore[untyped-decorator]

@@ -56,6 +56,7 @@ RUN_FINETUNE_JOB = "rhythm.finetune.run_job"
 SCHEDULE_WEEKLY_FINETUNES = "rhythm.maintenance.schedule_weekly_finetunes"
 REQUEUE_STALE_FINETUNE_JOBS = "rhythm.maintenance.requeue_stale_finetune_jobs"
 RECONCILE_ADAPTERS = "rhythm.maintenance.reconcile_adapters"
+PURGE_USER_ADAPTERS = "rhythm.maintenance.purge_user_adapters"
 
 SHORT_SOFT_TIME_LIMIT = 240
 SHORT_TIME_LIMIT = 300

@@ -37,7 +37,6 @@ from app.core.db import task_session
 from app.core.jobs import Job, enqueue
 from app.core.tasks import RUN_FINETUNE_JOB
 from app.finetune import deploy
-from app.finetune.gate import GateResult, decide, on_policy_stats, snips_stats
 from app.finetune.repository import JobStore, LoggedRow
 from app.models import Adapter, AdapterStatus, FinetuneJob, FinetuneStatus
 from app.models.base import utcnow
@@ -45,6 +44,7 @@ from app.recommend.repository import HISTORY_ROW_CAP
 from app.recommend.sampling import sampling_distribution
 from app.recommend.slots import local_slot, window_start, zone
 from domain import ACTIONS, Action, Interaction, Response, Slot, SlotState
+from policy.gate import GateResult, decide, on_policy_stats, snips_stats
 from policy.paths import base_model_version
 from policy.prompt import RENDERER_VERSION, render_prompt
 
@@ -410,3 +410,23 @@ def reconcile(session: Session, settings: Settings) -> dict[str, int]:
     if loaded or stale:
         log.info("adapters_reconciled", loaded=loaded, unloaded=len(stale))
     return {"loaded": loaded, "unloaded": len(stale)}
+
+
+def purge_user_adapters(settings: Settings, user_id: uuid.UUID) -> int:
+    """Remove a deleted user's adapter folders (and unload their names from vLLM); returns folders removed."""
+    import shutil
+
+    root = deploy.user_adapter_root(settings, user_id)
+    if deploy.uses_vllm(settings):
+        try:
+            names = [name for name in deploy.listed(settings) if name.startswith(f"u{user_id.hex}-w")]
+        except deploy.DeployError:
+            names = []  # the next reconciliation unloads names no user points at
+        for name in names:
+            deploy.unload(settings, name)
+    if not root.is_dir():
+        return 0
+    count = sum(1 for _ in root.iterdir())
+    shutil.rmtree(root)
+    log.info("user_adapters_purged", user_id=str(user_id), folders=count)
+    return count

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Response, status
 
-from app.core.auth import AdminAuth, CurrentUser, UserOrAdmin
+from app.core.auth import AdminAuth, CurrentUser, SettingsDep, UserOrAdmin
 from app.core.db import SessionDep
 from app.core.errors import ErrorResponse
 from app.users import service
@@ -68,7 +68,10 @@ async def export_me(session: SessionDep, user: CurrentUser) -> UserExport:
 @router.delete(
     "/{user_id:uuid}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"model": ErrorResponse}}
 )
-async def delete_user(session: SessionDep, caller: UserOrAdmin, user_id: uuid.UUID) -> Response:
-    """Delete a user and all their data (admin, or a user deleting themself)."""
-    await service.delete_user(session, caller, user_id)
+async def delete_user(
+    session: SessionDep, settings: SettingsDep, caller: UserOrAdmin, user_id: uuid.UUID
+) -> Response:
+    """Delete a user and all their data (admin, or a user deleting themself), their LoRA adapter files too
+    (removed by a worker after the commit)."""
+    await service.delete_user(session, caller, user_id, settings)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

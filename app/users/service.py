@@ -8,8 +8,11 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
+from app.core.config import Settings
 from app.core.errors import NotFoundError
+from app.core.jobs import Job, enqueue
 from app.core.security import display_prefix, hash_token, new_token
+from app.core.tasks import PURGE_USER_ADAPTERS
 from app.core.tokens import TokenRepository
 from app.models import ApiToken, User
 from app.models.base import utcnow
@@ -78,12 +81,19 @@ async def export_user(session: AsyncSession, user: User) -> UserExport:
     return UserExport(user=to_public(user), exported_at=utcnow(), tables=tables)
 
 
-async def delete_user(session: AsyncSession, caller: Principal, user_id: uuid.UUID) -> None:
-    """Delete a user and every row they own. Users may delete only themselves; anyone else's ID is a 404."""
+async def delete_user(
+    session: AsyncSession, caller: Principal, user_id: uuid.UUID, settings: Settings | None = None
+) -> None:
+    """Delete a user and every row they own. Users may delete only themselves; anyone else's ID is a 404.
+
+    With ``settings``, their adapter files (derived personal data outside the database) are purged by a
+    worker once the deletion is committed."""
     if not caller.is_admin and (caller.user is None or caller.user.id != user_id):
         raise NotFoundError("User not found")
     if not await UserRepository(session).delete(user_id):
         raise NotFoundError("User not found")
+    if settings is not None:
+        enqueue(session, settings, Job(PURGE_USER_ADAPTERS, (str(user_id),)))
 
 
 async def list_users(session: AsyncSession) -> list[UserListed]:

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
+from app.core.tasks import PURGE_USER_ADAPTERS
 from app.finetune import service
 from app.models import Adapter, AdapterStatus
 from policy.finetune import Example, FinetuneConfig, finetune
@@ -23,6 +24,7 @@ from policy.prompt import render_prompt
 from tests.finetune.conftest import log_history
 from tests.policy.conftest import make_history
 from tests.support import admin_headers_for, app_client, create_user_via_api, make_settings, running_app
+from tests.webhooks.terra import purge_broker, queued
 
 pytestmark = pytest.mark.usefixtures("clean_database")
 
@@ -44,8 +46,11 @@ def ft_settings(settings: Settings, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def client(ft_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with running_app(ft_settings) as app, app_client(app) as http:
-        yield http
+    try:
+        async with running_app(ft_settings) as app, app_client(app) as http:
+            yield http
+    finally:
+        purge_broker(ft_settings)
 
 
 def _quick_adapter(directory: Path, liked: int, seed: int) -> Path:
@@ -156,3 +161,21 @@ async def test_ops_routes_refuse_bad_input_and_unknown_ids(
     assert (
         await client.post("/v1/ops/finetune-jobs", json={"all_eligible": True}, headers=admin)
     ).json() == {"job_ids": []}
+
+
+async def test_deleting_a_user_purges_their_adapter_files(
+    ft_settings: Settings, client: httpx.AsyncClient
+) -> None:
+    admin = admin_headers_for(ft_settings)
+    user_id, _ = await create_user_via_api(client, admin)
+    folder = Path(ft_settings.adapter_dir) / f"u{user_id.hex}" / "w202649"
+    await asyncio.to_thread(folder.mkdir, parents=True)
+    await asyncio.to_thread((folder / "adapter_model.safetensors").write_bytes, b"weights")
+
+    assert (await client.delete(f"/v1/users/{user_id}", headers=admin)).status_code == 204
+    sent = [(m["task"], m["argsrepr"]) for m in queued(ft_settings, "default")]
+    assert sent == [(PURGE_USER_ADAPTERS, repr((str(user_id),)))]
+    # What the worker runs for that message.
+    assert await asyncio.to_thread(service.purge_user_adapters, ft_settings, user_id) == 1
+    assert not await asyncio.to_thread(folder.parent.exists)
+    assert await asyncio.to_thread(service.purge_user_adapters, ft_settings, user_id) == 0

@@ -97,7 +97,8 @@ class EmbeddedBackend:
         from policy.finetune import load_adapter_model
         from policy.local import LocalPolicyModel
 
-        merged = load_adapter_model(Path(uri), self.model_dir)
+        # A plain path or a file:// URI (the adapter row's ``uri``).
+        merged = load_adapter_model(Path(uri.removeprefix("file://")), self.model_dir)
         model = LocalPolicyModel(
             merged,
             self.model.tokenizer,

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 
 class GateDecision(enum.StrEnum):
@@ -96,7 +97,7 @@ class Estimate:
 
 
 def snips_stats(
-    new_probs: np.ndarray, actions: Sequence[int], propensities: Sequence[float], rewards: Sequence[float]
+    new_probs: npt.ArrayLike, actions: npt.ArrayLike, propensities: npt.ArrayLike, rewards: npt.ArrayLike
 ) -> Stats:
     """SNIPS statistics of the policy whose distributions ``new_probs`` ``(N, 10)`` are given."""
     index = np.asarray(actions, dtype=np.int64)
@@ -107,7 +108,7 @@ def snips_stats(
     return Stats.of(weights, np.asarray(rewards, dtype=np.float64))
 
 
-def on_policy_stats(rewards: Sequence[float]) -> Stats:
+def on_policy_stats(rewards: npt.ArrayLike) -> Stats:
     r = np.asarray(rewards, dtype=np.float64)
     return Stats.of(np.ones_like(r), r)
 
