@@ -152,6 +152,13 @@ def bench_finetune(
     users: Annotated[int, typer.Option(help="Simulated users per profile mode.")] = 4,
     modes: Annotated[str, typer.Option(help="Profile modes, comma-separated.")] = "archetypes,continuous,ood",
     epochs: Annotated[int, typer.Option(help="Fine-tune epochs per user.")] = 6,
+    objective: Annotated[
+        str,
+        typer.Option(
+            help="combined (reward-weighted + unlikelihood + distillation), reward (no distillation) "
+            "or distill (distillation only)."
+        ),
+    ] = "combined",
     seed: Annotated[int, typer.Option()] = 0,
     min_ess: Annotated[float, typer.Option(help="The gate's minimum effective sample size.")] = 20.0,
     throughput: Annotated[bool, typer.Option(help="Also time the sweep with 1 and 2 workers.")] = True,
@@ -165,12 +172,18 @@ def bench_finetune(
     from policy.finetune import FinetuneConfig
     from policy.finetune_bench import BenchConfig, run_benchmark
 
+    # (reward weight, distillation weight) of each objective.
+    weights = {"combined": (1.0, 1.0), "reward": (1.0, 0.0), "distill": (0.0, 1.0)}
+    if objective not in weights:
+        raise typer.BadParameter("one of combined, reward, distill", param_hint="--objective")
     torch.set_num_threads(1)
     config = BenchConfig(
         users=users,
         modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
         seed=seed,
-        finetune=FinetuneConfig(epochs=epochs),
+        finetune=FinetuneConfig(
+            epochs=epochs, reward_weight=weights[objective][0], distill_weight=weights[objective][1]
+        ),
         min_ess=min_ess,
         throughput=throughput,
     )
