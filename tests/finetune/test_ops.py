@@ -174,8 +174,30 @@ async def test_deleting_a_user_purges_their_adapter_files(
 
     assert (await client.delete(f"/v1/users/{user_id}", headers=admin)).status_code == 204
     sent = [(m["task"], m["argsrepr"]) for m in queued(ft_settings, "default")]
-    assert sent == [(PURGE_USER_ADAPTERS, repr((str(user_id),)))]
+    assert sent == [(PURGE_USER_ADAPTERS, repr([str(user_id)]))]
     # What the worker runs for that message.
     assert await asyncio.to_thread(service.purge_user_adapters, ft_settings, user_id) == 1
     assert not await asyncio.to_thread(folder.parent.exists)
     assert await asyncio.to_thread(service.purge_user_adapters, ft_settings, user_id) == 0
+
+
+async def test_an_adapter_of_another_base_model_is_not_served(
+    ft_settings: Settings, client: httpx.AsyncClient, db_session: AsyncSession, tmp_path: Path
+) -> None:
+    admin = admin_headers_for(ft_settings)
+    user_id, headers = await create_user_via_api(client, admin)
+    path = await asyncio.to_thread(_quick_adapter, tmp_path / "old-base", liked=2, seed=0)
+    db_session.add(
+        Adapter(
+            user_id=user_id,
+            name=f"u{user_id.hex}-w202601",
+            version=202601,
+            base_model="rhythm-tiny@000000000000",  # the shipped base has changed since
+            uri=str(path),
+            status=AdapterStatus.ACTIVE,
+        )
+    )
+    await db_session.commit()
+    assert (await _recommend(client, headers))["adapter"] is None
+    adapters = (await client.get(f"/v1/ops/users/{user_id}/adapters", headers=admin)).json()
+    assert adapters["active"] is None and len(adapters["items"]) == 1
