@@ -94,7 +94,7 @@ async def seed_user_rows(session: AsyncSession, user_id: uuid.UUID, cipher: Toke
                 ends_at=now + timedelta(minutes=15),
                 action=Action.ADMIN_WORK,
             ),
-            FinetuneJob(user_id=user_id, adapter_id=adapter.id, adapter_uri=adapter.uri),
+            FinetuneJob(user_id=user_id, iso_week="2026-W49", adapter_id=adapter.id, adapter_uri=adapter.uri),
             Feedback(
                 user_id=user_id,
                 recommendation_id=recommendation.id,
