@@ -12,12 +12,12 @@ from domain import N_ACTIONS
 from policy.finetune import (
     Example,
     FinetuneConfig,
-    base_model_version,
     distributions,
     finetune,
     load_adapter_model,
     load_base,
 )
+from policy.paths import base_model_version
 from policy.prompt import render_prompt
 from tests.policy.conftest import make_history
 
