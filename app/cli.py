@@ -33,6 +33,7 @@ _EXTENSIONS: tuple[tuple[str, str, str, str], ...] = (
     ("sim.cli", "bench_app", "bench", "Benchmarks: personalization, local-model, api, console."),
     ("policy.cli", "pretrain", "pretrain", "Train the policy model from the simulator's expert."),
     ("bridges.actions.cli", "classify", "classify", "Classify calendar event titles into actions."),
+    ("app.finetune.cli", "finetune", "finetune", "Run a user's weekly LoRA fine-tune in the foreground."),
 )
 # Modules that add commands to an extension's group when imported (policy.cli adds `bench local-model`).
 _GROUP_ADDONS: dict[str, tuple[str, ...]] = {"bench": ("policy.cli",)}

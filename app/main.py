@@ -25,6 +25,7 @@ from app.core.races import install_race_handlers
 from app.core.ratelimit import RATE_LIMITED_RESPONSES, RateLimiter, RateLimitMiddleware
 from app.core.timebounds import TimeBoundsMiddleware
 from app.feedback import endpoints as feedback
+from app.finetune import endpoints as finetune_ops
 from app.ingest import endpoints as ingest
 from app.meters import endpoints as meters
 from app.ops import endpoints as ops
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(calendar.router, responses=RATE_LIMITED_RESPONSES)
     install_console(app, settings)
     app.include_router(meters.router, responses=RATE_LIMITED_RESPONSES)
+    app.include_router(finetune_ops.router, responses=RATE_LIMITED_RESPONSES)
     _add_docs(app)
     _document_undecodable_bodies(app)
     return app

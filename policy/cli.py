@@ -148,6 +148,65 @@ def bench_local_model(
     typer.echo(f"  speed-up p50 : {summary['speedup_p50']}x, cache hit rate {summary['cache_hit_rate']}")
 
 
+def bench_finetune(
+    users: Annotated[int, typer.Option(help="Simulated users per profile mode.")] = 4,
+    modes: Annotated[str, typer.Option(help="Profile modes, comma-separated.")] = "archetypes,continuous,ood",
+    epochs: Annotated[int, typer.Option(help="Fine-tune epochs per user.")] = 6,
+    objective: Annotated[
+        str,
+        typer.Option(
+            help="combined (reward-weighted + unlikelihood + distillation), reward (no distillation) "
+            "or distill (distillation only)."
+        ),
+    ] = "combined",
+    seed: Annotated[int, typer.Option()] = 0,
+    min_ess: Annotated[float, typer.Option(help="The gate's minimum effective sample size.")] = 20.0,
+    throughput: Annotated[bool, typer.Option(help="Also time the sweep with 1 and 2 workers.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Week-5 acceptance of adapter + 7 days vs base + 30 days vs base + 7 days (same users, 4 logged weeks),
+    the offline gate's accuracy, training seconds per user and the sweep's throughput."""
+    import torch
+    from rich.console import Console
+
+    from policy.finetune import FinetuneConfig
+    from policy.finetune_bench import BenchConfig, run_benchmark
+
+    # (reward weight, distillation weight) of each objective.
+    weights = {"combined": (1.0, 1.0), "reward": (1.0, 0.0), "distill": (0.0, 1.0)}
+    if objective not in weights:
+        raise typer.BadParameter("one of combined, reward, distill", param_hint="--objective")
+    torch.set_num_threads(1)
+    config = BenchConfig(
+        users=users,
+        modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
+        seed=seed,
+        finetune=FinetuneConfig(
+            epochs=epochs, reward_weight=weights[objective][0], distill_weight=weights[objective][1]
+        ),
+        min_ess=min_ess,
+        throughput=throughput,
+    )
+    err = Console(stderr=True)
+    with err.status("starting") as status:
+        results = run_benchmark(config, on_stage=lambda text: status.update(text))
+    if as_json:
+        typer.echo(json.dumps(results))
+        return
+    typer.echo(f"posterior layer: {results['posterior_layer']}")
+    for mode in results["modes"]:
+        typer.echo(f"{mode['mode']} ({mode['users']} users), week-5 acceptance (95 % CI over users):")
+        for arm, value in mode["week5_acceptance"].items():
+            typer.echo(f"  {arm:<11} {value['mean']:.3f} {value['ci95']}")
+        diff = mode["adapter_minus_base30"]
+        met = "met" if mode["target_met"] else "NOT met"
+        typer.echo(f"  adapter+7d - base+30d: {diff['mean']:+.3f} {diff['ci95']}  target {met}")
+        typer.echo(f"  gate: {mode['gate']}")
+        typer.echo(f"  training seconds per user: {mode['train_seconds_per_user']}")
+    if "sweep_users_per_minute" in results:
+        typer.echo(f"sweep users/minute: {results['sweep_users_per_minute']}")
+
+
 def _join_bench_group() -> None:
     try:
         from sim.cli import bench_app
@@ -158,6 +217,7 @@ def _join_bench_group() -> None:
 
     register_model_policies()
     bench_app.command("local-model")(bench_local_model)
+    bench_app.command("finetune")(bench_finetune)
 
 
 _join_bench_group()

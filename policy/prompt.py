@@ -40,6 +40,7 @@ ARROW = "→"
 
 ANSWER_CHOICES: list[str] = [action.value for action in ACTIONS]
 
+
 DEFAULT_WINDOW_DAYS = 30
 # 30 days x 4 slots. Each line is 13 tokens, so 120 lines + header/footer stay far below 2,048 positions.
 DEFAULT_MAX_INTERACTIONS = 120
@@ -52,10 +53,12 @@ MAX_WINDOW_DAYS = 365
 # Day, slot, 5 meters, arrow, "recommended", action, arrow, "user:", response.
 TOKENS_PER_INTERACTION = 13
 
-# The version of the text this module renders for given inputs. Version 1 has no token for a missing meter
-# (the shipped model never saw one): a meter the bridge could not estimate is shown as the neutral value
-# below. Issue 14's renderer adds a "missing" token under a new version.
-RENDERER_VERSION = "prompt/1"
+# The version of the text this module renders for given inputs. Bump whenever the rendered text changes:
+# logged rows carry it, and a fine-tune checks its re-rendered prompts against the logged ``prompt_hash`` only
+# for rows of the current version. Version 1 has no token for a missing meter (the shipped model never saw
+# one): a meter the bridge could not estimate is shown as the neutral value below. Issue 14's renderer adds a
+# "missing" token under a new version.
+RENDERER_VERSION = 1
 MISSING_METER_VALUE = 0.5
 
 

@@ -28,6 +28,7 @@ from app.models import (
     WebhookEvent,
 )
 from domain import ACTIONS, Action, Response
+from policy.paths import base_model_version
 
 
 async def seed_user_rows(session: AsyncSession, user_id: uuid.UUID, cipher: TokenCipher) -> None:
@@ -135,7 +136,7 @@ async def seed_user_rows(session: AsyncSession, user_id: uuid.UUID, cipher: Toke
                 ends_at=now + timedelta(minutes=15),
                 action=Action.ADMIN_WORK,
             ),
-            FinetuneJob(user_id=user_id, adapter_id=adapter.id, adapter_uri=adapter.uri),
+            FinetuneJob(user_id=user_id, iso_week="2026-W49", adapter_id=adapter.id, adapter_uri=adapter.uri),
             Feedback(
                 user_id=user_id,
                 recommendation_id=recommendation.id,
@@ -169,7 +170,7 @@ async def deploy_adapter(session: AsyncSession, user_id: uuid.UUID, name: str) -
             user_id=user_id,
             name=name,
             version=1,
-            base_model="rhythm-policy",
+            base_model=base_model_version(),
             uri=f"file:///adapters/{name}",
             status=AdapterStatus.ACTIVE,
         )

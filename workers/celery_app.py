@@ -17,7 +17,13 @@ from app.core.config import Settings, get_settings
 from app.core.logging import configure_logging
 from workers.heartbeat import HEARTBEAT_SCHEDULER  # importing it also connects the worker heartbeat signals
 
-TASK_MODULES = ("workers.maintenance", "workers.ingest", "workers.connections", "workers.calendar")
+TASK_MODULES = (
+    "workers.maintenance",
+    "workers.ingest",
+    "workers.connections",
+    "workers.calendar",
+    "workers.finetune",
+)
 
 
 def create_celery(settings: Settings) -> Celery:

@@ -58,7 +58,8 @@ NOTICES: dict[str, str] = {
     "job_already_open": "That user already has a queued or running fine-tune job.",
     "rolled_back": "Adapter rolled back: the previous version is active again.",
     "no_active_adapter": "That user has no active adapter to roll back.",
-    "no_previous_adapter": "There is no earlier adapter version to roll back to.",
+    "rolled_back_to_base": "Adapter retired: the user gets the base model until their next fine-tune.",
+    "deploy_failed": "The model server did not load the previous adapter; nothing changed.",
     "replayed": "Webhook event queued for processing again.",
     "signed_out": "You are signed out.",
     "deleted": "The account and all its data were deleted.",
@@ -295,35 +296,41 @@ async def ops(
 
 @router.post("/ops/finetune-jobs")
 async def start_job(
-    session: SessionDep, viewer: CsrfViewer, user_id: Annotated[str, Form(max_length=64)] = ""
+    session: SessionDep,
+    settings: SettingsDep,
+    viewer: CsrfViewer,
+    user_id: Annotated[str, Form(max_length=64)] = "",
 ) -> RedirectResponse:
     """Queue a fine-tune job for a user."""
     if not viewer.is_ops:
         raise PageNotFound
     try:
         target = uuid.UUID(user_id.strip())
-        job = await service.start_finetune_job(session, target)
+        job_id = await service.start_finetune_job(session, settings, target)
     except (ValueError, service.ConsoleNotFound):
         raise PageNotFound from None
     except service.ConsoleConflict as conflict:
         return _redirect("/console/ops", notice=conflict.notice)
-    log.info("console_finetune_job_queued", user_id=str(target), job_id=str(job.id))
+    log.info("console_finetune_job_queued", user_id=str(target), job_id=str(job_id))
     return _redirect("/console/ops", notice="job_started")
 
 
 @router.post("/ops/users/{user_id:uuid}/adapters/rollback")
-async def rollback(session: SessionDep, viewer: CsrfViewer, user_id: uuid.UUID) -> RedirectResponse:
-    """Retire a user's active adapter and activate the previous version."""
+async def rollback(
+    session: SessionDep, settings: SettingsDep, viewer: CsrfViewer, user_id: uuid.UUID
+) -> RedirectResponse:
+    """Retire a user's active adapter and activate the previous version (or the base model)."""
     if not viewer.is_ops:
         raise PageNotFound
     try:
-        adapter = await service.rollback_adapter(session, user_id)
+        result = await service.rollback_adapter(session, settings, user_id)
+    except service.ConsoleNotFound:
+        raise PageNotFound from None
     except service.ConsoleConflict as conflict:
         return _redirect("/console/ops", notice=conflict.notice)
-    log.info(
-        "console_adapter_rolled_back", user_id=str(user_id), active=adapter.name, version=adapter.version
-    )
-    return _redirect("/console/ops", notice="rolled_back")
+    active = result.active.name if result.active is not None else None
+    log.info("console_adapter_rolled_back", user_id=str(user_id), retired=result.retired.name, active=active)
+    return _redirect("/console/ops", notice="rolled_back" if active else "rolled_back_to_base")
 
 
 @router.post("/ops/webhook-events/{event_id:uuid}/replay")

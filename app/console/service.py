@@ -21,7 +21,9 @@ from app.calendar import service as calendar
 from app.calendar.schemas import ActionCorrection
 from app.console.repository import ConsoleRepository, OpsConsoleRepository
 from app.core.config import Settings
-from app.core.errors import NotFoundError
+from app.core.errors import AppError, NotFoundError
+from app.finetune import ops as finetune_ops
+from app.finetune.schemas import AdapterRollback, FinetuneJobCreate
 from app.models import Adapter, AdapterStatus, CalendarEvent, FinetuneJob, FinetuneStatus, User
 from app.models.base import utcnow
 from app.webhooks import service as webhooks
@@ -232,34 +234,30 @@ async def correct_event_action(
         raise ConsoleNotFound from None
 
 
-async def start_finetune_job(session: AsyncSession, user_id: uuid.UUID) -> FinetuneJob:
-    """Queue a fine-tune job for the user (a ``queued`` row; the fine-tune feature's worker picks it up).
+async def start_finetune_job(session: AsyncSession, settings: Settings, user_id: uuid.UUID) -> uuid.UUID:
+    """Queue the user's fine-tune job of this ISO week through the fine-tune service (sent to the workers
+    after the commit); returns the job id.
 
-    One open job per user: a second start while one is queued or running is a conflict, not a duplicate.
+    A job already queued or running is reported as a conflict rather than silently returned, so ops see why
+    nothing new started.
     """
     repo = ConsoleRepository(session)
     if await repo.get_user(user_id) is None:
         raise ConsoleNotFound
     if await repo.open_finetune_job(user_id) is not None:
         raise ConsoleConflict("job_already_open")
-    job = FinetuneJob(user_id=user_id, status=FinetuneStatus.QUEUED, params={"requested_by": "console"})
-    await repo.add(job)
-    return job
+    queued = await finetune_ops.queue_jobs(session, settings, FinetuneJobCreate(user_id=user_id))
+    return queued.job_ids[0]
 
 
-async def rollback_adapter(session: AsyncSession, user_id: uuid.UUID) -> Adapter:
-    """Retire the user's active adapter and activate the newest version below it; returns that one."""
-    adapters = await ConsoleRepository(session).adapters(user_id, for_update=True)
-    active = next((a for a in adapters if a.status is AdapterStatus.ACTIVE), None)
-    if active is None:
-        raise ConsoleConflict("no_active_adapter")
-    previous = next((a for a in adapters if a.version < active.version), None)
-    if previous is None:
-        raise ConsoleConflict("no_previous_adapter")
-    active.status = AdapterStatus.RETIRED
-    previous.status = AdapterStatus.ACTIVE
-    await session.flush()
-    return previous
+async def rollback_adapter(session: AsyncSession, settings: Settings, user_id: uuid.UUID) -> AdapterRollback:
+    """Roll the user's adapter back through the fine-tune service: the previous version, or the base."""
+    try:
+        return await finetune_ops.rollback(session, settings, user_id)
+    except NotFoundError:
+        raise ConsoleNotFound from None
+    except AppError as exc:
+        raise ConsoleConflict(exc.code) from None
 
 
 @dataclass(slots=True)

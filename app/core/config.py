@@ -210,6 +210,40 @@ class Settings(BaseSettings):
     # Secure. None: Secure everywhere but development, where `make run` serves plain http on 127.0.0.1.
     console_session_ttl: timedelta = Field(default=timedelta(hours=12), gt=timedelta(0))
     console_cookie_secure: bool | None = None
+    # Weekly per-user LoRA fine-tunes (app/finetune, workers/finetune.py).
+    # Eligibility: this many days between a user's first and last answered recommendation, and this many
+    # answers; other users' jobs end `skipped` with the reason.
+    finetune_min_history_days: int = Field(default=21, ge=1, le=365)
+    finetune_min_answered: int = Field(default=40, ge=1)
+    # A running job's lease: renewed every heartbeat interval; a job whose lease expired (its worker died) is
+    # queued again by the sweeper, at most max_attempts times in all.
+    finetune_lease: timedelta = timedelta(minutes=3)
+    finetune_heartbeat_interval: timedelta = timedelta(seconds=15)
+    finetune_max_attempts: int = Field(default=3, ge=1, le=20)
+    finetune_retry_backoff: timedelta = timedelta(seconds=60)
+    # A queued job that no worker started within this is sent to the broker again (a lost message).
+    finetune_requeue_after: timedelta = timedelta(minutes=30)
+    # The weekly sweep, a crontab "minute hour day-of-month month day-of-week" in UTC (Monday 03:00).
+    finetune_schedule: str = "0 3 * * 1"
+    finetune_sweep_interval: timedelta = timedelta(minutes=1)
+    # Offline gate: the newest days are held out of training for the SNIPS estimate; promote only if the
+    # adapter's acceptance is not worse than the current policy's by more than the margin (lower confidence
+    # bound), with at least min_ess effective samples (else the week's jobs are pooled, or it is held back).
+    finetune_holdout_days: int = Field(default=7, ge=1, le=60)
+    finetune_gate_margin: float = Field(default=0.02, ge=0.0, le=1.0)
+    finetune_gate_min_ess: float = Field(default=20.0, ge=1.0)
+    finetune_gate_z: float = Field(default=1.645, gt=0.0)
+    finetune_rank: int = Field(default=8, ge=1, le=512)
+    finetune_epochs: int = Field(default=6, ge=1, le=100)
+    finetune_seed: int = 0
+    # Torch threads of one training run (the worker's whole budget on a 2-core box).
+    finetune_torch_threads: int = Field(default=2, ge=1, le=64)
+    # vLLM's --max-lora-rank; a trained rank above it is refused before training.
+    vllm_max_lora_rank: int = Field(default=16, ge=1, le=512)
+    # Active adapters vLLM does not list are loaded again this often (and at worker start-up).
+    adapter_reconcile_interval: timedelta = timedelta(minutes=5)
+    # Merged per-user models the local backend keeps in memory (LRU, each with its own prefix cache).
+    local_adapter_cache_size: int = Field(default=8, ge=1, le=1024)
 
     @model_validator(mode="before")
     @classmethod
@@ -234,6 +268,19 @@ class Settings(BaseSettings):
                 return timedelta(seconds=float(value))
             except ValueError:
                 return value
+        return value
+
+    @field_validator("finetune_schedule")
+    @classmethod
+    def _check_finetune_schedule(cls, value: str) -> str:
+        from celery.schedules import crontab
+
+        fields = value.split()
+        if len(fields) != 5:
+            raise ValueError(f"expected 5 crontab fields (minute hour day month weekday), got {value!r}")
+        minute, hour, day_of_month, month, day_of_week = fields
+        # A typo fails at start-up, not at the first sweep.
+        crontab(minute, hour, day_of_week, day_of_month, month)
         return value
 
     @field_validator("database_url")

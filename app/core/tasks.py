@@ -26,6 +26,7 @@ from functools import lru_cache
 from typing import Any
 
 from celery import Celery, Task
+from celery.schedules import crontab
 from kombu.entity import Exchange, Queue
 
 from app.core.config import Settings, get_settings
@@ -67,6 +68,12 @@ REFRESH_METERS = "rhythm.maintenance.refresh_meters"
 CALENDAR_SYNC = "rhythm.calendar.sync_calendar"
 CALENDAR_RENEW_CHANNELS = "rhythm.calendar.renew_channels"
 CALENDAR_PULL_TASKS = "rhythm.calendar.pull_tasks"
+# Fine-tunes: the job on ``finetune``; the cheap sweeps on ``default``, so a long job never delays them.
+RUN_FINETUNE_JOB = "rhythm.finetune.run_job"
+SCHEDULE_WEEKLY_FINETUNES = "rhythm.maintenance.schedule_weekly_finetunes"
+REQUEUE_STALE_FINETUNE_JOBS = "rhythm.maintenance.requeue_stale_finetune_jobs"
+RECONCILE_ADAPTERS = "rhythm.maintenance.reconcile_adapters"
+PURGE_USER_ADAPTERS = "rhythm.maintenance.purge_user_adapters"
 
 SHORT_SOFT_TIME_LIMIT = 240
 SHORT_TIME_LIMIT = 300
@@ -150,6 +157,33 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": CALENDAR_PULL_TASKS,
                 "schedule": settings.google_tasks_pull_interval,
             },
+            **finetune_beat_schedule(settings),
+        },
+    }
+
+
+def finetune_beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The weekly fine-tune sweep (crontab ``RHYTHM_FINETUNE_SCHEDULE``, UTC), the expired-lease sweeper and
+    the vLLM adapter reconciliation."""
+    minute, hour, day_of_month, month, day_of_week = settings.finetune_schedule.split()
+    return {
+        "schedule-weekly-finetunes": {
+            "task": SCHEDULE_WEEKLY_FINETUNES,
+            "schedule": crontab(
+                minute=minute,
+                hour=hour,
+                day_of_month=day_of_month,
+                month_of_year=month,
+                day_of_week=day_of_week,
+            ),
+        },
+        "requeue-stale-finetune-jobs": {
+            "task": REQUEUE_STALE_FINETUNE_JOBS,
+            "schedule": settings.finetune_sweep_interval,
+        },
+        "reconcile-adapters": {
+            "task": RECONCILE_ADAPTERS,
+            "schedule": settings.adapter_reconcile_interval,
         },
     }
 

@@ -25,6 +25,8 @@ class FinetuneStatus(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # Not eligible (too little history or too few answers): the reason is on the job.
+    SKIPPED = "skipped"
 
 
 class Adapter(IdMixin, UserOwnedMixin, CreatedAtMixin, Base):
@@ -48,10 +50,18 @@ class Adapter(IdMixin, UserOwnedMixin, CreatedAtMixin, Base):
 
 
 class FinetuneJob(IdMixin, UserOwnedMixin, CreatedAtMixin, Base):
-    """A fine-tune run. The database, not the broker, holds its state and lease (``heartbeat_at``)."""
+    """A fine-tune run. The database, not the broker, holds its state and lease (``heartbeat_at``,
+    ``lease_expires_at``): a worker killed mid-job is found by its expired lease and the job runs again.
+
+    One job per user and ISO week (UTC), enforced by a unique constraint: a job whose adapter the gate rejects
+    still uses up its week.
+    """
 
     __tablename__ = "finetune_jobs"
-    __table_args__ = (Index("ix_finetune_jobs_status_heartbeat_at", "status", "heartbeat_at"),)
+    __table_args__ = (
+        Index("ix_finetune_jobs_status_heartbeat_at", "status", "heartbeat_at"),
+        UniqueConstraint("user_id", "iso_week"),
+    )
 
     status: Mapped[FinetuneStatus] = mapped_column(
         str_enum(FinetuneStatus, "finetune_status"), default=FinetuneStatus.QUEUED
@@ -67,3 +77,16 @@ class FinetuneJob(IdMixin, UserOwnedMixin, CreatedAtMixin, Base):
     )
     adapter_uri: Mapped[str | None] = mapped_column(String(1024))
     error: Mapped[str | None] = mapped_column(Text)
+    # ISO week in UTC, e.g. "2026-W49".
+    iso_week: Mapped[str] = mapped_column(String(8))
+    # The base-model version (policy.finetune.base_model_version) the adapter is trained on.
+    base_model: Mapped[str | None] = mapped_column(String(255))
+    lease_owner: Mapped[str | None] = mapped_column(String(255))
+    lease_expires_at: Mapped[datetime | None]
+    # When the job was last handed to the broker: a queued job not picked up long after is sent again.
+    enqueued_at: Mapped[datetime | None]
+    # Why a job was skipped (eligibility) or held back by the gate.
+    reason: Mapped[str | None] = mapped_column(Text)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # The offline gate's estimates and decision (promoted / held_back / pooled …).
+    gate: Mapped[dict[str, Any] | None] = mapped_column(JSONType)

@@ -60,6 +60,9 @@ class Recommendation(IdMixin, UserOwnedMixin, CreatedAtMixin, MeterColumnsMixin,
     )
     backend: Mapped[str] = mapped_column(String(16))
     prompt_hash: Mapped[str | None] = mapped_column(String(64))
+    # policy.prompt.RENDERER_VERSION the prompt was rendered with: a fine-tune checks its re-rendered prompt
+    # against ``prompt_hash`` only for rows of the current version.
+    renderer_version: Mapped[int | None]
     belief: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 

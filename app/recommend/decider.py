@@ -109,7 +109,9 @@ async def build_primary(settings: Settings) -> PolicyBackend:
         return VLLMBackend.from_settings(settings)
     if settings.policy_backend is BackendKind.FALLBACK:
         return FallbackBackend()
-    return await EmbeddedBackend.load(settings.model_dir)
+    return await EmbeddedBackend.load(
+        settings.model_dir, adapter_cache_size=settings.local_adapter_cache_size
+    )
 
 
 def breaker_from_settings(settings: Settings) -> CircuitBreaker:

@@ -50,14 +50,13 @@ class RecommendationRepository:
             return None
         return SnapshotMeters(row.taken_at, meter_values_of(row), confidences_of(row))
 
-    async def active_adapter(self, user_id: uuid.UUID) -> Adapter | None:
-        """The user's deployed LoRA adapter (the newest active version), if any."""
-        statement = (
-            select(Adapter)
-            .where(Adapter.user_id == user_id, Adapter.status == AdapterStatus.ACTIVE)
-            .order_by(Adapter.version.desc())
-            .limit(1)
-        )
+    async def active_adapter(self, user_id: uuid.UUID, base_model: str | None = None) -> Adapter | None:
+        """The user's deployed LoRA adapter (the newest active version), if any; with ``base_model``, only
+        one trained on that base (after a base-model change users get the base until their next job)."""
+        statement = select(Adapter).where(Adapter.user_id == user_id, Adapter.status == AdapterStatus.ACTIVE)
+        if base_model is not None:
+            statement = statement.where(Adapter.base_model == base_model)
+        statement = statement.order_by(Adapter.version.desc()).limit(1)
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def history(

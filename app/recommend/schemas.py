@@ -136,7 +136,7 @@ class RecommendationPublic(BaseModel):
     slot: str = Field(description="Morning 05–12, Afternoon 12–17, Evening 17–22, Night 22–05 local time.")
     meters: MetersIn = Field(
         description="The meters the model was shown. A meter the snapshot lacks is shown as 0.5 (renderer "
-        "`prompt/1` has no missing token) and listed in `missing_meters`."
+        "version 1 has no missing token) and listed in `missing_meters`."
     )
     meters_source: MetersSource = Field(
         description="Where the meters came from: `request` (this body), `snapshot` (the user's latest meter "

@@ -16,7 +16,8 @@ from app.recommend.sampling import sample, sampling_distribution
 from app.recommend.schemas import MetersIn, MetersSource, RecommendationCreate, RecommendationPublic
 from app.recommend.slots import local_slot, window_start, zone
 from domain import ACTIONS, DAY_NAMES, METERS, Meter, Meters, SlotState
-from policy.prompt import render_prompt, shown_meters
+from policy.paths import base_model_version
+from policy.prompt import RENDERER_VERSION, render_prompt, shown_meters
 
 
 def prompt_hash(prompt: str) -> str:
@@ -54,14 +55,24 @@ async def recommend(
         meters, source = Meters.neutral(), MetersSource.NEUTRAL
         stored = meters.as_tuple()
 
-    adapter = await repo.active_adapter(user.id) if policy.supports_adapters else None
+    adapter = (
+        await repo.active_adapter(user.id, base_model_version(settings.model_dir))
+        if policy.supports_adapters
+        else None
+    )
     days = settings.adapter_history_days if adapter is not None else settings.history_days
     history = await repo.history(user.id, window_start(where, days, tz), at, HISTORY_ROW_CAP)
     current = SlotState(where.weekday, where.slot, meters)
     prompt = render_prompt(history, current, window_days=days)
 
     decision = await policy.decide(
-        PolicyInput(prompt, history, current, adapter=adapter.name if adapter is not None else None)
+        PolicyInput(
+            prompt,
+            history,
+            current,
+            adapter=adapter.name if adapter is not None else None,
+            adapter_uri=adapter.uri if adapter is not None else None,
+        )
     )
     probs = sampling_distribution(
         decision.probabilities, data.exclude, settings.temperature, settings.exploration_floor
@@ -86,6 +97,7 @@ async def recommend(
             adapter_id=adapter.id if adapter is not None and decision.adapter is not None else None,
             backend=decision.backend,
             prompt_hash=prompt_hash(prompt),
+            renderer_version=RENDERER_VERSION,
             belief=decision.belief,
         )
     )

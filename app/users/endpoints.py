@@ -73,7 +73,8 @@ async def delete_user(
 ) -> Response:
     """Delete a user and all their data (admin, or a user deleting themself).
 
-    Linked provider accounts are revoked at the providers in the background (retried until confirmed).
+    Linked provider accounts are revoked at the providers and the user's LoRA adapter files removed, in the
+    background after the commit (revocations retried until confirmed).
     """
     await service.delete_user(session, settings, caller, user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

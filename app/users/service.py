@@ -11,7 +11,9 @@ from app.connections import service as connections
 from app.core.auth import Principal
 from app.core.config import Settings
 from app.core.errors import NotFoundError
+from app.core.jobs import Job, enqueue
 from app.core.security import display_prefix, hash_token, new_token
+from app.core.tasks import PURGE_USER_ADAPTERS
 from app.core.tokens import TokenRepository
 from app.models import ApiToken, User
 from app.models.base import utcnow
@@ -88,14 +90,16 @@ async def delete_user(
 ) -> None:
     """Delete a user and every row they own. Users may delete only themselves; anyone else's ID is a 404.
 
-    Their provider connections are revoked at the providers too, by a worker after the commit (the pending
-    revocations outlive the user's rows).
+    Their provider connections are revoked at the providers too, and their adapter files (derived personal
+    data outside the database) purged, by workers after the commit (the pending revocations outlive the
+    user's rows).
     """
     if not caller.is_admin and (caller.user is None or caller.user.id != user_id):
         raise NotFoundError("User not found")
     await connections.disconnect_all(session, settings, user_id, utcnow())
     if not await UserRepository(session).delete(user_id):
         raise NotFoundError("User not found")
+    enqueue(session, settings, Job(PURGE_USER_ADAPTERS, (str(user_id),)))
 
 
 async def list_users(session: AsyncSession) -> list[UserListed]:

@@ -412,7 +412,8 @@ async def test_rollback_and_start_refuse_what_cannot_be_done(
     only_one = await browser_client.post(
         f"/console/ops/users/{lonely}/adapters/rollback", data={"csrf_token": csrf}
     )
-    assert only_one.headers["location"] == "/console/ops?notice=no_previous_adapter"
+    # A lone adapter rolls back to the base model (the fine-tune service's rule, as in the ops API).
+    assert only_one.headers["location"] == "/console/ops?notice=rolled_back_to_base"
     none = await browser_client.post(
         f"/console/ops/users/{bare}/adapters/rollback", data={"csrf_token": csrf}
     )
@@ -422,7 +423,7 @@ async def test_rollback_and_start_refuse_what_cannot_be_done(
     await db_session.rollback()
     assert (
         await db_session.scalar(select(Adapter.status).where(Adapter.user_id == lonely))
-    ) is AdapterStatus.ACTIVE
+    ) is AdapterStatus.RETIRED
     for target in (str(uuid.uuid4()), "not-a-uuid"):
         refused = await browser_client.post(
             "/console/ops/finetune-jobs", data={"csrf_token": csrf, "user_id": target}

@@ -203,7 +203,7 @@ async def test_missing_meters_are_null_in_the_snapshot_and_the_recommendation_ro
 
     body = await _recommended_meters(client, headers)
     assert set(body["missing_meters"]) == {"cognition", "progress", "connection"}
-    # Renderer prompt/1 has no missing token: the model was shown the neutral value ...
+    # Renderer version 1 has no missing token: the model was shown the neutral value ...
     assert body["meters"]["progress"] == 0.5
     assert body["meter_confidences"]["progress"] == 0.0
     # ... and the logged row keeps the truth.

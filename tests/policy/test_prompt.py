@@ -127,7 +127,7 @@ def test_out_of_range_arguments_are_refused(kwargs: dict[str, int]) -> None:
 def test_a_missing_meter_is_rendered_neutral_under_prompt_v1() -> None:
     from policy.prompt import MISSING_METER_VALUE, RENDERER_VERSION, shown_meters
 
-    assert RENDERER_VERSION == "prompt/1" and MISSING_METER_VALUE == 0.5
+    assert RENDERER_VERSION == 1 and MISSING_METER_VALUE == 0.5
     shown = shown_meters([0.7, None, 0.2, None, 0.9])
     assert shown.as_tuple() == (0.7, 0.5, 0.2, 0.5, 0.9)
     text = render_prompt([], SlotState(0, Slot.MORNING, shown))

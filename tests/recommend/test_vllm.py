@@ -21,7 +21,7 @@ from app.recommend.backends.base import PolicyInput
 from app.recommend.backends.embedded import EmbeddedBackend
 from app.recommend.backends.vllm import VLLMBackend
 from domain import ACTIONS, RESPONSES, Interaction, Meters, Slot, SlotState
-from policy.paths import SHIPPED_MODEL_DIR
+from policy.paths import SHIPPED_MODEL_DIR, base_model_version
 from policy.prompt import render_prompt
 from tests.recommend.helpers import app_with, metric, new_user
 from tests.recommend.vllm_server import SERVED_NAME, VLLMServer
@@ -147,7 +147,7 @@ async def test_a_users_deployed_lora_adapter_answers_through_the_api(
                     user_id=user_id,
                     name=name,
                     version=1,
-                    base_model=SERVED_NAME,
+                    base_model=base_model_version(),
                     uri=path.as_uri(),
                     status=AdapterStatus.ACTIVE,
                 )

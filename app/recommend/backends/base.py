@@ -36,6 +36,8 @@ class PolicyInput:
     current: SlotState
     # Name of the user's deployed LoRA adapter; backends that cannot serve adapters ignore it.
     adapter: str | None = None
+    # Its peft folder, for backends that load adapters themselves (the local one).
+    adapter_uri: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

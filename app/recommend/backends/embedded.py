@@ -7,11 +7,23 @@ local model next to :mod:`policy.local`.
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.recommend.backends.base import BackendError, PolicyDecision, PolicyInput, checked_distribution
+import structlog
+
+from app.recommend.backends.base import (
+    BackendError,
+    Distribution,
+    PolicyDecision,
+    PolicyInput,
+    checked_distribution,
+)
+
+log = structlog.get_logger(__name__)
 
 if TYPE_CHECKING:
     from policy.local import LocalPolicyModel
@@ -27,15 +39,35 @@ class EmbeddedBackend:
     """
 
     name = "local"
-    supports_adapters = False
+    # Per-user LoRA adapters too: each is merged into a copy of the base weights (peft), kept in a bounded
+    # LRU with its own prefix cache, so ``make run`` serves Phase 3 without a GPU or vLLM.
+    supports_adapters = True
 
-    def __init__(self, model: LocalPolicyModel, *, workers: int = 1) -> None:
+    def __init__(
+        self,
+        model: LocalPolicyModel,
+        *,
+        workers: int = 1,
+        model_dir: Path | None = None,
+        adapter_cache_size: int = 8,
+        adapter_cache_bytes: int = 32 * 1024 * 1024,
+    ) -> None:
         self.model = model
+        self.model_dir = model_dir
+        self.adapter_cache_size = adapter_cache_size
+        self.adapter_cache_bytes = adapter_cache_bytes
+        self._adapters: OrderedDict[str, LocalPolicyModel] = OrderedDict()
+        self._adapters_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rhythm-policy")
 
     @classmethod
     async def load(
-        cls, model_dir: Path | None = None, *, workers: int = 1, torch_threads: int = 1
+        cls,
+        model_dir: Path | None = None,
+        *,
+        workers: int = 1,
+        torch_threads: int = 1,
+        adapter_cache_size: int = 8,
     ) -> EmbeddedBackend:
         """Load a model folder (``None``: the weights shipped in the ``policy`` package) off the event loop.
 
@@ -52,16 +84,54 @@ class EmbeddedBackend:
 
         torch.set_num_threads(torch_threads)
         model = await asyncio.to_thread(LocalPolicyModel.load, model_dir)
-        return cls(model, workers=workers)
+        return cls(model, workers=workers, model_dir=model_dir, adapter_cache_size=adapter_cache_size)
+
+    def adapter_model(self, name: str, uri: str) -> LocalPolicyModel:
+        """The base with adapter ``name`` merged in, from the LRU or loaded from ``uri`` (evicting the least
+        recently used one beyond ``adapter_cache_size``). Runs on the pool's thread."""
+        with self._adapters_lock:
+            cached = self._adapters.get(name)
+            if cached is not None:
+                self._adapters.move_to_end(name)
+                return cached
+        from policy.finetune import load_adapter_model
+        from policy.local import LocalPolicyModel
+
+        # A plain path or a file:// URI (the adapter row's ``uri``).
+        merged = load_adapter_model(Path(uri.removeprefix("file://")), self.model_dir)
+        model = LocalPolicyModel(
+            merged,
+            self.model.tokenizer,
+            model_name=self.model.model_name,
+            cache_bytes=self.adapter_cache_bytes,
+        )
+        with self._adapters_lock:
+            self._adapters[name] = model
+            self._adapters.move_to_end(name)
+            while len(self._adapters) > self.adapter_cache_size:
+                self._adapters.popitem(last=False)
+        return model
+
+    def _distribution(self, inp: PolicyInput) -> tuple[Distribution, str | None]:
+        if inp.adapter is not None and inp.adapter_uri is not None:
+            try:
+                return self.adapter_model(inp.adapter, inp.adapter_uri).distribution(inp.prompt), inp.adapter
+            except (OSError, ValueError) as exc:
+                # Missing or unreadable adapter files: serve the base (as vLLM does for an unknown adapter).
+                log.warning("local_adapter_unavailable", adapter=inp.adapter, error=str(exc)[:200])
+        return self.model.distribution(inp.prompt), None
 
     async def decide(self, inp: PolicyInput) -> PolicyDecision:
         loop = asyncio.get_running_loop()
         try:
-            probs = await loop.run_in_executor(self._pool, self.model.distribution, inp.prompt)
+            probs, adapter = await loop.run_in_executor(self._pool, self._distribution, inp)
         except ValueError as exc:  # e.g. a prompt longer than the model's context
             raise BackendError(str(exc)) from exc
         return PolicyDecision(
-            probabilities=checked_distribution(probs), backend=self.name, model=self.model.model_name
+            probabilities=checked_distribution(probs),
+            backend=self.name,
+            model=self.model.model_name,
+            adapter=adapter,
         )
 
     async def ready(self) -> bool:

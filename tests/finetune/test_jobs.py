@@ -1,0 +1,106 @@
+"""Fine-tune jobs end to end in-process: eligibility, the prompt-hash check, training, the gate, one job per
+user and ISO week, and that a finished job cannot run again."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import Settings
+from app.core.db import task_session
+from app.core.jobs import pending_jobs
+from app.core.tasks import RUN_FINETUNE_JOB
+from app.finetune import service
+from app.finetune.repository import JobStore
+from app.models import Adapter, AdapterStatus, FinetuneJob, FinetuneStatus, Recommendation
+from app.models.base import utcnow
+from tests.finetune.conftest import log_history
+from tests.support import CreateUser, make_settings
+
+
+@pytest.fixture
+def ft_settings(settings: Settings, tmp_path: Path) -> Settings:
+    return make_settings(
+        settings.database_url,
+        adapter_dir=tmp_path / "adapters",
+        finetune_epochs=2,
+        finetune_min_answered=30,
+        finetune_min_history_days=21,
+        finetune_gate_min_ess=5.0,
+    )
+
+
+def _request(settings: Settings, user_id: object) -> FinetuneJob:
+    with task_session(settings.sync_database_url) as session:
+        job = service.request_job(session, settings, user_id, utcnow())  # type: ignore[arg-type]
+        assert [j.name for j in pending_jobs(session)] in ([RUN_FINETUNE_JOB], [])
+        return job
+
+
+async def test_a_job_trains_checks_prompts_gates_and_runs_once(
+    ft_settings: Settings, create_user: CreateUser, db_session: AsyncSession
+) -> None:
+    user_id, _ = await create_user()
+    rows = await log_history(db_session, user_id, days=24)
+    job = _request(ft_settings, user_id)
+    assert _request(ft_settings, user_id).id == job.id  # one job per user and week
+
+    outcome = await asyncio.to_thread(service.run_job, ft_settings, job.id)
+    assert outcome.status == "succeeded"
+
+    with task_session(ft_settings.sync_database_url) as session:
+        done = session.get(FinetuneJob, job.id)
+        assert done is not None and done.status is FinetuneStatus.SUCCEEDED and done.attempt == 1
+        assert done.metrics is not None and done.gate is not None
+        # Every row was logged under the current renderer: every re-rendered prompt matched its hash.
+        assert done.metrics["prompts_checked"] == rows
+        assert done.metrics["prompts_mismatched"] == 0
+        assert done.metrics["examples"] + done.metrics["holdout_examples"] == rows
+        gate = done.gate
+        assert gate["candidate"]["ess"] > 0 and gate["current"]["n"] == done.metrics["holdout_examples"]
+        assert gate["decision"] in {"promoted", "promoted_pooled", "held_back", "not_enough_evidence"}
+        adapter = session.get(Adapter, done.adapter_id)
+        assert adapter is not None
+        assert await asyncio.to_thread(Path(adapter.uri, "adapter_config.json").is_file)
+        expected = AdapterStatus.ACTIVE if gate["decision"].startswith("promoted") else AdapterStatus.READY
+        assert adapter.status is expected
+
+    # A second delivery of the same message finds nothing to do.
+    again = await asyncio.to_thread(service.run_job, ft_settings, job.id)
+    assert again.status == "not_claimed"
+
+
+async def test_too_little_history_is_skipped_with_the_reason(
+    ft_settings: Settings, create_user: CreateUser, db_session: AsyncSession
+) -> None:
+    user_id, _ = await create_user()
+    await log_history(db_session, user_id, days=10)
+    job = _request(ft_settings, user_id)
+    outcome = await asyncio.to_thread(service.run_job, ft_settings, job.id)
+    assert outcome.status == "skipped"
+    with task_session(ft_settings.sync_database_url) as session:
+        done = session.get(FinetuneJob, job.id)
+        assert done is not None and done.status is FinetuneStatus.SKIPPED
+        assert done.reason is not None and "answered" in done.reason
+
+
+async def test_a_row_whose_prompt_does_not_match_its_hash_is_left_out(
+    ft_settings: Settings, create_user: CreateUser, db_session: AsyncSession
+) -> None:
+    user_id, _ = await create_user()
+    await log_history(db_session, user_id, days=22)
+    with task_session(ft_settings.sync_database_url) as session:
+        first = session.scalars(
+            select(Recommendation.id).where(Recommendation.user_id == user_id).order_by(Recommendation.at)
+        ).first()
+        session.execute(update(Recommendation).where(Recommendation.id == first).values(prompt_hash="0" * 64))
+        rows = JobStore(session).logged_rows(user_id)
+    data = service.build_dataset(rows, "UTC", ft_settings)
+    assert data.checked == len(rows) and data.mismatched == 1
+    assert len(data.train) + len(data.holdout) == len(rows) - 1
+    # The adapter reads the short window: no prompt shows more than 7 days x 2 answers.
+    assert max(example.prompt.count("→ user:") for example in data.train) <= 14
