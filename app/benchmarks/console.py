@@ -24,6 +24,7 @@ import typer
 from rich.progress import Progress
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.finetune.service import iso_week
 from app.models import (
     Adapter,
     AdapterStatus,
@@ -153,11 +154,16 @@ async def seed_person_history(
                 user_id=user_id,
                 status=FinetuneStatus.SUCCEEDED,
                 attempt=1,
+                iso_week=iso_week(now - timedelta(days=7))[0],
                 finished_at=now - timedelta(days=1),
                 adapter_id=adapters[-1].id,
             ),
             FinetuneJob(
-                user_id=user_id, status=FinetuneStatus.FAILED, attempt=3, error="out of memory on worker-2"
+                user_id=user_id,
+                status=FinetuneStatus.FAILED,
+                attempt=3,
+                iso_week=iso_week(now)[0],
+                error="out of memory on worker-2",
             ),
         ]
     )
