@@ -78,23 +78,30 @@ def instant_app() -> FastAPI:
     return app
 
 
-def bare_app() -> FastAPI:
-    """uvicorn factory: one endpoint doing the recommend path's history read, nothing else."""
+def database_app(database_url: str) -> FastAPI:
+    """A bare FastAPI app holding one ``Database`` in ``app.state.db`` for its lifetime (the baselines the
+    benchmarks compare the real service with)."""
     from app.core.db import Database
-    from app.recommend.repository import HISTORY_ROW_CAP, RecommendationRepository
-    from app.recommend.slots import local_slot, window_start, zone
-
-    settings = get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.db = Database(settings.async_database_url)
+        app.state.db = Database(database_url)
         try:
             yield
         finally:
             await app.state.db.dispose()
 
-    app = FastAPI(lifespan=lifespan)
+    return FastAPI(lifespan=lifespan)
+
+
+def bare_app() -> FastAPI:
+    """uvicorn factory: one endpoint doing the recommend path's history read, nothing else."""
+    from app.recommend.repository import HISTORY_ROW_CAP, RecommendationRepository
+    from app.recommend.slots import local_slot, window_start, zone
+
+    settings = get_settings()
+
+    app = database_app(settings.async_database_url)
 
     @app.post("/bare/{user_id}")
     async def history(user_id: uuid.UUID) -> dict[str, int]:

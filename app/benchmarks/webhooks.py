@@ -39,8 +39,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,7 +50,7 @@ import httpx
 import typer
 from fastapi import FastAPI, Request, Response
 
-from app.benchmarks.api import process_cpu_seconds, temporary_database, uvicorn_server
+from app.benchmarks.api import database_app, process_cpu_seconds, temporary_database, uvicorn_server
 from app.core.config import get_settings
 
 TARGET_THROUGHPUT_RATIO = 0.6
@@ -59,20 +59,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def bare_app() -> FastAPI:
     """uvicorn factory: one endpoint that stores the raw delivery in ``webhook_events`` and commits."""
-    from app.core.db import Database
     from app.models import WebhookEvent
 
     settings = get_settings()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.db = Database(settings.async_database_url)
-        try:
-            yield
-        finally:
-            await app.state.db.dispose()
-
-    app = FastAPI(lifespan=lifespan)
+    app = database_app(settings.async_database_url)
 
     @app.post("/bare")
     async def insert(request: Request) -> Response:
