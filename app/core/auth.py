@@ -7,19 +7,20 @@ Missing or unknown credentials are 401; a valid caller of the wrong kind is 403.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core.config import Settings
-from app.core.db import SessionDep
+from app.core.db import Database, SessionDep
 from app.core.errors import AppError
 from app.core.races import AUTH_USER_ID
 from app.core.security import constant_time_equals, hash_token
 from app.core.tokens import TokenRepository
-from app.models import User
+from app.models import ApiToken, User
 from app.models.base import utcnow
 
 # Updating last_used_at on every request would turn every read into a write; a coarse timestamp is enough.
@@ -70,8 +71,23 @@ async def get_principal(
     setattr(request.state, AUTH_USER_ID, user.id)
     now = utcnow()
     if api_token.last_used_at is None or now - api_token.last_used_at > _LAST_USED_RESOLUTION:
-        api_token.last_used_at = now
+        await _mark_used(request, api_token, now)
     return Principal(user=user)
+
+
+async def _mark_used(request: Request, api_token: ApiToken, now: datetime) -> None:
+    """Stamp the token in a transaction of its own, committed at once.
+
+    In the request's transaction the stamp would hold the token row locked until the request ends, ahead of
+    the user row its first insert locks; a deletion of the user (user row first, then the tokens its cascade
+    deletes) would then deadlock with it. Every other path locks the user row before its rows
+    (app.core.races).
+    """
+    db: Database = request.app.state.db
+    async with db.sessionmaker() as session, session.begin():
+        await TokenRepository(session).mark_used(api_token.id, now)
+    # The request's own copy too, without making it dirty in the request's session.
+    set_committed_value(api_token, "last_used_at", now)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -39,3 +39,7 @@ class TokenRepository:
             .returning(ApiToken.id)
         )
         return len((await self.session.execute(statement)).all())
+
+    async def mark_used(self, token_id: uuid.UUID, at: datetime) -> None:
+        """Stamp ``last_used_at`` (a Core UPDATE: a token deleted meanwhile is simply not matched)."""
+        await self.session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=at))

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.config import Settings
 from app.core.errors import AppError, NotFoundError
 from app.core.idempotency import StoredAnswer, run_idempotent
+from app.core.races import hold_user
 from app.feedback.repository import FeedbackRepository
 from app.feedback.schemas import FeedbackCreate, FeedbackPublic
 from app.models import Feedback, User
@@ -68,6 +69,9 @@ async def give_feedback(
     Feedback later than ``feedback_window`` after the recommendation's moment (``at``, or its creation if that
     is later) is 410: the prompt history must not be rewritten long after the fact.
     """
+    # Lock the user row before the insert's foreign-key checks lock the recommendation: a concurrent deletion
+    # of this user must not find us holding a row its cascade needs (app.core.races).
+    await hold_user(session, user.id)
     repo = FeedbackRepository(session)
     recommendation = await repo.recommendation(user.id, data.recommendation_id)
     if recommendation is None:

@@ -7,6 +7,7 @@ import hashlib
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
+from app.core.races import hold_user
 from app.models import Recommendation, User
 from app.models.base import meter_row, utcnow
 from app.recommend.backends.base import PolicyInput
@@ -80,6 +81,11 @@ async def recommend(
     chosen = sample(probs, policy.rng)
     probabilities = [float(p) for p in probs]
 
+    adapter_id = adapter.id if adapter is not None and decision.adapter is not None else None
+    if adapter_id is not None:
+        # Two references the user's deletion cascades through (user, adapter): lock the user row first so the
+        # foreign-key checks cannot hold the adapter while waiting for the user (app.core.races).
+        await hold_user(session, user.id)
     recommendation = await repo.add(
         Recommendation(
             user_id=user.id,
@@ -94,7 +100,7 @@ async def recommend(
             temperature=settings.temperature,
             model=decision.model,
             adapter=decision.adapter,
-            adapter_id=adapter.id if adapter is not None and decision.adapter is not None else None,
+            adapter_id=adapter_id,
             backend=decision.backend,
             prompt_hash=prompt_hash(prompt),
             renderer_version=RENDERER_VERSION,

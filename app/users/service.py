@@ -96,8 +96,12 @@ async def delete_user(
     """
     if not caller.is_admin and (caller.user is None or caller.user.id != user_id):
         raise NotFoundError("User not found")
+    repo = UserRepository(session)
+    # The user row first, like every request of theirs locks it before their own rows (app.core.races).
+    if await repo.get_for_update(user_id) is None:
+        raise NotFoundError("User not found")
     await connections.disconnect_all(session, settings, user_id, utcnow())
-    if not await UserRepository(session).delete(user_id):
+    if not await repo.delete(user_id):
         raise NotFoundError("User not found")
     enqueue(session, settings, Job(PURGE_USER_ADAPTERS, (str(user_id),)))
 
