@@ -244,7 +244,10 @@ class NotifyProviderApi:
             "paths_fetched_more_than_once": more,
             "paths_never_fetched": never,
             "gets_outside_the_deliveries": unexpected,
-            "each_delivery_fetched_exactly_once": once == len(expected) and unexpected == 0,
+            # Exactly once means one GET per path and every answer a 200 (a 401 → refresh → 200 is two GETs).
+            "each_delivery_fetched_exactly_once": once == len(expected)
+            and unexpected == 0
+            and set(statuses) <= {200},
         }
 
 
