@@ -76,6 +76,9 @@ def _handler(api: LocalApi) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         # Keep-alive, as the providers' servers do: a task's several GETs share one connection.
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes; with Nagle on, the body waits for the client's delayed ACK
+        # (~40 ms on Linux) on a kept-alive connection, which measured the stall rather than the round trip.
+        disable_nagle_algorithm = True
 
         def _serve(self, method: str) -> None:
             parts = urlsplit(self.path)
