@@ -48,7 +48,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Protocol, cast
+from typing import Annotated, Any, Protocol
 
 import httpx
 import typer
@@ -264,8 +264,8 @@ class WhoopDeliveries(NotifyOnlyDeliveries):
     setting = "WHOOP"
 
     def __init__(self) -> None:
-        super().__init__(WhoopApi(secrets.randbits(64), datetime.now(UTC)))
-        self.whoop = cast(WhoopApi, self.api)
+        self.whoop = WhoopApi(secrets.randbits(64), datetime.now(UTC))
+        super().__init__(self.whoop)
 
     def delivery(self, index: int, user_ids: list[uuid.UUID], now: datetime) -> Delivery:
         from bridges.whoop.provider import sign
@@ -298,8 +298,8 @@ class OuraDeliveries(NotifyOnlyDeliveries):
     setting = "OURA"
 
     def __init__(self) -> None:
-        super().__init__(OuraApi(secrets.randbits(64), datetime.now(UTC)))
-        self.oura = cast(OuraApi, self.api)
+        self.oura = OuraApi(secrets.randbits(64), datetime.now(UTC))
+        super().__init__(self.oura)
 
     def delivery(self, index: int, user_ids: list[uuid.UUID], now: datetime) -> Delivery:
         from bridges.oura.provider import sign
