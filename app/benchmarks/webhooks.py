@@ -680,7 +680,7 @@ def _plot(report: dict[str, Any], path: Path) -> None:
     right.bar(["per worker", "total"], [drain["events_per_s_per_worker"] or 0, drain["events_per_s"] or 0])
     fetch = " with fetch" if drain["fetch_after_notify"] is not None else ""
     right.set(
-        title=f"{report['settings']['provider']} drain{fetch}: {drain['deliveries']} deliveries, "
+        title=f"{report['settings']['provider']} drain{fetch}\n{drain['deliveries']} deliveries, "
         f"{report['settings']['workers']} worker(s)",
         ylabel="events / s",
     )
