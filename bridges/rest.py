@@ -14,6 +14,8 @@ Used in workers (fetch after notify, backfill, reconcile), so it is synchronous.
 
 from __future__ import annotations
 
+import functools
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -34,6 +36,13 @@ log = structlog.get_logger(__name__)
 
 _RETRYABLE = frozenset({429, 500, 502, 503, 504})
 _FIRST_BACKOFF_S = 0.5
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # Loading the CA bundle costs ~40 ms of CPU; a client per task (per event) paid it on every fetch, more
+    # than the fetch itself (rhythm bench webhooks --provider whoop). One context per process, shared.
+    return httpx.create_ssl_context()
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
@@ -72,6 +81,7 @@ class ConnectionApi:
             base_url=base_url.rstrip("/"),
             timeout=settings.provider_api_timeout.total_seconds(),
             follow_redirects=False,  # a redirect would carry the bearer token to wherever it points
+            verify=_tls_context(),
             transport=transport,
         )
         self._token: str | None = None

@@ -19,10 +19,14 @@ queued, with no worker running; then ``workers`` real Celery worker processes (`
 last), per worker = total / workers. The books are checked by counting rows: every delivery handled, each
 exactly once (``attempts == 1``), and exactly the readings the deliveries carry, none twice.
 
-A notify-only provider (WHOOP, Oura, Google Health: the webhook names ids, the worker fetches the data) plugs
-in as another :class:`DeliverySource`: its ``deliveries`` build that provider's signed notifications, its
-``worker_env`` points the provider's API base URL at a local provider server that the source starts in
-``serving()``; the drain then includes the fetch round trip.
+``--provider whoop`` / ``oura``: a notify-only provider (the webhook names a record, the worker fetches it
+with the user's token). The accept phase checks that provider's signature instead of Terra's. Before it, every
+user gets a stored connection with encrypted tokens, and the source starts a local provider API
+(:mod:`app.benchmarks.provider_api`, a real HTTP server on loopback in a thread of this process) that answers
+the documented REST documents of a record per delivery; the workers' API base URL points at it, so the drain
+includes the fetch round trip (WHOOP: 3 GETs per ``recovery.updated``, Oura: 1 GET per ``sleep``). The books
+add the server's side: every delivery's records fetched exactly once, no other GET, no 401. The Terra run
+(data in the push) is the drain without a fetch.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,6 +55,7 @@ import typer
 from fastapi import FastAPI, Request, Response
 
 from app.benchmarks.api import database_app, process_cpu_seconds, temporary_database, uvicorn_server
+from app.benchmarks.provider_api import NotifyProviderApi, OuraApi, WhoopApi
 from app.core.config import get_settings
 
 TARGET_THROUGHPUT_RATIO = 0.6
@@ -108,7 +113,15 @@ class DeliverySource(Protocol):
         """A context manager around the phases (a local provider API for notify-only providers)."""
         ...
 
+    def link(self, sync_url: str, user_ids: list[uuid.UUID]) -> None:
+        """Store what the workers need to map a delivery to its user (a notify-only provider's links)."""
+        ...
+
     def delivery(self, index: int, user_ids: list[uuid.UUID], now: datetime) -> Delivery: ...
+
+    def fetch_books(self, deliveries: int) -> dict[str, Any] | None:
+        """What the local provider API served for deliveries ``0 … deliveries-1``; ``None`` without one."""
+        ...
 
 
 class TerraDeliveries:
@@ -130,6 +143,12 @@ class TerraDeliveries:
     @contextmanager
     def serving(self) -> Iterator[None]:
         yield
+
+    def link(self, sync_url: str, user_ids: list[uuid.UUID]) -> None:
+        pass  # the signed delivery's reference_id creates the connection on first sight
+
+    def fetch_books(self, deliveries: int) -> dict[str, Any] | None:
+        return None
 
     def delivery(self, index: int, user_ids: list[uuid.UUID], now: datetime) -> Delivery:
         from bridges.terra.provider import sign
@@ -178,7 +197,137 @@ class TerraDeliveries:
         )
 
 
-SOURCES: dict[str, type[TerraDeliveries]] = {"terra": TerraDeliveries}
+class NotifyOnlyDeliveries:
+    """A notify-only provider (the webhook names a record, the worker fetches it with the user's token)
+    against the generated API of :mod:`app.benchmarks.provider_api`: connections with encrypted tokens are
+    stored for every user, and the workers' API base URL (and token URL, so a refresh could not leave the
+    machine) point at the local server."""
+
+    name: str
+    path: str
+    readings_per_delivery: int
+    setting: str  # the settings prefix, e.g. ``WHOOP``
+
+    def __init__(self, api: NotifyProviderApi) -> None:
+        self.api = api
+        self.secret = "bench-" + secrets.token_hex(16)
+        # The workers decrypt the tokens this process encrypts: one key for both, the run's own.
+        self.secret_key = secrets.token_urlsafe(32)
+
+    def server_env(self) -> dict[str, str]:
+        return {f"RHYTHM_{self.setting}_CLIENT_SECRET": self.secret}
+
+    def worker_env(self) -> dict[str, str]:
+        assert self.api.api is not None, "worker_env is read inside serving()"
+        url = self.api.api.url
+        return {
+            **self.server_env(),
+            "RHYTHM_SECRET_KEY": self.secret_key,
+            f"RHYTHM_{self.setting}_API_BASE_URL": url,
+            f"RHYTHM_{self.setting}_TOKEN_URL": f"{url}/oauth/token",
+        }
+
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        with self.api.serving():
+            yield
+
+    def link(self, sync_url: str, user_ids: list[uuid.UUID]) -> None:
+        from app.core.db import task_session
+        from app.models import DeviceConnection
+        from bridges.connections import TokenSet, cipher_for, write_tokens
+
+        cipher = cipher_for(self.secret_key)
+        # Valid for the whole run: the drain measures fetches, not token refreshes.
+        expires = datetime.now(UTC) + timedelta(days=1)
+        tokens = [f"bench-access-{k}-{secrets.token_hex(8)}" for k in range(len(user_ids))]
+        with task_session(sync_url) as session:
+            for k, user_id in enumerate(user_ids):
+                connection = DeviceConnection(
+                    user_id=user_id, provider=self.name, external_user_id=self.api.external_user_id(k)
+                )
+                write_tokens(connection, TokenSet(tokens[k], f"bench-refresh-{k}", expires, "read"), cipher)
+                session.add(connection)
+        self.api.tokens = tokens
+
+    def fetch_books(self, deliveries: int) -> dict[str, Any] | None:
+        return self.api.fetch_books(deliveries)
+
+
+class WhoopDeliveries(NotifyOnlyDeliveries):
+    """WHOOP ``recovery.updated`` notifications (base64 HMAC over the millisecond timestamp ‖ body); the
+    worker fetches the sleep, its cycle's recovery and the cycle: 3 GETs, four readings per delivery."""
+
+    name = "whoop"
+    path = "/v1/webhooks/whoop"
+    readings_per_delivery = 4  # recovery score, resting HR, RMSSD, strain
+    setting = "WHOOP"
+
+    def __init__(self) -> None:
+        self.whoop = WhoopApi(secrets.randbits(64), datetime.now(UTC))
+        super().__init__(self.whoop)
+
+    def delivery(self, index: int, user_ids: list[uuid.UUID], now: datetime) -> Delivery:
+        from bridges.whoop.provider import sign
+
+        document = {
+            "user_id": int(self.api.external_user_id(index % len(user_ids))),
+            "id": self.whoop.sleep_id(index),
+            "type": "recovery.updated",
+            "trace_id": str(uuid.uuid4()),
+        }
+        body = json.dumps(document, indent=2).encode()
+        timestamp_ms = int(time.time() * 1000)
+        return Delivery(
+            body,
+            {
+                "content-type": "application/json",
+                "x-whoop-signature": sign(self.secret, timestamp_ms, body),
+                "x-whoop-signature-timestamp": str(timestamp_ms),
+            },
+        )
+
+
+class OuraDeliveries(NotifyOnlyDeliveries):
+    """Oura ``sleep`` update notifications (upper-case hex HMAC over the timestamp ‖ body); the worker fetches
+    the sleep period: one GET, eight readings per delivery."""
+
+    name = "oura"
+    path = "/v1/webhooks/oura"
+    readings_per_delivery = 8  # RMSSD, lowest HR, duration, deep, REM, light, awake, deep share
+    setting = "OURA"
+
+    def __init__(self) -> None:
+        self.oura = OuraApi(secrets.randbits(64), datetime.now(UTC))
+        super().__init__(self.oura)
+
+    def delivery(self, index: int, user_ids: list[uuid.UUID], now: datetime) -> Delivery:
+        from bridges.oura.provider import sign
+
+        document = {
+            "event_type": "update",
+            "data_type": "sleep",
+            "object_id": self.oura.sleep_id(index),
+            "event_time": now.isoformat(timespec="milliseconds"),
+            "user_id": self.api.external_user_id(index % len(user_ids)),
+        }
+        body = json.dumps(document, indent=2).encode()
+        timestamp = str(int(time.time()))
+        return Delivery(
+            body,
+            {
+                "content-type": "application/json",
+                "x-oura-signature": sign(self.secret, timestamp, body),
+                "x-oura-timestamp": timestamp,
+            },
+        )
+
+
+SOURCES: dict[str, Callable[[], DeliverySource]] = {
+    "terra": TerraDeliveries,
+    "whoop": WhoopDeliveries,
+    "oura": OuraDeliveries,
+}
 
 
 # --- phase 1: accept ----------------------------------------------------------------------------------------
@@ -379,6 +528,7 @@ def run_benchmark(
         },
         "settings": {
             "provider": provider,
+            "path": source.path,
             "requests": requests,
             "deliveries": deliveries,
             "concurrency": concurrency,
@@ -394,7 +544,9 @@ def run_benchmark(
             source.serving(),
         ):
             logs = Path(tmp)
+            sync_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
             user_ids = asyncio.run(_create_users(url, users))
+            source.link(sync_url, user_ids)
             now = datetime.now(UTC)
             accept: dict[str, Any] = {}
             task = progress.add_task("accept", total=2 * requests) if progress else None
@@ -440,7 +592,6 @@ def run_benchmark(
                 report["ratio"]["provider_over_bare_throughput"] >= TARGET_THROUGHPUT_RATIO
             )
 
-            sync_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
             before = _books(sync_url, source.name)
             worker_env = {
                 **os.environ,
@@ -474,6 +625,8 @@ def run_benchmark(
                 else None
             )
             expected_readings = books["stored"] * source.readings_per_delivery
+            # The provider's deliveries are numbered 0 … stored-1 (bare's rows are another source).
+            fetches = source.fetch_books(books["stored"])
             report["drain"] = {
                 "deliveries": books["stored"],
                 "handled": books["handled"],
@@ -487,10 +640,12 @@ def run_benchmark(
                 "events_per_s": books["handled"] / span if span else None,
                 "events_per_s_per_worker": books["handled"] / span / workers if span else None,
                 "wall_s_including_worker_start": wall,
+                "fetch_after_notify": fetches,
                 "books_balance": books["handled"] == books["stored"]
                 and books["handled_exactly_once"] == books["stored"]
                 and books["readings"] == expected_readings
-                and books["readings"] == books["distinct_readings"],
+                and books["readings"] == books["distinct_readings"]
+                and (fetches is None or fetches["each_delivery_fetched_exactly_once"]),
             }
     finally:
         keys = list(broker.scan_iter(match=f"{prefix}*"))
@@ -523,8 +678,10 @@ def _plot(report: dict[str, Any], path: Path) -> None:
     middle.legend()
     drain = report["drain"]
     right.bar(["per worker", "total"], [drain["events_per_s_per_worker"] or 0, drain["events_per_s"] or 0])
+    fetch = " with fetch" if drain["fetch_after_notify"] is not None else ""
     right.set(
-        title=f"drain of {drain['deliveries']} deliveries ({report['settings']['workers']} worker(s))",
+        title=f"{report['settings']['provider']} drain{fetch}\n{drain['deliveries']} deliveries, "
+        f"{report['settings']['workers']} worker(s)",
         ylabel="events / s",
     )
     fig.tight_layout()
@@ -572,7 +729,8 @@ def webhooks(
         return
     out = Console()
     table = Table(
-        title=f"POST {SOURCES[provider].path} vs a bare INSERT ({concurrency} clients, one uvicorn worker)"
+        title=f"POST {report['settings']['path']} vs a bare INSERT "
+        f"({concurrency} clients, one uvicorn worker)"
     )
     for column in ("server", "req/s", "p50 ms", "p99 ms", "server CPU ms/req", "errors"):
         table.add_column(column, justify="right")
@@ -597,5 +755,12 @@ def webhooks(
         f"{'-' if rate is None else f'{rate:.0f}'} events/s per worker ({workers} worker(s)); "
         f"books {'balance' if drain['books_balance'] else 'DO NOT balance'}"
     )
+    fetches = drain["fetch_after_notify"]
+    if fetches is not None:
+        out.print(
+            f"fetch after notify: {fetches['gets']} GETs served for {fetches['gets_expected']} expected "
+            f"({fetches['gets_per_delivery']:.0f} per delivery), answers {fetches['answers']}; each delivery "
+            f"fetched exactly once: {'yes' if fetches['each_delivery_fetched_exactly_once'] else 'NO'}"
+        )
     machine = report["machine"]
     out.print(f"load average before/after: {machine['loadavg_before']} / {machine['loadavg_after']}")
