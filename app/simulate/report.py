@@ -193,7 +193,8 @@ def print_tables(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    # Wide enough for every column when piped (rich falls back to 80 columns without a terminal).
+    console = Console(width=max(Console().width, 130))
     table = Table(title="Acceptance by week (mean of per-person rates, 95 % bootstrap over people)")
     for col in ("week", "arm", "people", "answers", "accepted", "95 % interval", "by adapter"):
         table.add_column(col)

@@ -42,7 +42,8 @@ from sim.profiles import sample_profiles
 SLOT_HOURS = (8, 13, 18, 23)
 RESCHEDULE_AFTER = timedelta(hours=5)
 FINETUNE_DONE = frozenset({"succeeded", "skipped", "cancelled"})
-ARM_ADAPTERS, ARM_BASE = "adapters", "base"
+# Without the sweep everybody is in one arm; with it, twins split into the two others.
+ARM_ALL, ARM_ADAPTERS, ARM_BASE = "all", "adapters", "base"
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ class Simulation:
             if response is None or response.status_code != 201:
                 raise RuntimeError(f"could not create a user: {None if response is None else response.text}")
             body = response.json()
-            arm = ARM_ADAPTERS if (not self.config.sweep or i % 2 == 0) else ARM_BASE
+            arm = (ARM_ADAPTERS if i % 2 == 0 else ARM_BASE) if self.config.sweep else ARM_ALL
             return Person(i, uuid.UUID(body["user_id"]), body["token"], arm)
 
         self.people = list(await asyncio.gather(*(create(i) for i in range(n))))
