@@ -115,6 +115,7 @@ async def _run(config: Any, stack: Any, faults: bool) -> tuple[Any, dict[str, An
     )
     if plan is not None:
         simulation.events = plan.events
+        plan.open_events = simulation.open_events
     result = await simulation.run()
     report = reports.summary(result)
     if plan is not None:

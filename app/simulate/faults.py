@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,8 @@ class FaultPlan:
     restart_api_on: int
     events: list[dict[str, Any]] = field(default_factory=list)
     windows: list[tuple[float, float]] = field(default_factory=list)
+    # Counts our inbox events not yet handled (the simulation's), to show the kill hit work in flight.
+    open_events: Callable[[], Awaitable[int]] | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -43,16 +46,17 @@ class FaultPlan:
             self._tasks.append(asyncio.create_task(self._restart_api()))
 
     async def _kill_worker(self) -> None:
-        # A moment into the day, so the morning's deliveries are being processed when the worker dies.
-        await asyncio.sleep(0.5)
+        # Right after the morning's pushes were acknowledged: the worker is processing them when it dies.
+        open_before = await self.open_events() if self.open_events else None
         pid = self.stack.kill_worker()
-        self.events.append({"fault": "SIGKILL worker", "pid": pid, "at": time.time()})
+        self.events.append(
+            {"fault": "SIGKILL worker", "pid": pid, "at": time.time(), "our_events_open": open_before}
+        )
         await asyncio.sleep(WORKER_DOWN_S)
         self.stack.start_worker()
         self.events.append({"fault": "worker restarted", "at": time.time()})
 
     async def _restart_api(self) -> None:
-        await asyncio.sleep(0.5)
         started = time.time()
         await asyncio.to_thread(self.stack.restart_api)
         finished = time.time()

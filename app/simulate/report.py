@@ -109,6 +109,11 @@ def fidelity(result: SimResult) -> dict[str, Any]:
     out: dict[str, Any] = {"label": FIDELITY_LABEL, "meters": {}}
     for j, meter in enumerate(METERS):
         pairs = [(p.person, p.true[j], p.bridge[j]) for p in result.meters if not math.isnan(p.bridge[j])]
+        relative = [
+            (p.deviation[j], p.bridge[j])
+            for p in result.meters
+            if not math.isnan(p.bridge[j] + p.deviation[j])
+        ]
         total = sum(1 for p in result.meters)
         if not pairs:
             out["meters"][meter.value] = {"n": 0, "of": total, "note": "no input (needs the calendar bridge)"}
@@ -126,6 +131,11 @@ def fidelity(result: SimResult) -> dict[str, Any]:
             "mean_abs_error": float(np.abs(bridge - true).mean()),
             "per_user_spearman_median": float(np.median(per_person)) if per_person else math.nan,
             "per_user_spearman_min": float(np.min(per_person)) if per_person else math.nan,
+            # The engine reads a signal against the person's own last 28 days, so it is built to follow the
+            # true meter's deviation from its trailing mean rather than its level: both are reported.
+            "spearman_vs_deviation": spearman(
+                np.array([d for d, _ in relative]), np.array([b for _, b in relative])
+            ),
         }
     return out
 
@@ -210,11 +220,20 @@ def print_tables(report: dict[str, Any]) -> None:
         )
     console.print(table)
     table = Table(title="Meter fidelity: " + report["fidelity"]["label"])
-    for col in ("meter", "n", "spearman", "mean err", "mean |err|", "per-user ρ median", "min"):
+    for col in (
+        "meter",
+        "n",
+        "spearman",
+        "mean err",
+        "mean |err|",
+        "per-user ρ median",
+        "min",
+        "ρ vs 28-d dev.",
+    ):
         table.add_column(col)
     for meter, row in report["fidelity"]["meters"].items():
         if not row["n"]:
-            table.add_row(meter, f"0/{row['of']}", row["note"], "", "", "", "")
+            table.add_row(meter, f"0/{row['of']}", row["note"], "", "", "", "", "")
             continue
         table.add_row(
             meter,
@@ -224,6 +243,7 @@ def print_tables(report: dict[str, Any]) -> None:
             _f(row["mean_abs_error"]),
             _f(row["per_user_spearman_median"]),
             _f(row["per_user_spearman_min"]),
+            _f(row["spearman_vs_deviation"]),
         )
     console.print(table)
     table = Table(title="Endpoints (client-side, every answered attempt)")

@@ -30,6 +30,7 @@ import numpy as np
 from app.simulate import terra
 from app.simulate.client import Api, Calls
 from bridges.meters import Reading, estimate_meters
+from bridges.meters.baselines import BASELINE_DAYS
 from bridges.meters.signals import normalise
 from bridges.terra.provider import TerraProvider
 from domain import ACTION_INDEX, METERS, N_ACTIONS, RESPONSES, Action
@@ -41,6 +42,8 @@ from sim.profiles import sample_profiles
 # 12-17, Evening 17-22, Night 22-05.
 SLOT_HOURS = (8, 13, 18, 23)
 RESCHEDULE_AFTER = timedelta(hours=5)
+# Mornings of true meters needed before their trailing mean is a baseline worth comparing with.
+MIN_HISTORY = 7
 FINETUNE_DONE = frozenset({"succeeded", "skipped", "cancelled"})
 # Without the sweep everybody is in one arm; with it, twins split into the two others.
 ARM_ALL, ARM_ADAPTERS, ARM_BASE = "all", "adapters", "base"
@@ -89,11 +92,13 @@ class Answer:
 
 @dataclass(frozen=True)
 class MeterPair:
-    """A simulated morning: the person's true meters and the bridge's estimate (NaN = missing)."""
+    """A simulated morning: the person's true meters, their deviation from the person's own trailing 28-day
+    mean (NaN before 7 days of history), and the bridge's estimate (NaN = missing)."""
 
     person: int
     week: int
     true: tuple[float, ...]
+    deviation: tuple[float, ...]
     bridge: tuple[float, ...]
 
 
@@ -134,8 +139,9 @@ def simulation_start(now: datetime, weeks: int) -> datetime:
 
 
 class Simulation:
-    """One run; :meth:`run` returns the result. ``on_day(day)`` (async) is awaited before each simulated day
-    and ``before_books()`` before the books are kept (the fault schedule hooks in there)."""
+    """One run; :meth:`run` returns the result. ``on_day(day)`` (async) is awaited once each simulated
+    day's pushes are acknowledged (while the worker processes them), ``before_books()`` before the books are
+    kept: the fault schedule hooks in there."""
 
     def __init__(self, config: SimConfig, on_day: Any = None, before_books: Any = None) -> None:
         self.config = config
@@ -148,6 +154,8 @@ class Simulation:
         self._on_day = on_day
         self._before_books = before_books
         self.events: list[dict[str, Any]] = []
+        # Every simulated morning's true meters (N, 5), warm-up included: the trailing baseline of the truth.
+        self._mornings: list[np.ndarray] = []
 
     def _admin(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.config.admin_token}"}
@@ -225,10 +233,9 @@ class Simulation:
         total_weeks = config.warmup_weeks + config.weeks
         start = simulation_start(datetime.now(UTC), total_weeks)
         for day in range(7 * total_weeks):
-            if self._on_day is not None:
-                await self._on_day(day)
             day_start = start + timedelta(days=day)
-            seen = observe(observe_rng, device, env.observation().meters, missing=config.missing)
+            self._mornings.append(env.observation().meters)
+            seen = observe(observe_rng, device, self._mornings[-1], missing=config.missing)
             await asyncio.gather(
                 *(
                     self._deliver(d, p)
@@ -236,6 +243,8 @@ class Simulation:
                     for d in terra.morning(p.user_id, seen, p.index, day_start)
                 )
             )
+            if self._on_day is not None:
+                await self._on_day(day)
             week = day // 7 - config.warmup_weeks
             for slot, hour in enumerate(SLOT_HOURS):
                 if week < 0:
@@ -249,6 +258,8 @@ class Simulation:
 
     async def _slot(self, env: LifeEnv, week: int, at: datetime, record_meters: bool) -> None:
         true = env.observation().meters
+        history = np.array(self._mornings[-1 - BASELINE_DAYS : -1])
+        deviation = true - history.mean(axis=0) if len(history) >= MIN_HISTORY else np.full_like(true, np.nan)
         estimates = [estimate_meters(p.readings, at, UTC) for p in self.people]
         sent: list[dict[str, float]] = []
         for p, report in zip(self.people, estimates, strict=True):
@@ -259,7 +270,15 @@ class Simulation:
                 bridge = tuple(
                     np.nan if values[m.value] is None else float(values[m.value] or 0) for m in METERS
                 )
-                self.meter_pairs.append(MeterPair(p.index, week, tuple(map(float, true[p.index])), bridge))
+                self.meter_pairs.append(
+                    MeterPair(
+                        p.index,
+                        week,
+                        tuple(map(float, true[p.index])),
+                        tuple(map(float, deviation[p.index])),
+                        bridge,
+                    )
+                )
         answers = await asyncio.gather(
             *(self._recommend(p, at, meters) for p, meters in zip(self.people, sent, strict=True))
         )
@@ -358,7 +377,8 @@ class Simulation:
 
     # --- the books ----------------------------------------------------------------------------------------
 
-    async def _our_open_events(self) -> int:
+    async def open_events(self) -> int:
+        """How many of our inbox events are pending or failed now (-1: the API did not answer)."""
         ours = {p.user_id for p in self.people}
         open_events = 0
         for state in ("pending", "failed"):
@@ -379,7 +399,7 @@ class Simulation:
         """Wait until none of our inbox events is pending or failed (the worker retries failed ones)."""
         started = time.monotonic()
         while time.monotonic() - started < self.config.drain_timeout:
-            if await self._our_open_events() == 0:
+            if await self.open_events() == 0:
                 break
             await asyncio.sleep(1.0)
         return time.monotonic() - started
