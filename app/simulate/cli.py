@@ -30,6 +30,9 @@ def simulate(
     profiles: Annotated[str, typer.Option(help=f"Profile mode: {', '.join(PROFILE_MODES)}.")] = "archetypes",
     seed: Annotated[int, typer.Option(help="Seed of people, devices and responses.")] = 0,
     sweep: Annotated[bool, typer.Option(help="Twins; one of each gets the weekly fine-tune.")] = False,
+    sweep_after: Annotated[
+        str, typer.Option(help="Weeks after which to sweep, e.g. '2,3' (default: every week but the last).")
+    ] = "",
     base_url: Annotated[
         str | None, typer.Option(help="The stack (default: http://RHYTHM_HOST:RHYTHM_PORT).")
     ] = None,
@@ -55,6 +58,12 @@ def simulate(
 
     if profiles not in PROFILE_MODES:
         raise typer.BadParameter(f"expected one of {', '.join(PROFILE_MODES)}", param_hint="--profiles")
+    try:
+        after = tuple(int(w) for w in sweep_after.split(",") if w.strip())
+    except ValueError as exc:
+        raise typer.BadParameter(
+            "a comma-separated list of week numbers", param_hint="--sweep-after"
+        ) from exc
     if faults and not spawn:
         raise typer.BadParameter("--faults needs --spawn (it kills and restarts processes it started)")
     settings = get_settings()
@@ -83,6 +92,7 @@ def simulate(
         profiles=profiles,
         seed=seed,
         sweep=sweep,
+        sweep_after=after,
         concurrency=concurrency,
     )
     try:

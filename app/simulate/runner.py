@@ -61,6 +61,10 @@ class SimConfig:
     seed: int = 0
     concurrency: int = 8
     sweep: bool = False
+    # Simulated weeks (1-based) after which the sweep runs; empty: after every week but the last. The service
+    # keeps one job per user and *real* ISO week, and a job skipped for too little history is not queued
+    # again that week, so a run of minutes gets one useful sweep: aim it where the history is long enough.
+    sweep_after: tuple[int, ...] = ()
     missing: float = DEFAULT_MISSING
     drain_timeout: float = 300.0
     sweep_timeout: float = 1800.0
@@ -252,7 +256,7 @@ class Simulation:
                     env.step(warmup_rng.integers(0, N_ACTIONS, size=n))
                     continue
                 await self._slot(env, week, day_start + timedelta(hours=hour), slot == 0)
-            if week >= 0 and day % 7 == 6 and config.sweep and week < config.weeks - 1:
+            if week >= 0 and day % 7 == 6 and config.sweep and self._sweeps_after(week + 1):
                 await self._sweep(week)
         return start
 
@@ -330,6 +334,11 @@ class Simulation:
         self.ledger.feedback[rec_id] = (person.index, answer, status)
 
     # --- the weekly sweep ----------------------------------------------------------------------------------
+
+    def _sweeps_after(self, week: int) -> bool:
+        if self.config.sweep_after:
+            return week in self.config.sweep_after
+        return week < self.config.weeks
 
     async def _sweep(self, week: int) -> None:
         """Queue this week's fine-tune of every person in the adapters arm and wait until each job is done."""

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from app.simulate import report as reports
+from app.simulate.faults import FaultPlan
 from app.simulate.runner import SimConfig, SimResult, Simulation
 from app.simulate.stack import BIN, Stack
 from tests.support import broker_url, temporary_postgres_database
@@ -112,3 +113,35 @@ def test_the_report_has_every_part(result: SimResult, tmp_path: Path) -> None:
     assert summary["storage"]["rows_per_user_week"]["feedback"] == pytest.approx(28 * 2 / 3)
     reports.plot(result, summary, tmp_path / "sim.png")
     assert (tmp_path / "sim.png").stat().st_size > 10_000
+
+
+def test_nothing_is_lost_when_the_worker_is_killed_and_the_api_restarted(stack: Stack) -> None:
+    """The soak's faults on a small run: SIGKILL the worker right after a morning's pushes were acknowledged
+    (and start another), restart the API mid-run; the books still balance and every 5xx or refused
+    connection falls inside the restart."""
+    config = SimConfig(
+        stack.base_url,
+        stack.env["RHYTHM_ADMIN_TOKEN"],
+        stack.env["RHYTHM_TERRA_WEBHOOK_SECRET"],
+        users=2,
+        weeks=1,
+        warmup_weeks=1,
+        seed=11,
+        drain_timeout=120.0,
+    )
+    plan = FaultPlan(stack, kill_worker_on=3, restart_api_on=9)
+
+    async def run() -> SimResult:
+        simulation = Simulation(config, on_day=plan.on_day, before_books=plan.finish)
+        plan.open_events = simulation.open_events
+        return await simulation.run()
+
+    result = asyncio.run(run())
+    assert [e["fault"] for e in plan.events] == ["SIGKILL worker", "worker restarted", "API restarted"]
+    books = result.books
+    assert books["deliveries_acknowledged"] == books["deliveries_sent"] == books["inbox_events"]
+    assert books["lost_deliveries"] == books["unhandled_events"] == books["duplicated_events"] == 0
+    assert books["feedback_stored"] == books["feedback_sent"] == 2 * 28 and books["lost_feedback"] == 0
+    assert books["readings_stored"] == books["readings_expected"]
+    assert plan.outside_restarts(result.calls.server_errors) == []
+    assert all(row["gave_up"] == 0 for row in reports.endpoints(result).values())
