@@ -42,6 +42,8 @@ from sim.profiles import sample_profiles
 # 12-17, Evening 17-22, Night 22-05.
 SLOT_HOURS = (8, 13, 18, 23)
 RESCHEDULE_AFTER = timedelta(hours=5)
+# Pages of the ops inbox listing read per state while draining (200 events each).
+MAX_PAGES = 50
 # Mornings of true meters needed before their trailing mean is a baseline worth comparing with.
 MIN_HISTORY = 7
 FINETUNE_DONE = frozenset({"succeeded", "skipped", "cancelled"})
@@ -377,7 +379,7 @@ class Simulation:
                 await asyncio.sleep(2.0)
         self.ledger.sweeps.append(
             {
-                "after_week": week,
+                "after_week": week + 1,
                 "jobs": len(ids),
                 "unfinished": len(pending),
                 "wait_s": time.monotonic() - started,
@@ -387,21 +389,32 @@ class Simulation:
     # --- the books ----------------------------------------------------------------------------------------
 
     async def open_events(self) -> int:
-        """How many of our inbox events are pending or failed now (-1: the API did not answer)."""
-        ours = {p.user_id for p in self.people}
+        """How many of our inbox events are pending or failed now (-1: the API did not answer).
+
+        Ours by external id (the trace we sent), not by user: an event gets its user when it is processed.
+        """
+        ours = {f"trace:{trace}" for trace in self.ledger.deliveries}
         open_events = 0
         for state in ("pending", "failed"):
-            response = await self.api.request(
-                "GET /v1/ops/webhook-events",
-                "GET",
-                "/v1/ops/webhook-events",
-                headers=self._admin(),
-                params={"status": state, "source": "terra", "limit": 200},
-            )
-            if response is None or response.status_code != 200:
-                return -1
-            items = response.json()["items"]
-            open_events += sum(1 for e in items if e["user_id"] and uuid.UUID(e["user_id"]) in ours)
+            cursor: str | None = None
+            for _ in range(MAX_PAGES):
+                params: dict[str, Any] = {"status": state, "source": "terra", "limit": 200}
+                if cursor:
+                    params["cursor"] = cursor
+                response = await self.api.request(
+                    "GET /v1/ops/webhook-events",
+                    "GET",
+                    "/v1/ops/webhook-events",
+                    headers=self._admin(),
+                    params=params,
+                )
+                if response is None or response.status_code != 200:
+                    return -1
+                page = response.json()
+                open_events += sum(1 for e in page["items"] if e["external_id"] in ours)
+                cursor = page["next_cursor"]
+                if not cursor:
+                    break
         return open_events
 
     async def drain(self) -> float:
@@ -425,7 +438,9 @@ class Simulation:
                 raise RuntimeError(f"export of {person.user_id} failed")
             export_bytes += len(response.content)
             exports[person.user_id] = response.json()["tables"]
-        return keep_books(self.people, self.ledger, exports, export_bytes, drain_s)
+        books = keep_books(self.people, self.ledger, exports, export_bytes, drain_s)
+        books["open_after_drain"] = await self.open_events()
+        return books
 
 
 def keep_books(

@@ -84,6 +84,7 @@ def test_the_books_balance(result: SimResult) -> None:
     assert books["deliveries_acknowledged"] == books["deliveries_sent"]
     assert books["inbox_events"] == books["deliveries_acknowledged"]
     assert books["lost_deliveries"] == books["unhandled_events"] == books["duplicated_events"] == 0
+    assert books["open_after_drain"] == 0
     assert books["recommendations"] == 3 * 2 * 28 and books["recommend_failed"] == 0
     assert books["feedback_stored"] == books["feedback_acknowledged"] == books["feedback_sent"] == 3 * 2 * 28
     assert books["lost_feedback"] == books["wrong_feedback"] == 0
