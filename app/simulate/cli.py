@@ -42,6 +42,13 @@ def simulate(
     faults: Annotated[
         bool, typer.Option(help="Kill the worker and restart the API during the run (--spawn).")
     ] = False,
+    drain_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds to wait for the inbox to be processed at the end (default 300; 1500 with --faults, "
+            "so the inbox's sweeper, which re-sends events 15 min old, recovers a killed worker's message)."
+        ),
+    ] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=256, help="Requests in flight at most.")] = 8,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     plot: Annotated[
@@ -93,6 +100,7 @@ def simulate(
         seed=seed,
         sweep=sweep,
         sweep_after=after,
+        drain_timeout=drain_timeout if drain_timeout is not None else (1500.0 if faults else 300.0),
         concurrency=concurrency,
     )
     try:
