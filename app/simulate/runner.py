@@ -273,9 +273,7 @@ class Simulation:
             # A meter without input is shown to the model as 0.5, as the service shows a snapshot's gap.
             sent.append({name: 0.5 if v is None else v for name, v in values.items()})
             if record_meters:
-                bridge = tuple(
-                    np.nan if values[m.value] is None else float(values[m.value] or 0) for m in METERS
-                )
+                bridge = tuple(np.nan if (v := values[m.value]) is None else v for m in METERS)
                 self.meter_pairs.append(
                     MeterPair(
                         p.index,
@@ -288,6 +286,8 @@ class Simulation:
         answers = await asyncio.gather(
             *(self._recommend(p, at, meters) for p, meters in zip(self.people, sent, strict=True))
         )
+        # Everybody steps in lockstep: a person whose recommendation failed (counted) does something at random
+        # and sends no feedback.
         fallback = np.random.default_rng(int(at.timestamp()))
         actions = np.array(
             [ACTION_INDEX[a[0]] if a else int(fallback.integers(0, N_ACTIONS)) for a in answers],
