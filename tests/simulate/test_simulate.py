@@ -10,6 +10,7 @@ no weekly fine-tune: with 2 busy cores a LoRA fine-tune does not fit this test's
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import secrets
@@ -18,8 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import typer
+from typer.testing import CliRunner
 
+from app.core.config import get_settings
 from app.simulate import report as reports
+from app.simulate.cli import simulate
 from app.simulate.faults import FaultPlan
 from app.simulate.runner import SimConfig, SimResult, Simulation
 from app.simulate.stack import BIN, Stack
@@ -151,3 +156,37 @@ def test_nothing_is_lost_when_the_worker_is_killed_and_the_api_restarted(stack: 
         assert books["readings_stored"] == books["readings_expected"]
     assert plan.outside_restarts(result.calls.server_errors) == []
     assert all(row["gave_up"] == 0 for row in reports.endpoints(result).values())
+
+
+_root = typer.Typer()
+_root.command("simulate")(simulate)
+_root.command("noop")(lambda: None)  # two commands, so Typer keeps `simulate` a sub-command
+
+
+@pytest.fixture
+def cli_env(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in ("RHYTHM_ENV", "RHYTHM_ADMIN_TOKEN", "RHYTHM_TERRA_WEBHOOK_SECRET", "RHYTHM_DATA_DIR"):
+        monkeypatch.setenv(name, stack.env[name])
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_the_command_prints_the_report_as_json_and_exits_0_when_nothing_is_lost(stack: Stack) -> None:
+    args = ["simulate", "--base-url", stack.base_url, "--users", "1", "--weeks", "1", "--warmup-weeks", "0"]
+    done = CliRunner().invoke(_root, [*args, "--json"])
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.output)
+    assert report["books"]["feedback_stored"] == 28 and report["books"]["lost_deliveries"] == 0
+    assert report["unexpected_5xx"] == 0 and [row["week"] for row in report["acceptance"]] == [1]
+
+
+@pytest.mark.usefixtures("cli_env")
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--faults"], "--faults needs --spawn"), (["--profiles", "nobody"], "expected one of archetypes")],
+)
+def test_the_command_refuses_bad_options(args: list[str], message: str) -> None:
+    done = CliRunner().invoke(_root, ["simulate", *args])
+    assert done.exit_code == 2 and message in done.output
