@@ -82,24 +82,28 @@ def acceptance(result: SimResult) -> list[dict[str, Any]]:
                 }
             )
         if ARM_ADAPTERS in by_arm and ARM_BASE in by_arm:
-            diffs = [
-                rate - by_arm[ARM_BASE][p + 1]
-                for p, rate in by_arm[ARM_ADAPTERS].items()
-                if p + 1 in by_arm[ARM_BASE]
-            ]
-            mean, low, high = _bootstrap_mean(np.array(diffs))
-            rows.append(
-                {
-                    "week": week + 1,
-                    "arm": "adapters - base (paired)",
-                    "people": len(diffs),
-                    "answers": 0,
-                    "accepted": mean,
-                    "low": low,
-                    "high": high,
-                    "served_by_adapter": 0,
-                }
-            )
+            # Twins are rows 2i (adapters) and 2i+1 (base). Every pair (intent to treat: the gate may hold an
+            # adapter back), then only the pairs whose twin an adapter actually served that week.
+            adapted = {a.person for a in result.answers if a.week == week and a.adapter}
+            pairs = [(p, rate) for p, rate in by_arm[ARM_ADAPTERS].items() if p + 1 in by_arm[ARM_BASE]]
+            for label, chosen in (
+                ("adapters - base (paired)", pairs),
+                ("served by an adapter - base (paired)", [(p, r) for p, r in pairs if p in adapted]),
+            ):
+                diffs = np.array([rate - by_arm[ARM_BASE][p + 1] for p, rate in chosen])
+                mean, low, high = _bootstrap_mean(diffs)
+                rows.append(
+                    {
+                        "week": week + 1,
+                        "arm": label,
+                        "people": len(diffs),
+                        "answers": 0,
+                        "accepted": mean,
+                        "low": low,
+                        "high": high,
+                        "served_by_adapter": 0,
+                    }
+                )
     return rows
 
 
@@ -155,6 +159,7 @@ def endpoints(result: SimResult) -> dict[str, Any]:
             "transport_errors": calls.transport_errors.get(name, 0),
             "retries": calls.retries.get(name, 0),
             "gave_up": calls.gave_up.get(name, 0),
+            "statuses": {str(k): v for k, v in sorted(statuses.items())},
         }
     return out
 

@@ -526,6 +526,7 @@ def keep_books(
         "users_without_snapshot": users_without_snapshot,
         "finetune_jobs": len(ledger.finetune_jobs),
         "finetune_status": dict(Counter(str(j["status"]) for j in jobs)),
+        "finetune_gate": dict(Counter(str((j.get("gate") or {}).get("decision")) for j in jobs)),
         "finetune_attempts": {k: int(j["attempt"]) for k, j in ledger.finetune_jobs.items()},
         "rows_by_table": dict(rows),
         "export_bytes": export_bytes,
