@@ -303,6 +303,7 @@ def plot(result: SimResult, report: dict[str, Any], path: Path) -> None:
             ]
         )
         ax.errorbar(weeks, mean, yerr=err, marker="o", capsize=3, label=arm)
+    ax.set_xticks(range(1, result.config.weeks + 1))
     ax.set_xlabel("simulated week")
     ax.set_ylabel("acceptance (95 % bootstrap over people)")
     ax.set_ylim(0, 1)
