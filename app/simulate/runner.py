@@ -42,6 +42,8 @@ from sim.profiles import sample_profiles
 # 12-17, Evening 17-22, Night 22-05.
 SLOT_HOURS = (8, 13, 18, 23)
 RESCHEDULE_AFTER = timedelta(hours=5)
+# Seconds (one export round each) to wait for the last meter recomputes after the inbox drained.
+RECOMPUTE_WAIT_S = 15
 # Pages of the ops inbox listing read per state while draining (200 events each).
 MAX_PAGES = 50
 # Mornings of true meters needed before their trailing mean is a baseline worth comparing with.
@@ -432,8 +434,7 @@ class Simulation:
             await asyncio.sleep(1.0)
         return time.monotonic() - started
 
-    async def books(self) -> dict[str, Any]:
-        drain_s = await self.drain()
+    async def _exports(self) -> tuple[dict[uuid.UUID, dict[str, Any]], int]:
         exports: dict[uuid.UUID, dict[str, Any]] = {}
         export_bytes = 0
         for person in self.people:
@@ -444,6 +445,19 @@ class Simulation:
                 raise RuntimeError(f"export of {person.user_id} failed")
             export_bytes += len(response.content)
             exports[person.user_id] = response.json()["tables"]
+        return exports, export_bytes
+
+    async def books(self) -> dict[str, Any]:
+        drain_s = await self.drain()
+        # The last pushes' meter recomputes run just after their events are handled: give them a moment.
+        for _ in range(RECOMPUTE_WAIT_S):
+            exports, export_bytes = await self._exports()
+            queued = [
+                r for t in exports.values() for r in t.get("meter_recomputes", []) if r.get("queued_token")
+            ]
+            if not queued:
+                break
+            await asyncio.sleep(1.0)
         inbox = await self.our_inbox()
         if inbox is None:
             raise RuntimeError("the inbox listing failed")
@@ -489,6 +503,9 @@ def keep_books(
     stored_readings = 0
     snapshots = 0
     users_without_snapshot = 0
+    # A recompute still queued after the drain: its message may have died with a killed worker (beat's
+    # refresh re-sends it after meters' LOST_AFTER, 15 min); until then that person's meters do not move.
+    recomputes_queued = 0
     rows: Counter[str] = Counter()
     for person in people:
         tables = exports[person.user_id]
@@ -497,6 +514,7 @@ def keep_books(
         n_snapshots = len(tables.get("meter_snapshots", []))
         snapshots += n_snapshots
         users_without_snapshot += n_snapshots == 0
+        recomputes_queued += sum(1 for r in tables.get("meter_recomputes", []) if r.get("queued_token"))
         for name, table_rows in tables.items():
             rows[name] += len(table_rows)
 
@@ -524,6 +542,7 @@ def keep_books(
         "lost_readings": max(0, expected_readings - stored_readings),
         "meter_snapshots": snapshots,
         "users_without_snapshot": users_without_snapshot,
+        "meter_recomputes_queued": recomputes_queued,
         "finetune_jobs": len(ledger.finetune_jobs),
         "finetune_status": dict(Counter(str(j["status"]) for j in jobs)),
         "finetune_gate": dict(Counter(str((j.get("gate") or {}).get("decision")) for j in jobs)),

@@ -95,6 +95,7 @@ def test_the_books_balance(result: SimResult) -> None:
     assert books["lost_feedback"] == books["wrong_feedback"] == 0
     assert books["readings_stored"] == books["readings_expected"] > 3 * 21 * 8
     assert books["meter_snapshots"] > 0 and books["users_without_snapshot"] == 0
+    assert books["meter_recomputes_queued"] == 0
 
 
 def test_no_request_failed(result: SimResult) -> None:
