@@ -363,16 +363,12 @@ class Simulation:
         deadline = time.monotonic() + self.config.sweep_timeout
         pending = set(ids)
         while pending and time.monotonic() < deadline:
-            for job_id in sorted(pending):
-                response = await self.api.request(
-                    "GET /v1/ops/finetune-jobs/{id}",
-                    "GET",
-                    f"/v1/ops/finetune-jobs/{job_id}",
-                    headers=self._admin(),
-                )
-                if response is None or response.status_code != 200:
+            # One listing per poll, not one request per job: 30 jobs polled one by one every 2 s ran into the
+            # admin rate limit (429).
+            for job in await self._jobs_listed():
+                job_id = str(job["id"])
+                if job_id not in pending:
                     continue
-                job = response.json()
                 self.ledger.finetune_jobs[job_id] = job
                 failed_for_good = job["status"] == "failed" and job["attempt"] >= job["max_attempts"]
                 if job["status"] in FINETUNE_DONE or failed_for_good:
@@ -387,6 +383,28 @@ class Simulation:
                 "wait_s": time.monotonic() - started,
             }
         )
+
+    async def _jobs_listed(self) -> list[dict[str, Any]]:
+        """Every fine-tune job the ops API lists, newest first (empty when it does not answer)."""
+        jobs: list[dict[str, Any]] = []
+        cursor: str | None = None
+        for _ in range(MAX_PAGES):
+            params: dict[str, Any] = {"limit": 200, **({"cursor": cursor} if cursor else {})}
+            response = await self.api.request(
+                "GET /v1/ops/finetune-jobs",
+                "GET",
+                "/v1/ops/finetune-jobs",
+                headers=self._admin(),
+                params=params,
+            )
+            if response is None or response.status_code != 200:
+                break
+            page = response.json()
+            jobs += page["items"]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        return jobs
 
     # --- the books ----------------------------------------------------------------------------------------
 
