@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 import typer
 from typer.testing import CliRunner
 
@@ -66,6 +67,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             yield running
         finally:
             running.stop()
+            # Leave no messages or beat state of this stack in the shared Redis.
+            client = redis.Redis.from_url(broker_url())
+            keys = list(client.scan_iter(match=f"{env['RHYTHM_BROKER_KEY_PREFIX']}*"))
+            if keys:
+                client.delete(*keys)
 
 
 @pytest.fixture(scope="module")
