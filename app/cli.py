@@ -34,6 +34,7 @@ _EXTENSIONS: tuple[tuple[str, str, str, str], ...] = (
     ("policy.cli", "pretrain", "pretrain", "Train the policy model from the simulator's expert."),
     ("bridges.actions.cli", "classify", "classify", "Classify calendar event titles into actions."),
     ("app.finetune.cli", "finetune", "finetune", "Run a user's weekly LoRA fine-tune in the foreground."),
+    ("app.simulate.cli", "simulate", "simulate", "Simulated people living through a running stack."),
 )
 # Modules that add commands to an extension's group when imported (policy.cli adds `bench local-model`).
 _GROUP_ADDONS: dict[str, tuple[str, ...]] = {"bench": ("policy.cli",)}

@@ -11,6 +11,7 @@ Pure Python + numpy, vectorised over users, deterministic per seed. It speaks th
 * :mod:`sim.env` — ``LifeEnv``, N users stepping through 28-slot weeks;
 * :mod:`sim.policies` — one policy interface, the built-in policies, ``register_policy`` / ``make_policy``,
   and ``exact_bayes_distribution`` (the service's single-user fallback);
+* :mod:`sim.observe` — what a wearable measures of a person with given true meters (``rhythm simulate``);
 * :mod:`sim.rollout` — ``rollout(policy, profiles, weeks, seed) -> Trajectories`` (benchmarks, training data);
 * :mod:`sim.bench` and :mod:`sim.cli` — metrics and ``rhythm bench personalization`` / ``calibration`` /
   ``exploration`` (:mod:`sim.calibration`, :mod:`sim.exploration`);

@@ -60,6 +60,9 @@ KNOWN_EXCEPTIONS: frozenset[tuple[str, str]] = frozenset(
         # `rhythm bench webhooks` starts real worker processes (`celery -A workers.celery_app worker`) to
         # drain what it accepted, as scripts/run.sh does; it imports nothing of workers/: a command line.
         ("app.benchmarks.webhooks", "workers.celery_app"),
+        # `rhythm simulate --spawn/--faults` starts (and SIGKILLs) real worker and beat processes, as
+        # scripts/run.sh does; it imports nothing of workers/: a command line.
+        ("app.simulate.stack", "workers.celery_app"),
     }
 )
 

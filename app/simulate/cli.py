@@ -1,0 +1,149 @@
+"""``rhythm simulate``: the command (registered in :mod:`app.cli`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from sim.profiles import PROFILE_MODES
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def simulate(
+    users: Annotated[
+        int, typer.Option(min=1, max=500, help="Simulated people (twice as many with --sweep).")
+    ] = 4,
+    weeks: Annotated[int, typer.Option(min=1, max=20, help="Simulated weeks with recommendations.")] = 2,
+    warmup_weeks: Annotated[int, typer.Option(min=0, max=8, help="Weeks of device data first.")] = 1,
+    profiles: Annotated[str, typer.Option(help=f"Profile mode: {', '.join(PROFILE_MODES)}.")] = "archetypes",
+    seed: Annotated[int, typer.Option(help="Seed of people, devices and responses.")] = 0,
+    sweep: Annotated[bool, typer.Option(help="Twins; one of each gets the weekly fine-tune.")] = False,
+    sweep_after: Annotated[
+        str, typer.Option(help="Weeks after which to sweep, e.g. '2,3' (default: every week but the last).")
+    ] = "",
+    base_url: Annotated[
+        str | None, typer.Option(help="The stack (default: http://RHYTHM_HOST:RHYTHM_PORT).")
+    ] = None,
+    spawn: Annotated[
+        bool, typer.Option(help="Start API, worker and beat here with the RHYTHM_* settings.")
+    ] = False,
+    faults: Annotated[
+        bool, typer.Option(help="Kill the worker and restart the API during the run (--spawn).")
+    ] = False,
+    drain_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds to wait for the inbox to be processed at the end (default 300; 1500 with --faults, "
+            "so the inbox's sweeper, which re-sends events 15 min old, recovers a killed worker's message)."
+        ),
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="Requests in flight at most.")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write a PNG of acceptance and meter fidelity here.")
+    ] = None,
+) -> None:
+    """Simulated people living through a running stack: signed Terra webhooks from their devices,
+    recommendations answered by the simulator's response model; prints acceptance, meter fidelity, latencies
+    and the books (what was lost: must be nothing)."""
+    from app.core.config import get_settings
+    from app.simulate import report as reports
+    from app.simulate.runner import SimConfig
+    from app.simulate.stack import Stack
+
+    if profiles not in PROFILE_MODES:
+        raise typer.BadParameter(f"expected one of {', '.join(PROFILE_MODES)}", param_hint="--profiles")
+    try:
+        after = tuple(int(w) for w in sweep_after.split(",") if w.strip())
+    except ValueError as exc:
+        raise typer.BadParameter(
+            "a comma-separated list of week numbers", param_hint="--sweep-after"
+        ) from exc
+    if faults and not spawn:
+        raise typer.BadParameter("--faults needs --spawn (it kills and restarts processes it started)")
+    settings = get_settings()
+    admin = settings.admin_token.get_secret_value()
+    secret = settings.terra_webhook_secret.get_secret_value()
+    if not admin or not secret:
+        raise typer.BadParameter(
+            "set RHYTHM_ADMIN_TOKEN and RHYTHM_TERRA_WEBHOOK_SECRET (those of the stack)"
+        )
+
+    stack: Stack | None = None
+    if spawn:
+        port = _free_port()
+        logs = Path(tempfile.mkdtemp(prefix="rhythm-simulate-"))
+        stack = Stack({**os.environ, "RHYTHM_PORT": str(port)}, logs, port)
+        typer.echo(f"starting the stack on {stack.base_url} (logs in {logs})", err=True)
+        stack.start()
+    url = stack.base_url if stack else base_url or f"http://{settings.host}:{settings.port}"
+    config = SimConfig(
+        url,
+        admin,
+        secret,
+        users=users,
+        weeks=weeks,
+        warmup_weeks=warmup_weeks,
+        profiles=profiles,
+        seed=seed,
+        sweep=sweep,
+        sweep_after=after,
+        drain_timeout=drain_timeout if drain_timeout is not None else (1500.0 if faults else 300.0),
+        concurrency=concurrency,
+    )
+    try:
+        summary = asyncio.run(_run(config, stack, faults))
+    finally:
+        if stack is not None:
+            stack.stop()
+    result, report = summary
+    if plot is not None:
+        reports.plot(result, report, plot)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, default=str))
+    else:
+        reports.print_tables(report)
+    lost = [
+        k for k, v in report["books"].items() if k.startswith(("lost_", "duplicated_", "unhandled_")) and v
+    ]
+    if lost or report.get("unexpected_5xx"):
+        raise typer.Exit(code=1)
+
+
+async def _run(config: Any, stack: Any, faults: bool) -> tuple[Any, dict[str, Any]]:
+    from app.simulate import report as reports
+    from app.simulate.faults import FaultPlan
+    from app.simulate.runner import Simulation
+
+    plan = FaultPlan.spread(stack, 7 * (config.warmup_weeks + config.weeks)) if faults else None
+    simulation = Simulation(
+        config, on_day=plan.on_day if plan else None, before_books=plan.finish if plan else None
+    )
+    if plan is not None:
+        simulation.events = plan.events
+        plan.open_events = simulation.open_events
+    result = await simulation.run()
+    report = reports.summary(result)
+    if plan is not None:
+        outside = plan.outside_restarts(result.calls.server_errors)
+        report["unexpected_5xx"] = len(outside)
+        report["faults"] = {
+            "events": plan.events,
+            "restart_windows": plan.windows,
+            "provider_outage": "not applicable: Terra pushes its data, nothing is fetched",
+        }
+    else:
+        report["unexpected_5xx"] = len(result.calls.server_errors)
+    return result, report

@@ -1,0 +1,124 @@
+"""The observation model: what a wearable would measure of a simulated person whose true meters are known.
+
+Each person gets a device baseline of their own (resting HR, ln RMSSD, sleep need, daily steps), drawn once;
+each day's signals move around it with the person's true meters, plus measurement noise, and some days are
+missing altogether (the ring left on the charger). The direction and rough size of each effect follow the
+proxy table of the meters engine (docs/meters.md): the engine z-scores a signal against the person's own 28
+days, so a signal that moves by ``k`` of its day-to-day spread per logit unit of the meter is read back as
+that meter. ``rhythm simulate`` reports how well the engine recovers the meters: a consistency check of this
+model against its inverse, not evidence about real people.
+
+Pure numpy and vectorised over users, like the rest of :mod:`sim`; units are the providers' (ms, bpm,
+seconds, 0-100 scores, counts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from domain import METER_INDEX, Meter
+
+VITALITY = METER_INDEX[Meter.VITALITY]
+COGNITION = METER_INDEX[Meter.COGNITION]
+SERENITY = METER_INDEX[Meter.SERENITY]
+
+# Logit of a meter is clipped here: a meter of exactly 0 or 1 must not become an infinite signal.
+_LOGIT_CLIP = 3.0
+# Share of days with no sleep record / no daily summary.
+DEFAULT_MISSING = 0.08
+
+
+def _logit(m: np.ndarray) -> np.ndarray:
+    p = np.clip(m, 1e-3, 1.0 - 1e-3)
+    return np.asarray(np.clip(np.log(p / (1.0 - p)), -_LOGIT_CLIP, _LOGIT_CLIP))
+
+
+@dataclass(frozen=True)
+class DeviceBaselines:
+    """Per person (N,): where their signals sit on an average day."""
+
+    resting_hr: np.ndarray
+    ln_rmssd: np.ndarray
+    sleep_minutes: np.ndarray
+    steps: np.ndarray
+
+    @staticmethod
+    def sample(rng: np.random.Generator, n: int) -> DeviceBaselines:
+        # Between-person spreads as in bridges.meters.baselines.PRIORS (tau): people differ, devices agree.
+        return DeviceBaselines(
+            resting_hr=rng.normal(60.0, 6.0, n).clip(42.0, 85.0),
+            ln_rmssd=rng.normal(np.log(42.0), 0.35, n).clip(np.log(15.0), np.log(120.0)),
+            sleep_minutes=rng.normal(430.0, 30.0, n).clip(330.0, 540.0),
+            steps=rng.normal(8000.0, 2000.0, n).clip(2500.0, 16000.0),
+        )
+
+
+@dataclass(frozen=True)
+class DayObservation:
+    """One morning's signals for N people; ``has_sleep`` / ``has_daily`` mark the days a record exists."""
+
+    rmssd_ms: np.ndarray
+    resting_hr_bpm: np.ndarray
+    asleep_s: np.ndarray
+    deep_s: np.ndarray
+    light_s: np.ndarray
+    rem_s: np.ndarray
+    awake_s: np.ndarray
+    sleep_score: np.ndarray
+    stress: np.ndarray
+    steps: np.ndarray
+    has_sleep: np.ndarray
+    has_daily: np.ndarray
+
+
+def observe(
+    rng: np.random.Generator,
+    base: DeviceBaselines,
+    meters: np.ndarray,
+    *,
+    missing: float = DEFAULT_MISSING,
+    noise: float = 1.0,
+) -> DayObservation:
+    """The signals a device records for people whose true meters are ``meters (N, 5)`` this morning.
+
+    ``noise`` scales every measurement error (0: noiseless, for tests of the inverse).
+    """
+    n = meters.shape[0]
+    zv = _logit(meters[:, VITALITY])
+    zc = _logit(meters[:, COGNITION])
+    zs = _logit(meters[:, SERENITY])
+
+    def err(sd: float) -> np.ndarray:
+        return np.asarray(rng.normal(0.0, sd * noise, n))
+
+    # HRV carries both recovery (vitality) and calm (serenity: the engine reads its 7-day trend).
+    ln_rmssd = base.ln_rmssd + 0.16 * (0.6 * zv + 0.4 * zs) + err(0.05)
+    resting_hr = base.resting_hr - 2.5 * zv + err(1.0)
+    asleep_min = (base.sleep_minutes + 40.0 * zv + err(12.0)).clip(150.0, 720.0)
+    deep_pct = (17.0 + 3.5 * zc + err(1.0)).clip(4.0, 35.0)
+    rem_pct = (22.0 + err(2.0)).clip(10.0, 35.0)
+    asleep_s = asleep_min * 60.0
+    deep_s = asleep_s * deep_pct / 100.0
+    rem_s = asleep_s * rem_pct / 100.0
+    light_s = asleep_s - deep_s - rem_s
+    awake_s = (25.0 - 6.0 * zv + err(5.0)).clip(2.0, 120.0) * 60.0
+    # Device scores are already personalised judgements on a fixed 0-100 scale.
+    sleep_score = (75.0 + 10.0 * zv + err(3.0)).clip(1.0, 100.0)
+    stress = (40.0 - 16.0 * zs + err(4.0)).clip(0.0, 100.0)
+    steps = (base.steps * np.exp(0.15 * zv + err(0.15))).clip(0.0, 60000.0)
+    return DayObservation(
+        rmssd_ms=np.exp(ln_rmssd),
+        resting_hr_bpm=resting_hr,
+        asleep_s=asleep_s,
+        deep_s=deep_s,
+        light_s=light_s,
+        rem_s=rem_s,
+        awake_s=awake_s,
+        sleep_score=sleep_score,
+        stress=stress,
+        steps=np.round(steps),
+        has_sleep=np.asarray(rng.random(n) >= missing),
+        has_daily=np.asarray(rng.random(n) >= missing),
+    )
