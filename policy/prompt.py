@@ -74,10 +74,15 @@ def shown_meters(values: Sequence[float | None]) -> Meters:
     return Meters(*(MISSING_METER_VALUE if value is None else value for value in values))
 
 
+# A state line as one format string: ``_state_text`` runs once per history line (121 times for a full prompt),
+# and a generator of per-meter f-strings reading an enum property each time was most of the renderer's cost on
+# the recommend path. The text is the same, character for character.
+_SLOT_LABELS: dict[Slot, str] = {slot: slot.label for slot in Slot}
+_STATE_FORMAT = "{} {}, " + ", ".join(f"{meter.label}={{:.2f}}" for meter in METERS)
+
+
 def _state_text(state: SlotState) -> str:
-    values = state.meters.as_tuple()
-    meters = ", ".join(f"{meter.label}={value:.2f}" for meter, value in zip(METERS, values, strict=True))
-    return f"{DAY_NAMES[state.day]} {state.slot.label}, {meters}"
+    return _STATE_FORMAT.format(DAY_NAMES[state.day], _SLOT_LABELS[state.slot], *state.meters.as_tuple())
 
 
 def render_interaction(interaction: Interaction) -> str:
