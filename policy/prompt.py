@@ -85,12 +85,17 @@ def _state_text(state: SlotState) -> str:
     return _STATE_FORMAT.format(DAY_NAMES[state.day], _SLOT_LABELS[state.slot], *state.meters.as_tuple())
 
 
+# The tail of a history line per (action, response): looked up, not formatted, 120 times per prompt.
+_OUTCOME_TEXT: dict[tuple[Action, Response], str] = {
+    (action, response): f" {ARROW} recommended {action.value} {ARROW} user: {response.value.upper()}"
+    for action in Action
+    for response in Response
+}
+
+
 def render_interaction(interaction: Interaction) -> str:
     """One history line, e.g. ``Mon Morning, Vitality=0.70, … → recommended DEEP_WORK → user: IGNORED``."""
-    return (
-        f"{_state_text(interaction.state)} {ARROW} recommended {interaction.action.value} "
-        f"{ARROW} user: {interaction.response.value.upper()}"
-    )
+    return _state_text(interaction.state) + _OUTCOME_TEXT[interaction.action, interaction.response]
 
 
 def kept_history(history: Sequence[Interaction], max_interactions: int) -> Sequence[Interaction]:
