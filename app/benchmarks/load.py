@@ -615,7 +615,8 @@ def _plot(report: dict[str, Any], path: Path) -> None:
             )
     left.axhline(TARGET_P99_MS, color="grey", linestyle="--", linewidth=1, label="p99 target (recommend)")
     left.set_xticks(range(len(names)), names)
-    left.set(title="open-loop latency from the scheduled send time", ylabel="ms")
+    # Log scale: a stall of seconds in one phase would otherwise flatten every other bar.
+    left.set(title="open-loop latency from the scheduled send time", ylabel="ms (log)", yscale="log")
     left.legend(fontsize=8)
     cpu = [_pooled_cpu_ms(results[n]) or 0 for n in names]
     right.bar(names, cpu, color="tab:blue")
@@ -624,7 +625,7 @@ def _plot(report: dict[str, Any], path: Path) -> None:
     ratio = report["summary"].get("recommend_over_bare_cpu", {}).get("open_pooled")
     right.set(
         title="server CPU per request (open-loop phases)"
-        + (f"; recommend / bare = {ratio:.2f}" if ratio else ""),
+        + (f"\nrecommend / bare = {ratio:.2f} (target ≤ {TARGET_CPU_RATIO})" if ratio else ""),
         ylabel="ms",
     )
     fig.tight_layout()
