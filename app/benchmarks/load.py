@@ -390,6 +390,8 @@ class Plan:
     seed: int = 0
     endpoints: tuple[str, ...] = ENDPOINTS
     token_override: str | None = field(default=None)
+    # Another checkout (e.g. main) whose recommend is measured too, in the same run: a before/after figure.
+    baseline: Path | None = None
 
     def open_count(self, rate: float) -> int:
         return max(1, min(self.max_requests, math.ceil(rate * self.duration_s)))
@@ -486,7 +488,7 @@ def run_benchmark(server_url: str, broker_url: str, plan: Plan, progress: Any = 
         "results": {},
     }
     broker = redis.Redis.from_url(broker_url)
-    total = len(plan.endpoints) * (1 + len(plan.utilisations))
+    total = (len(plan.endpoints) + (plan.baseline is not None)) * (1 + len(plan.utilisations))
     task = progress.add_task("bench load", total=total) if progress is not None else None
     try:
         with temporary_database_and_logs(server_url) as (url, logs):
@@ -506,6 +508,13 @@ def run_benchmark(server_url: str, broker_url: str, plan: Plan, progress: Any = 
                     with uvicorn_server("bare", url, logs / "bare.log", env) as (base, pid):
                         report["results"]["bare"] = _endpoint_phases(
                             generator, pid, "bare", {**common, "base": base}, plan, progress, task
+                        )
+                if plan.baseline is not None and "recommend" in plan.endpoints:
+                    # The same server command with the other checkout's code first on the import path.
+                    other = {**env, "PYTHONPATH": str(plan.baseline)}
+                    with uvicorn_server("instant", url, logs / "baseline.log", other) as (base, pid):
+                        report["results"]["recommend_baseline"] = _endpoint_phases(
+                            generator, pid, "recommend", {**common, "base": base}, plan, progress, task
                         )
                 service = [e for e in plan.endpoints if e != "bare"]
                 if service:
@@ -555,11 +564,29 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
             for name, r in results.items()
         },
         "books_balance": {
-            name: report["books"][name] == results[name]["ok_total"]
+            name: report["books"][name]
+            == sum(results[key]["ok_total"] for key in (name, f"{name}_baseline") if key in results)
             for name in ("recommend", "feedback", "webhooks")
             if name in results
         },
     }
+    if "recommend_baseline" in results and "recommend" in results:
+        before, after = results["recommend_baseline"], results["recommend"]
+        summary["recommend_over_baseline_cpu"] = {
+            "calibration": _ratio(
+                after["calibration"]["server_cpu_ms_per_request"],
+                before["calibration"]["server_cpu_ms_per_request"],
+            ),
+            "open_pooled": _ratio(_pooled_cpu_ms(after), _pooled_cpu_ms(before)),
+        }
+        if "bare" in results:
+            summary["baseline_over_bare_cpu"] = {
+                "calibration": _ratio(
+                    before["calibration"]["server_cpu_ms_per_request"],
+                    results["bare"]["calibration"]["server_cpu_ms_per_request"],
+                ),
+                "open_pooled": _ratio(_pooled_cpu_ms(before), _pooled_cpu_ms(results["bare"])),
+            }
     if "recommend" in results and "bare" in results:
         rec, bare = results["recommend"], results["bare"]
         ratios = {
@@ -674,6 +701,12 @@ def load(
         "redis://127.0.0.1:6379/0"
     ),
     plot: Annotated[Path | None, typer.Option(help="Write a PNG plot here.")] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            help="Another checkout (e.g. main) whose recommend is measured too, as recommend_baseline."
+        ),
+    ] = None,
 ) -> None:
     """Open-loop latency (from the scheduled send time) and server CPU of recommend, feedback and webhooks
     at fractions of their measured capacity, next to the bare history read."""
@@ -691,10 +724,12 @@ def load(
         raise typer.BadParameter("utilisations must be fractions in (0, 1.5]")
     if min(max_requests, calibration, concurrency, warmup, users) < 1 or duration <= 0 or timeout <= 0:
         raise typer.BadParameter("counts, duration and timeout must be positive")
+    if baseline is not None and not (baseline / "app" / "benchmarks" / "api.py").is_file():
+        raise typer.BadParameter(f"{baseline} is not a Rhythm checkout with app/benchmarks/api.py")
     plan = Plan(
         utilisations=levels, duration_s=duration, max_requests=max_requests, calibration=calibration,
         concurrency=concurrency, warmup=warmup, arrivals=arrivals, users=users, timeout_s=timeout,
-        seed=seed, endpoints=chosen,
+        seed=seed, endpoints=chosen, baseline=baseline.resolve() if baseline else None,
     )  # fmt: skip
     with Progress(console=Console(stderr=True), transient=True) as progress:
         report = run_benchmark(database, broker, plan, progress)
@@ -725,6 +760,13 @@ def load(
             )  # fmt: skip
     out.print(table)
     summary = report["summary"]
+    for key, label in (
+        ("recommend_over_baseline_cpu", "recommend / baseline checkout"),
+        ("baseline_over_bare_cpu", "baseline checkout / bare"),
+    ):
+        if key in summary:
+            text = ", ".join(f"{k} {_fmt(v)}" for k, v in summary[key].items())
+            out.print(f"{label} server CPU per request: {text}")
     if targets := summary.get("targets"):
         ratios = ", ".join(f"{k} {_fmt(v)}" for k, v in summary["recommend_over_bare_cpu"].items())
         out.print(f"recommend / bare server CPU per request: {ratios}")
