@@ -510,8 +510,10 @@ def run_benchmark(server_url: str, broker_url: str, plan: Plan, progress: Any = 
                             generator, pid, "bare", {**common, "base": base}, plan, progress, task
                         )
                 if plan.baseline is not None and "recommend" in plan.endpoints:
-                    # The same server command with the other checkout's code first on the import path.
-                    other = {**env, "PYTHONPATH": str(plan.baseline)}
+                    # The same server command with the other checkout's code first on the import path;
+                    # PYTHONSAFEPATH keeps ``python -m`` from putting the current directory (this checkout)
+                    # in front of it.
+                    other = {**env, "PYTHONPATH": str(plan.baseline), "PYTHONSAFEPATH": "1"}
                     with uvicorn_server("instant", url, logs / "baseline.log", other) as (base, pid):
                         report["results"]["recommend_baseline"] = _endpoint_phases(
                             generator, pid, "recommend", {**common, "base": base}, plan, progress, task
