@@ -29,6 +29,7 @@ def test_bench_load_figures_come_from_real_answers(tmp_path: Path) -> None:
         [
             "bench", "load", "--json", "--duration", "1", "--max-requests", "12", "--calibration", "16",
             "--warmup", "3", "--concurrency", "2", "--users", "3", "--utilisations", "0.3",
+            "--cpu-rounds", "2", "--cpu-round-requests", "5",
             "--database", server_url(), "--broker", broker_url(), "--plot", str(plot),
         ],
     )  # fmt: skip
@@ -49,7 +50,10 @@ def test_bench_load_figures_come_from_real_answers(tmp_path: Path) -> None:
         assert open_phase["scheduled"] == min(12, max(1, math.ceil(open_phase["target_rps"] * 1.0)))
     # The rows the service wrote are exactly the 2xx answers the generator counted (warm-up included).
     assert report["summary"]["books_balance"] == {"recommend": True, "feedback": True, "webhooks": True}
-    assert report["books"]["recommend"] == report["results"]["recommend"]["ok_total"] > 0
+    interleaved = report["cpu_interleaved"]
+    assert interleaved["recommend"]["ok"] == interleaved["bare"]["ok"] == 2 * 5
+    assert len(interleaved["recommend"]["per_round_ms"]) == 2
+    assert report["books"]["recommend"] == report["results"]["recommend"]["ok_total"] + 10
     rec, bare = report["results"]["recommend"]["open"]["0.3"], report["results"]["bare"]["open"]["0.3"]
     ratios = report["summary"]["recommend_over_bare_cpu"]
     if rec["server_cpu_ms_per_request"] and bare["server_cpu_ms_per_request"]:
