@@ -27,7 +27,7 @@ def test_bench_load_figures_come_from_real_answers(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
         [
-            "bench", "load", "--json", "--duration", "1", "--max-requests", "12", "--calibration", "16",
+            "bench", "load", "--json", "--duration", "1", "--max-requests", "12", "--calibration", "8",
             "--warmup", "3", "--concurrency", "2", "--users", "3", "--utilisations", "0.3",
             "--cpu-rounds", "2", "--cpu-round-requests", "5",
             "--database", server_url(), "--broker", broker_url(), "--plot", str(plot),
