@@ -71,6 +71,10 @@ def _attach_bench_api(bench: typer.Typer) -> None:
 
     if not any(info.name == "webhooks" for info in bench.registered_commands):
         bench.command("webhooks")(webhooks)
+    from app.benchmarks.load import load
+
+    if not any(info.name == "load" for info in bench.registered_commands):
+        bench.command("load")(load)
 
 
 class LazyGroup(TyperGroup):

@@ -74,18 +74,28 @@ def shown_meters(values: Sequence[float | None]) -> Meters:
     return Meters(*(MISSING_METER_VALUE if value is None else value for value in values))
 
 
+# A state line as one format string: ``_state_text`` runs once per history line (121 times for a full prompt),
+# and a generator of per-meter f-strings reading an enum property each time was most of the renderer's cost on
+# the recommend path. The text is the same, character for character.
+_SLOT_LABELS: dict[Slot, str] = {slot: slot.label for slot in Slot}
+_STATE_FORMAT = "{} {}, " + ", ".join(f"{meter.label}={{:.2f}}" for meter in METERS)
+
+
 def _state_text(state: SlotState) -> str:
-    values = state.meters.as_tuple()
-    meters = ", ".join(f"{meter.label}={value:.2f}" for meter, value in zip(METERS, values, strict=True))
-    return f"{DAY_NAMES[state.day]} {state.slot.label}, {meters}"
+    return _STATE_FORMAT.format(DAY_NAMES[state.day], _SLOT_LABELS[state.slot], *state.meters.as_tuple())
+
+
+# The tail of a history line per (action, response): looked up, not formatted, 120 times per prompt.
+_OUTCOME_TEXT: dict[tuple[Action, Response], str] = {
+    (action, response): f" {ARROW} recommended {action.value} {ARROW} user: {response.value.upper()}"
+    for action in Action
+    for response in Response
+}
 
 
 def render_interaction(interaction: Interaction) -> str:
     """One history line, e.g. ``Mon Morning, Vitality=0.70, … → recommended DEEP_WORK → user: IGNORED``."""
-    return (
-        f"{_state_text(interaction.state)} {ARROW} recommended {interaction.action.value} "
-        f"{ARROW} user: {interaction.response.value.upper()}"
-    )
+    return _state_text(interaction.state) + _OUTCOME_TEXT[interaction.action, interaction.response]
 
 
 def kept_history(history: Sequence[Interaction], max_interactions: int) -> Sequence[Interaction]:

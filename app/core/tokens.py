@@ -6,10 +6,18 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import ApiToken, User
+
+# Built once: every authenticated request runs it, and composing the expression anew each time was about a
+# fifth of authentication's CPU (the compiled SQL is cached by SQLAlchemy either way).
+_ACTIVE_BY_HASH = (
+    select(ApiToken, User)
+    .join(User, User.id == ApiToken.user_id)
+    .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None))
+)
 
 
 class TokenRepository:
@@ -22,12 +30,7 @@ class TokenRepository:
         return token
 
     async def get_active_by_hash(self, token_hash: str) -> tuple[ApiToken, User] | None:
-        statement = (
-            select(ApiToken, User)
-            .join(User, User.id == ApiToken.user_id)
-            .where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))
-        )
-        row = (await self.session.execute(statement)).first()
+        row = (await self.session.execute(_ACTIVE_BY_HASH, {"token_hash": token_hash})).first()
         return None if row is None else (row[0], row[1])
 
     async def revoke_all(self, user_id: uuid.UUID, at: datetime) -> int:

@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from app.recommend.decider import PolicyService
 
 
-def get_policy(request: Request) -> PolicyService:
+# async so that FastAPI calls it on the event loop, not in its thread pool (see ``get_settings_dep``).
+async def get_policy(request: Request) -> PolicyService:
     policy: PolicyService = request.app.state.policy
     return policy
 

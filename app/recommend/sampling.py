@@ -47,5 +47,13 @@ def sampling_distribution(
 
 
 def sample(probs: Distribution, rng: np.random.Generator) -> int:
-    """Index of an action drawn from ``probs``."""
-    return int(rng.choice(len(probs), p=probs))
+    """Index of an action drawn from ``probs``.
+
+    What ``rng.choice(len(probs), p=probs)`` does for one draw (normalised CDF, one uniform, right-side
+    search), so the same generator state gives the same action, without its per-call argument checks: a
+    third of its cost on every recommendation, for a distribution :func:`sampling_distribution` has already
+    made valid.
+    """
+    cdf = np.cumsum(probs, dtype=np.float64)
+    cdf /= cdf[-1]
+    return int(cdf.searchsorted(rng.random(), side="right"))
