@@ -1,7 +1,7 @@
-"""What WHOOP would send and serve for a simulated person: signed ``sleep.updated`` and ``recovery.updated``
-notifications that name the night's sleep, and the three documents the worker then reads (``/v2/activity/sleep/{id}``,
-``/v2/cycle/{id}/recovery``, ``/v2/cycle/{id}``), registered on the local provider API
-(:class:`app.benchmarks.provider_api.RecordApi`) with that person's access token.
+"""What WHOOP would send and serve for a simulated person: signed ``sleep.updated`` and
+``recovery.updated`` notifications that name the night's sleep, and the three documents the worker then
+reads (``/v2/activity/sleep/{id}``, ``/v2/cycle/{id}/recovery``, ``/v2/cycle/{id}``), registered on the
+local provider API (:class:`app.benchmarks.provider_api.RecordApi`) with that person's access token.
 
 The documents carry the person's observed signals (``sim.observe``): sleep stages and duration, the sleep
 score as WHOOP's sleep performance, RMSSD and resting HR in the recovery. WHOOP's own composites (the
