@@ -1,15 +1,16 @@
 """Drive simulated people through a running stack, day by day in lockstep, and keep the books.
 
 Each simulated day: every person's device pushes last night's sleep and today's first daily summary as signed
-Terra webhooks (values from :mod:`sim.observe` on their true meters); then, for each of the four slots, the
+Terra webhooks (values from :mod:`sim.observe` on their true meters) or, for WHOOP wearers, as WHOOP
+notifications whose records the worker fetches from the local WHOOP API; then, for each of the four slots, the
 simulation asks ``POST /v1/recommend`` for the slot's moment (``at``), lets :class:`sim.env.LifeEnv` decide
 the person's response with the simulator's response model, and answers ``POST /v1/feedback``. Simulated time
 is only in the data (``at``, the readings' timestamps); signatures, leases and beat keep the real clock.
 
 Meters: the service computes its snapshots at its own clock, which a simulation running weeks in minutes
-cannot move, so the meters sent with each recommendation are what the bridge's own code (Terra mapping,
-``normalise``, ``estimate_meters``) gives at the simulated moment from the readings the service accepted.
-The books at the end check that the service stored exactly those readings.
+cannot move, so the meters sent with each recommendation are what the bridge's own code (Terra or WHOOP
+mapping, ``normalise``, ``estimate_meters``) gives at the simulated moment from the readings the service
+accepted. The books at the end check that the service stored exactly those readings.
 
 With ``sweep``, people come in twins with the same hidden profile: one of each pair gets the weekly
 fine-tune (queued through the ops API at each week boundary, waited for), the other never does.
@@ -37,7 +38,7 @@ from bridges.terra.provider import TerraProvider
 from bridges.whoop.provider import WhoopProvider
 from domain import ACTION_INDEX, METERS, N_ACTIONS, RESPONSES, Action
 from sim.env import LifeEnv
-from sim.observe import DEFAULT_MISSING, DeviceBaselines, observe
+from sim.observe import DEFAULT_MISSING, DayObservation, DeviceBaselines, observe
 from sim.profiles import sample_profiles
 
 # The hour each slot is simulated at (local = UTC for simulated people): inside Morning 05-12, Afternoon
@@ -247,7 +248,9 @@ class Simulation:
                 whoop_sim.link, self.config.sync_database_url, self.config.secret_key, self.whoop
             )
 
-    def _morning(self, person: Person, seen: Any, day_start: datetime) -> list[Any]:
+    def _morning(
+        self, person: Person, seen: DayObservation, day_start: datetime
+    ) -> list[terra.Delivery | whoop_sim.Delivery]:
         if person.provider == "whoop":
             assert self.whoop is not None
             return list(self.whoop.morning(person.user_id, seen, person.index, day_start))
