@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -391,4 +392,97 @@ class OuraApi(NotifyProviderApi):
             "total_sleep_duration": 26_000,
             "efficiency": 90,
             "latency": 600,
+        }
+
+
+# --- registered records, and an outage ------------------------------------------------------------------
+
+
+@dataclass
+class Outage:
+    """A window (Unix time) in which every GET is answered 429 (with ``Retry-After``) or 503, alternately."""
+
+    start: float
+    end: float
+    retry_after_s: int = 1
+    answers: Counter[int] = field(default_factory=Counter)
+
+
+class RecordApi:
+    """A provider API that answers the records a caller registered, path by path, each with its owner's
+    bearer token (``rhythm simulate``: the documents carry a simulated person's observed signals, so the
+    worker fetches what the simulation decided). Unknown paths are 404, a wrong token 401, as the provider
+    answers. :meth:`outage` makes it refuse every GET for a while, as a provider's API does under load or in
+    an incident: 429 with ``Retry-After`` and 503 in turn, so both of the workers' retry paths are taken."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, tuple[str, Any]] = {}  # path -> (owner's access token, document)
+        self.outages: list[Outage] = []
+        self.api: LocalApi | None = None
+        self._lock = threading.Lock()
+
+    def register(self, path: str, token: str, document: Any) -> None:
+        with self._lock:
+            self.records[path] = (token, document)
+
+    def outage(self, seconds: float, *, retry_after_s: int = 1) -> Outage:
+        now = time.time()
+        window = Outage(now, now + seconds, retry_after_s)
+        with self._lock:
+            self.outages.append(window)
+        return window
+
+    def respond(self, seen: Seen) -> Answer:
+        now = time.time()
+        with self._lock:
+            window = next((o for o in self.outages if o.start <= now < o.end), None)
+            if window is not None and seen.method == "GET":
+                # Alternate so a worker meets both a rate limit and a server error in the same outage.
+                status = 429 if sum(window.answers.values()) % 2 == 0 else 503
+                window.answers[status] += 1
+            record = self.records.get(seen.path)
+        if window is not None and seen.method == "GET":
+            if status == 429:
+                return Answer(429, {"error": "rate_limited"}, {"retry-after": str(window.retry_after_s)})
+            return Answer(503, {"error": "unavailable"})
+        if seen.method != "GET" or record is None:
+            return Answer(404, {"message": "not found"})
+        token, document = record
+        if seen.bearer != token:
+            return Answer(401, {"error": "invalid_token"})
+        return Answer(200, document)
+
+    @contextmanager
+    def serving(self) -> Iterator[LocalApi]:
+        with local_api(self.respond, record=False) as api:
+            self.api = api
+            try:
+                yield api
+            finally:
+                self.api = None
+
+    def fetch_books(self) -> dict[str, Any]:
+        """Every registered path against the GETs served: fetched (a 200 at least once), never fetched, and
+        the refused answers (429/5xx: the retries the outage caused)."""
+        assert self.api is not None
+        answered = self.api.answered_so_far()
+        ok: Counter[str] = Counter()
+        statuses: Counter[int] = Counter()
+        for (method, path, status), count in answered.items():
+            if method != "GET":
+                continue
+            statuses[status] += count
+            if status == 200:
+                ok[path] += count
+        with self._lock:
+            paths = set(self.records)
+        return {
+            "records": len(paths),
+            "records_fetched": sum(1 for p in paths if ok[p] > 0),
+            "records_never_fetched": sum(1 for p in paths if ok[p] == 0),
+            # A task attempt the outage stopped half-way reads its first records again when retried: counted,
+            # not a fault (the inbox's handled_at, not the fetch count, says each event was handled once).
+            "records_fetched_more_than_once": sum(1 for p in paths if ok[p] > 1),
+            "answers": {str(status): count for status, count in sorted(statuses.items())},
+            "refused_answers": sum(count for status, count in statuses.items() if status in (429, 503)),
         }

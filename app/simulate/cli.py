@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import socket
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,8 +42,22 @@ def simulate(
         bool, typer.Option(help="Start API, worker and beat here with the RHYTHM_* settings.")
     ] = False,
     faults: Annotated[
-        bool, typer.Option(help="Kill the worker and restart the API during the run (--spawn).")
+        bool,
+        typer.Option(
+            help="Kill the worker, restart the API and (with WHOOP people) break WHOOP's API during the run "
+            "(--spawn)."
+        ),
     ] = False,
+    provider: Annotated[
+        str,
+        typer.Option(
+            help="Wearables: terra (pushes its data), whoop (notifies; the worker fetches from a local WHOOP "
+            "API) or mix (every other person on WHOOP). whoop and mix need --spawn."
+        ),
+    ] = "terra",
+    outage_s: Annotated[
+        float, typer.Option(min=1.0, max=3600.0, help="With --faults: seconds WHOOP's API answers 429/503.")
+    ] = 60.0,
     drain_timeout: Annotated[
         float | None,
         typer.Option(
@@ -58,10 +74,12 @@ def simulate(
     """Simulated people living through a running stack: signed Terra webhooks from their devices,
     recommendations answered by the simulator's response model; prints acceptance, meter fidelity, latencies
     and the books (what was lost: must be nothing)."""
+    from app.benchmarks.provider_api import RecordApi
     from app.core.config import get_settings
     from app.simulate import report as reports
-    from app.simulate.runner import SimConfig
+    from app.simulate.runner import PROVIDERS, SimConfig
     from app.simulate.stack import Stack
+    from app.simulate.whoop import WhoopWorld
 
     if profiles not in PROFILE_MODES:
         raise typer.BadParameter(f"expected one of {', '.join(PROFILE_MODES)}", param_hint="--profiles")
@@ -73,6 +91,12 @@ def simulate(
         ) from exc
     if faults and not spawn:
         raise typer.BadParameter("--faults needs --spawn (it kills and restarts processes it started)")
+    if provider not in PROVIDERS:
+        raise typer.BadParameter(f"expected one of {', '.join(PROVIDERS)}", param_hint="--provider")
+    if provider != "terra" and not spawn:
+        raise typer.BadParameter(
+            "--provider whoop/mix needs --spawn (the workers must fetch from this run's local WHOOP API)"
+        )
     settings = get_settings()
     admin = settings.admin_token.get_secret_value()
     secret = settings.terra_webhook_secret.get_secret_value()
@@ -81,33 +105,49 @@ def simulate(
             "set RHYTHM_ADMIN_TOKEN and RHYTHM_TERRA_WEBHOOK_SECRET (those of the stack)"
         )
 
-    stack: Stack | None = None
-    if spawn:
-        port = _free_port()
-        logs = Path(tempfile.mkdtemp(prefix="rhythm-simulate-"))
-        stack = Stack({**os.environ, "RHYTHM_PORT": str(port)}, logs, port)
-        typer.echo(f"starting the stack on {stack.base_url} (logs in {logs})", err=True)
-        stack.start()
-    url = stack.base_url if stack else base_url or f"http://{settings.host}:{settings.port}"
-    config = SimConfig(
-        url,
-        admin,
-        secret,
-        users=users,
-        weeks=weeks,
-        warmup_weeks=warmup_weeks,
-        profiles=profiles,
-        seed=seed,
-        sweep=sweep,
-        sweep_after=after,
-        drain_timeout=drain_timeout if drain_timeout is not None else (1500.0 if faults else 300.0),
-        concurrency=concurrency,
-    )
-    try:
-        summary = asyncio.run(_run(config, stack, faults))
-    finally:
-        if stack is not None:
-            stack.stop()
+    whoop = WhoopWorld(RecordApi()) if provider != "terra" else None
+    # The run's own WHOOP secret and token key, handed to the stack it starts (never the configured ones:
+    # the workers must trust this run's signatures and decrypt the tokens this process stores).
+    whoop_secret = "sim-whoop-" + secrets.token_hex(16) if whoop else ""
+    secret_key = secrets.token_urlsafe(32) if whoop else ""
+    with ExitStack() as cleanup:
+        stack: Stack | None = None
+        if spawn:
+            port = _free_port()
+            logs = Path(tempfile.mkdtemp(prefix="rhythm-simulate-"))
+            env = {**os.environ, "RHYTHM_PORT": str(port)}
+            if whoop is not None:
+                served = cleanup.enter_context(whoop.api.serving())
+                env |= {
+                    "RHYTHM_WHOOP_CLIENT_SECRET": whoop_secret,
+                    "RHYTHM_SECRET_KEY": secret_key,
+                    "RHYTHM_WHOOP_API_BASE_URL": served.url,
+                    "RHYTHM_WHOOP_TOKEN_URL": f"{served.url}/oauth/token",
+                }
+            stack = Stack(env, logs, port)
+            typer.echo(f"starting the stack on {stack.base_url} (logs in {logs})", err=True)
+            cleanup.callback(stack.stop)
+            stack.start()
+        url = stack.base_url if stack else base_url or f"http://{settings.host}:{settings.port}"
+        config = SimConfig(
+            url,
+            admin,
+            secret,
+            users=users,
+            weeks=weeks,
+            warmup_weeks=warmup_weeks,
+            profiles=profiles,
+            seed=seed,
+            sweep=sweep,
+            sweep_after=after,
+            drain_timeout=drain_timeout if drain_timeout is not None else (1500.0 if faults else 300.0),
+            concurrency=concurrency,
+            provider=provider,
+            whoop_secret=whoop_secret,
+            sync_database_url=settings.sync_database_url,
+            secret_key=secret_key,
+        )
+        summary = asyncio.run(_run(config, stack, faults, whoop, outage_s))
     result, report = summary
     if plot is not None:
         reports.plot(result, report, plot)
@@ -122,14 +162,21 @@ def simulate(
         raise typer.Exit(code=1)
 
 
-async def _run(config: Any, stack: Any, faults: bool) -> tuple[Any, dict[str, Any]]:
+async def _run(
+    config: Any, stack: Any, faults: bool, whoop: Any, outage_s: float
+) -> tuple[Any, dict[str, Any]]:
     from app.simulate import report as reports
     from app.simulate.faults import FaultPlan
     from app.simulate.runner import Simulation
 
-    plan = FaultPlan.spread(stack, 7 * (config.warmup_weeks + config.weeks)) if faults else None
+    days = 7 * (config.warmup_weeks + config.weeks)
+    provider_api = whoop.api if whoop is not None else None
+    plan = FaultPlan.spread(stack, days, provider_api, outage_s) if faults else None
     simulation = Simulation(
-        config, on_day=plan.on_day if plan else None, before_books=plan.finish if plan else None
+        config,
+        on_day=plan.on_day if plan else None,
+        before_books=plan.finish if plan else None,
+        whoop=whoop,
     )
     if plan is not None:
         simulation.events = plan.events
@@ -142,7 +189,8 @@ async def _run(config: Any, stack: Any, faults: bool) -> tuple[Any, dict[str, An
         report["faults"] = {
             "events": plan.events,
             "restart_windows": plan.windows,
-            "provider_outage": "not applicable: Terra pushes its data, nothing is fetched",
+            "provider_outage": plan.outage_report()
+            or "not applicable: nobody wears WHOOP (Terra pushes its data, nothing is fetched)",
         }
     else:
         report["unexpected_5xx"] = len(result.calls.server_errors)

@@ -282,6 +282,12 @@ def print_tables(report: dict[str, Any]) -> None:
     )
     for event in report["events"]:
         console.print(f"fault: {event}")
+    outages = report.get("faults", {}).get("provider_outage")
+    for outage in outages if isinstance(outages, list) else []:
+        console.print(
+            f"provider outage: {outage['seconds']} s, refused inside it {outage['refused']} "
+            f"(Retry-After {outage['retry_after_s']} s); events retried {report['books']['events_retried']}"
+        )
 
 
 def plot(result: SimResult, report: dict[str, Any], path: Path) -> None:

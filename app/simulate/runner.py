@@ -1,15 +1,16 @@
 """Drive simulated people through a running stack, day by day in lockstep, and keep the books.
 
 Each simulated day: every person's device pushes last night's sleep and today's first daily summary as signed
-Terra webhooks (values from :mod:`sim.observe` on their true meters); then, for each of the four slots, the
+Terra webhooks (values from :mod:`sim.observe` on their true meters) or, for WHOOP wearers, as WHOOP
+notifications whose records the worker fetches from the local WHOOP API; then, for each of the four slots, the
 simulation asks ``POST /v1/recommend`` for the slot's moment (``at``), lets :class:`sim.env.LifeEnv` decide
 the person's response with the simulator's response model, and answers ``POST /v1/feedback``. Simulated time
 is only in the data (``at``, the readings' timestamps); signatures, leases and beat keep the real clock.
 
 Meters: the service computes its snapshots at its own clock, which a simulation running weeks in minutes
-cannot move, so the meters sent with each recommendation are what the bridge's own code (Terra mapping,
-``normalise``, ``estimate_meters``) gives at the simulated moment from the readings the service accepted.
-The books at the end check that the service stored exactly those readings.
+cannot move, so the meters sent with each recommendation are what the bridge's own code (Terra or WHOOP
+mapping, ``normalise``, ``estimate_meters``) gives at the simulated moment from the readings the service
+accepted. The books at the end check that the service stored exactly those readings.
 
 With ``sweep``, people come in twins with the same hidden profile: one of each pair gets the weekly
 fine-tune (queued through the ops API at each week boundary, waited for), the other never does.
@@ -28,14 +29,16 @@ from typing import Any
 import numpy as np
 
 from app.simulate import terra
+from app.simulate import whoop as whoop_sim
 from app.simulate.client import Api, Calls
 from bridges.meters import Reading, estimate_meters
 from bridges.meters.baselines import BASELINE_DAYS
 from bridges.meters.signals import normalise
 from bridges.terra.provider import TerraProvider
+from bridges.whoop.provider import WhoopProvider
 from domain import ACTION_INDEX, METERS, N_ACTIONS, RESPONSES, Action
 from sim.env import LifeEnv
-from sim.observe import DEFAULT_MISSING, DeviceBaselines, observe
+from sim.observe import DEFAULT_MISSING, DayObservation, DeviceBaselines, observe
 from sim.profiles import sample_profiles
 
 # The hour each slot is simulated at (local = UTC for simulated people): inside Morning 05-12, Afternoon
@@ -51,6 +54,8 @@ MIN_HISTORY = 7
 FINETUNE_DONE = frozenset({"succeeded", "skipped", "cancelled"})
 # Without the sweep everybody is in one arm; with it, twins split into the two others.
 ARM_ALL, ARM_ADAPTERS, ARM_BASE = "all", "adapters", "base"
+# Whose wearable is which: Terra pushes its data; WHOOP notifies and the worker fetches from its API.
+PROVIDERS = ("terra", "whoop", "mix")
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,17 @@ class SimConfig:
     drain_timeout: float = 300.0
     sweep_timeout: float = 1800.0
     retry_for: float = 120.0
+    # terra | whoop | mix (every other person on WHOOP); WHOOP needs ``whoop_secret``, the stack's database
+    # (``sync_database_url``) and ``secret_key`` to store connections, and a ``WhoopWorld`` in the Simulation.
+    provider: str = "terra"
+    whoop_secret: str = ""
+    sync_database_url: str = ""
+    secret_key: str = ""
+
+    def provider_of(self, index: int) -> str:
+        if self.provider == "mix":
+            return "whoop" if index % 2 else "terra"
+        return self.provider
 
 
 @dataclass
@@ -81,6 +97,7 @@ class Person:
     user_id: uuid.UUID
     token: str
     arm: str
+    provider: str = "terra"
     readings: list[Reading] = field(default_factory=list)
 
     def auth(self) -> dict[str, str]:
@@ -120,6 +137,7 @@ class Ledger:
     feedback: dict[uuid.UUID, tuple[int, str, int]] = field(
         default_factory=dict
     )  # rec -> person, answer, status
+    sources: set[str] = field(default_factory=set)  # the webhook sources delivered to
     recommendations: int = 0
     recommend_failed: int = 0
     finetune_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)  # job id -> last view
@@ -151,8 +169,20 @@ class Simulation:
     day's pushes are acknowledged (while the worker processes them), ``before_books()`` before the books are
     kept: the fault schedule hooks in there."""
 
-    def __init__(self, config: SimConfig, on_day: Any = None, before_books: Any = None) -> None:
+    def __init__(
+        self,
+        config: SimConfig,
+        on_day: Any = None,
+        before_books: Any = None,
+        whoop: whoop_sim.WhoopWorld | None = None,
+    ) -> None:
+        if config.provider not in PROVIDERS:
+            raise ValueError(f"provider: expected one of {', '.join(PROVIDERS)}")
+        if config.provider != "terra" and (whoop is None or not config.whoop_secret):
+            raise ValueError("WHOOP people need a WhoopWorld (the local provider API) and the WHOOP secret")
         self.config = config
+        self.whoop = whoop
+        self._whoop_provider = WhoopProvider(config.whoop_secret)
         self.api = Api(config.base_url, concurrency=config.concurrency, retry_for=config.retry_for)
         self.ledger = Ledger()
         self.answers: list[Answer] = []
@@ -201,26 +231,53 @@ class Simulation:
                 raise RuntimeError(f"could not create a user: {None if response is None else response.text}")
             body = response.json()
             arm = (ARM_ADAPTERS if i % 2 == 0 else ARM_BASE) if self.config.sweep else ARM_ALL
-            return Person(i, uuid.UUID(body["user_id"]), body["token"], arm)
+            provider = self.config.provider_of(i)
+            return Person(i, uuid.UUID(body["user_id"]), body["token"], arm, provider)
 
         self.people = list(await asyncio.gather(*(create(i) for i in range(n))))
-        await asyncio.gather(*(self._deliver(terra.auth(p.user_id), p) for p in self.people))
+        await asyncio.gather(
+            *(self._deliver(terra.auth(p.user_id), p) for p in self.people if p.provider == "terra")
+        )
+        if self.whoop is not None and any(p.provider == "whoop" for p in self.people):
+            for p in self.people:
+                if p.provider == "whoop":
+                    self.whoop.add(p.user_id)
+            # WHOOP's consent flow ends in our OAuth callback, which a simulation cannot click through:
+            # the connection it would store is written directly, tokens encrypted with the stack's key.
+            await asyncio.to_thread(
+                whoop_sim.link, self.config.sync_database_url, self.config.secret_key, self.whoop
+            )
 
-    async def _deliver(self, delivery: terra.Delivery, person: Person) -> None:
-        secret = self.config.terra_secret
+    def _morning(
+        self, person: Person, seen: DayObservation, day_start: datetime
+    ) -> list[terra.Delivery | whoop_sim.Delivery]:
+        if person.provider == "whoop":
+            assert self.whoop is not None
+            return list(self.whoop.morning(person.user_id, seen, person.index, day_start))
+        return list(terra.morning(person.user_id, seen, person.index, day_start))
+
+    async def _deliver(self, delivery: terra.Delivery | whoop_sim.Delivery, person: Person) -> None:
+        secret = self.config.whoop_secret if delivery.source == "whoop" else self.config.terra_secret
         response = await self.api.request(
-            "POST /v1/webhooks/terra",
+            f"POST {delivery.path}",
             "POST",
-            "/v1/webhooks/terra",
+            delivery.path,
             headers=lambda: delivery.headers(secret),
             content=delivery.body,
         )
         status = 0 if response is None else response.status_code
         self.ledger.deliveries[delivery.trace] = (delivery.user_id, delivery.kind, status)
+        self.ledger.sources.add(delivery.source)
         if 200 <= status < 300 and delivery.kind != "auth":
-            # What the service's Terra bridge makes of this push: the same parse, mapping and checks.
-            payload = self._terra.parse({}, delivery.body)
-            readings, _ = normalise(self._terra.to_readings(payload))
+            # What the service's bridge makes of this delivery: the same parse, mapping and checks (for
+            # WHOOP, its fetch run on the documents registered for the worker to fetch).
+            if delivery.source == "whoop":
+                assert self.whoop is not None
+                event = self._whoop_provider.parse({}, delivery.body)
+                raw = self._whoop_provider.fetch_readings(event, whoop_sim.RegisteredRecords(self.whoop.api))
+            else:
+                raw = self._terra.to_readings(self._terra.parse({}, delivery.body))
+            readings, _ = normalise(raw)
             person.readings.extend(readings)
 
     # --- the simulated weeks ------------------------------------------------------------------------------
@@ -245,11 +302,7 @@ class Simulation:
             self._mornings.append(env.observation().meters)
             seen = observe(observe_rng, device, self._mornings[-1], missing=config.missing)
             await asyncio.gather(
-                *(
-                    self._deliver(d, p)
-                    for p in self.people
-                    for d in terra.morning(p.user_id, seen, p.index, day_start)
-                )
+                *(self._deliver(d, p) for p in self.people for d in self._morning(p, seen, day_start))
             )
             if self._on_day is not None:
                 await self._on_day(day)
@@ -409,15 +462,25 @@ class Simulation:
     # --- the books ----------------------------------------------------------------------------------------
 
     async def our_inbox(self, status: str | None = None) -> list[dict[str, Any]] | None:
-        """Our Terra events in the inbox as operators see them (``None``: the API did not answer).
+        """Our events (every source we delivered to) in the inbox as operators see them (``None``: the API
+        did not answer).
 
         Ours by external id (the trace we sent), not by user: an event gets its user when it is processed.
         """
+        found: list[dict[str, Any]] = []
+        for source in sorted(self.ledger.sources) or ["terra"]:
+            page = await self._inbox_of(source, status)
+            if page is None:
+                return None
+            found += page
+        return found
+
+    async def _inbox_of(self, source: str, status: str | None) -> list[dict[str, Any]] | None:
         ours = {f"trace:{trace}" for trace in self.ledger.deliveries}
         found: list[dict[str, Any]] = []
         cursor: str | None = None
         for _ in range(MAX_PAGES):
-            params: dict[str, Any] = {"source": "terra", "limit": 200}
+            params: dict[str, Any] = {"source": source, "limit": 200}
             if status:
                 params["status"] = status
             if cursor:
@@ -481,6 +544,11 @@ class Simulation:
             raise RuntimeError("the inbox listing failed")
         books = keep_books(self.people, self.ledger, inbox, exports, export_bytes, drain_s)
         books["open_after_drain"] = await self.open_events()
+        if self.whoop is not None and self.whoop.api.api is not None and self.whoop.users:
+            fetched = self.whoop.api.fetch_books()
+            books["whoop_fetch"] = fetched
+            # A record the worker never read is data lost, whatever the inbox says.
+            books["lost_whoop_records"] = fetched["records_never_fetched"]
         return books
 
 

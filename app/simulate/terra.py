@@ -30,6 +30,8 @@ class Delivery:
     body: bytes
     trace: str
     document: dict[str, Any]
+    source: str = "terra"
+    path: str = "/v1/webhooks/terra"
 
     def headers(self, secret: str) -> dict[str, str]:
         # Signed when sent, not when built: a retry after an API restart must still be inside the window.

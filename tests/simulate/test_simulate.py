@@ -4,7 +4,9 @@ push stored once and handled, every answered feedback stored, the readings the b
 meters computed, no 5xx.
 
 The stack runs the ``fallback`` policy (no model load: the simulation is under test here, not the model) and
-no weekly fine-tune: with 2 busy cores a LoRA fine-tune does not fit this test's budget.
+no weekly fine-tune: with 2 busy cores a LoRA fine-tune does not fit this test's budget. Its workers fetch
+WHOOP records from this module's local WHOOP API (``app.benchmarks.provider_api.RecordApi``), which the
+outage test breaks for a few seconds.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ import redis
 import typer
 from typer.testing import CliRunner
 
+from app.benchmarks.provider_api import RecordApi
 from app.core.config import get_settings
 from app.simulate import report as reports
 from app.simulate.cli import simulate
 from app.simulate.faults import FaultPlan
 from app.simulate.runner import SimConfig, SimResult, Simulation
 from app.simulate.stack import BIN, Stack
+from app.simulate.whoop import WhoopWorld
 from tests.support import broker_url, temporary_postgres_database
 
 pytestmark = pytest.mark.skipif(not (BIN / "rhythm").exists(), reason="needs the rhythm console script")
@@ -41,9 +45,17 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def whoop_api() -> Iterator[RecordApi]:
+    api = RecordApi()
+    with api.serving():
+        yield api
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, whoop_api: RecordApi) -> Iterator[Stack]:
     logs = tmp_path_factory.mktemp("stack")
     port = _free_port()
+    assert whoop_api.api is not None
     with temporary_postgres_database("rhythm_sim") as database:
         env = {key: value for key, value in os.environ.items() if not key.startswith("RHYTHM_")}
         env.update(
@@ -56,6 +68,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "RHYTHM_ADMIN_TOKEN": secrets.token_urlsafe(32),
                 "RHYTHM_SECRET_KEY": secrets.token_urlsafe(32),
                 "RHYTHM_TERRA_WEBHOOK_SECRET": "terra-sim-" + secrets.token_hex(16),
+                "RHYTHM_WHOOP_CLIENT_SECRET": "whoop-sim-" + secrets.token_hex(16),
+                "RHYTHM_WHOOP_API_BASE_URL": whoop_api.api.url,
+                "RHYTHM_WHOOP_TOKEN_URL": f"{whoop_api.api.url}/oauth/token",
                 "RHYTHM_POLICY_BACKEND": "fallback",
                 "RHYTHM_PORT": str(port),
                 "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
@@ -165,6 +180,61 @@ def test_nothing_is_lost_when_the_worker_is_killed_and_the_api_restarted(stack: 
     assert all(row["gave_up"] == 0 for row in reports.endpoints(result).values())
 
 
+def test_nothing_is_lost_when_the_whoop_api_refuses_for_a_while(stack: Stack, whoop_api: RecordApi) -> None:
+    """Fetch after notify through an outage: two people on WHOOP, whose API answers 429 (``Retry-After``)
+    and 503 in turn for 5 s right after a morning's notifications were acknowledged. The worker's in-task
+    retries run out, the inbox retries the events later; afterwards every notification is handled exactly
+    once and every record the simulation registered was fetched, so every reading is stored."""
+    config = SimConfig(
+        stack.base_url,
+        stack.env["RHYTHM_ADMIN_TOKEN"],
+        stack.env["RHYTHM_TERRA_WEBHOOK_SECRET"],
+        users=2,
+        weeks=1,
+        warmup_weeks=1,
+        seed=13,
+        drain_timeout=90.0,
+        provider="whoop",
+        whoop_secret=stack.env["RHYTHM_WHOOP_CLIENT_SECRET"],
+        sync_database_url=stack.env["RHYTHM_DATABASE_URL"].replace(
+            "postgresql://", "postgresql+psycopg://", 1
+        ),
+        secret_key=stack.env["RHYTHM_SECRET_KEY"],
+    )
+    world = WhoopWorld(whoop_api)
+    plan = FaultPlan(
+        stack,
+        kill_worker_on=-1,
+        restart_api_on=-1,
+        provider_api=whoop_api,
+        provider_outage_on=4,
+        outage_s=5.0,
+    )
+    result = asyncio.run(Simulation(config, on_day=plan.on_day, before_books=plan.finish, whoop=world).run())
+
+    [outage] = plan.outage_report()
+    # The outage was met by the worker, both ways the API refused (else this test proves nothing).
+    assert outage["refused"].get("429", 0) > 0 and outage["refused"].get("503", 0) > 0
+    books = result.books
+    sent = books["deliveries_sent"]
+    nights = sent // 2  # sleep.updated and recovery.updated per recorded night
+    assert sent % 2 == 0 and nights > 2 * 14 * 0.6  # some nights missing
+    assert books["deliveries_acknowledged"] == sent == books["inbox_events"]
+    assert books["lost_deliveries"] == books["unhandled_events"] == books["duplicated_events"] == 0
+    assert books["open_after_drain"] == 0
+    assert books["events_retried"] > 0
+    fetched = books["whoop_fetch"]
+    # Three documents per night (sleep, its cycle's recovery, the cycle), every one fetched.
+    assert fetched["records"] == 3 * nights
+    assert fetched["records_fetched"] == fetched["records"] and books["lost_whoop_records"] == 0
+    assert fetched["refused_answers"] == sum(outage["refused"].values())
+    # Sleep (7 readings) and recovery (resting HR, RMSSD) of every night; nothing the bridge accepted lost.
+    assert books["readings_stored"] == books["readings_expected"] >= 9 * nights
+    # The outage is the provider's: the app's own clients saw no error from it.
+    assert result.calls.server_errors == []
+    assert all(row["gave_up"] == 0 for row in reports.endpoints(result).values())
+
+
 _root = typer.Typer()
 _root.command("simulate")(simulate)
 _root.command("noop")(lambda: None)  # two commands, so Typer keeps `simulate` a sub-command
@@ -192,7 +262,12 @@ def test_the_command_prints_the_report_as_json_and_exits_0_when_nothing_is_lost(
 @pytest.mark.usefixtures("cli_env")
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--faults"], "--faults needs --spawn"), (["--profiles", "nobody"], "expected one of archetypes")],
+    [
+        (["--faults"], "--faults needs --spawn"),
+        (["--profiles", "nobody"], "expected one of archetypes"),
+        (["--provider", "whoop"], "needs --spawn"),
+        (["--provider", "fitbit"], "expected one of terra"),
+    ],
 )
 def test_the_command_refuses_bad_options(args: list[str], message: str) -> None:
     done = CliRunner().invoke(_root, ["simulate", *args])
