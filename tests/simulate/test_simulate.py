@@ -319,6 +319,7 @@ def test_the_command_prints_the_report_as_json_and_exits_0_when_nothing_is_lost(
         (["--profiles", "nobody"], "expected one of archetypes"),
         (["--provider", "whoop"], "needs --spawn"),
         (["--provider", "fitbit"], "expected one of terra"),
+        (["--calendar"], "--calendar needs --spawn"),
     ],
 )
 def test_the_command_refuses_bad_options(args: list[str], message: str) -> None:
