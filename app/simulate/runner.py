@@ -4,8 +4,11 @@ Each simulated day: every person's device pushes last night's sleep and today's 
 Terra webhooks (values from :mod:`sim.observe` on their true meters) or, for WHOOP wearers, as WHOOP
 notifications whose records the worker fetches from the local WHOOP API; then, for each of the four slots, the
 simulation asks ``POST /v1/recommend`` for the slot's moment (``at``), lets :class:`sim.env.LifeEnv` decide
-the person's response with the simulator's response model, and answers ``POST /v1/feedback``. Simulated time
-is only in the data (``at``, the readings' timestamps); signatures, leases and beat keep the real clock.
+the person's response with the simulator's response model, and answers ``POST /v1/feedback``. With calendars
+(:mod:`app.simulate.calendar`), the day's accepted recommendations and the person's own life then go into
+their Google calendar on the local Calendar API, and one push notification per changed calendar makes the
+stack sync it. Simulated time is only in the data (``at``, the readings' and events' timestamps);
+signatures, leases and beat keep the real clock.
 
 Meters: the service computes its snapshots at its own clock, which a simulation running weeks in minutes
 cannot move, so the meters sent with each recommendation are what the bridge's own code (Terra or WHOOP

@@ -1,7 +1,8 @@
 """``rhythm simulate`` against a real stack (API, Celery worker and beat as processes; Postgres; Redis),
-CI-sized: 3 people x 2 weeks after a week of device data. The books must balance: every acknowledged Terra
-push stored once and handled, every answered feedback stored, the readings the bridge accepted all stored,
-meters computed, no 5xx.
+CI-sized: 3 people x 2 weeks after a week of device data, each with a Google calendar on this module's local
+Calendar API. The books must balance: every acknowledged Terra push stored once and handled, every answered
+feedback stored, the readings the bridge accepted all stored, meters computed, every calendar event synced
+(and every cancelled one deleted), no 5xx.
 
 The stack runs the ``fallback`` policy (no model load: the simulation is under test here, not the model) and
 no weekly fine-tune: with 2 busy cores a LoRA fine-tune does not fit this test's budget. Its workers fetch
