@@ -55,6 +55,13 @@ def simulate(
             "API) or mix (every other person on WHOOP). whoop and mix need --spawn."
         ),
     ] = "terra",
+    calendar: Annotated[
+        bool,
+        typer.Option(
+            help="Everybody also keeps a Google calendar on a local Calendar API (accepted recommendations "
+            "plus a life of their own, push notifications); reports classification accuracy. Needs --spawn."
+        ),
+    ] = False,
     outage_s: Annotated[
         float, typer.Option(min=1.0, max=3600.0, help="With --faults: seconds WHOOP's API answers 429/503.")
     ] = 60.0,
@@ -74,9 +81,13 @@ def simulate(
     """Simulated people living through a running stack: signed Terra webhooks from their devices,
     recommendations answered by the simulator's response model; prints acceptance, meter fidelity, latencies
     and the books (what was lost: must be nothing)."""
+    import numpy as np
+
+    from app.benchmarks.calendar_api import CalendarApi
     from app.benchmarks.provider_api import RecordApi
     from app.core.config import get_settings
     from app.simulate import report as reports
+    from app.simulate.calendar import PAGE_SIZE, CalendarWorld
     from app.simulate.runner import PROVIDERS, SimConfig
     from app.simulate.stack import Stack
     from app.simulate.whoop import WhoopWorld
@@ -97,6 +108,10 @@ def simulate(
         raise typer.BadParameter(
             "--provider whoop/mix needs --spawn (the workers must fetch from this run's local WHOOP API)"
         )
+    if calendar and not spawn:
+        raise typer.BadParameter(
+            "--calendar needs --spawn (the workers must sync from this run's local Calendar API)"
+        )
     settings = get_settings()
     admin = settings.admin_token.get_secret_value()
     secret = settings.terra_webhook_secret.get_secret_value()
@@ -106,10 +121,15 @@ def simulate(
         )
 
     whoop = WhoopWorld(RecordApi()) if provider != "terra" else None
+    calendars = (
+        CalendarWorld(CalendarApi(page_size=PAGE_SIZE), np.random.default_rng([seed, 4]))
+        if calendar
+        else None
+    )
     # The run's own WHOOP secret and token key, handed to the stack it starts (never the configured ones:
     # the workers must trust this run's signatures and decrypt the tokens this process stores).
     whoop_secret = "sim-whoop-" + secrets.token_hex(16) if whoop else ""
-    secret_key = secrets.token_urlsafe(32) if whoop else ""
+    secret_key = secrets.token_urlsafe(32) if whoop or calendars else ""
     with ExitStack() as cleanup:
         stack: Stack | None = None
         if spawn:
@@ -123,6 +143,15 @@ def simulate(
                     "RHYTHM_SECRET_KEY": secret_key,
                     "RHYTHM_WHOOP_API_BASE_URL": served.url,
                     "RHYTHM_WHOOP_TOKEN_URL": f"{served.url}/oauth/token",
+                }
+            if calendars is not None:
+                base = cleanup.enter_context(calendars.api.serving())
+                env |= {
+                    "RHYTHM_SECRET_KEY": secret_key,
+                    "RHYTHM_GOOGLE_CLIENT_ID": "sim.apps.googleusercontent.com",
+                    "RHYTHM_GOOGLE_CLIENT_SECRET": "google-sim-" + secrets.token_hex(16),
+                    "RHYTHM_GOOGLE_API_BASE_URL": base,
+                    "RHYTHM_GOOGLE_TOKEN_URL": f"{base}/token",
                 }
             stack = Stack(env, logs, port)
             typer.echo(f"starting the stack on {stack.base_url} (logs in {logs})", err=True)
@@ -146,8 +175,9 @@ def simulate(
             whoop_secret=whoop_secret,
             sync_database_url=settings.sync_database_url,
             secret_key=secret_key,
+            calendar=calendar,
         )
-        summary = asyncio.run(_run(config, stack, faults, whoop, outage_s))
+        summary = asyncio.run(_run(config, stack, faults, whoop, outage_s, calendars))
     result, report = summary
     if plot is not None:
         reports.plot(result, report, plot)
@@ -155,15 +185,15 @@ def simulate(
         typer.echo(json.dumps(report, indent=2, default=str))
     else:
         reports.print_tables(report)
-    lost = [
-        k for k, v in report["books"].items() if k.startswith(("lost_", "duplicated_", "unhandled_")) and v
-    ]
+    books = {**report["books"], **report["books"].get("calendar", {})}
+    lost = [k for k, v in books.items() if k.startswith(("lost_", "duplicated_", "unhandled_")) and v]
+    lost += ["cancelled_not_deleted"] if books.get("cancelled_not_deleted") else []
     if lost or report.get("unexpected_5xx"):
         raise typer.Exit(code=1)
 
 
 async def _run(
-    config: Any, stack: Any, faults: bool, whoop: Any, outage_s: float
+    config: Any, stack: Any, faults: bool, whoop: Any, outage_s: float, calendars: Any = None
 ) -> tuple[Any, dict[str, Any]]:
     from app.simulate import report as reports
     from app.simulate.faults import FaultPlan
@@ -177,6 +207,7 @@ async def _run(
         on_day=plan.on_day if plan else None,
         before_books=plan.finish if plan else None,
         whoop=whoop,
+        calendar=calendars,
     )
     if plan is not None:
         simulation.events = plan.events

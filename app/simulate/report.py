@@ -271,9 +271,12 @@ def print_tables(report: dict[str, Any]) -> None:
     table.add_column("item")
     table.add_column("value")
     for key, value in report["books"].items():
-        if key not in ("rows_by_table", "examples", "finetune_attempts"):
+        if key not in ("rows_by_table", "examples", "finetune_attempts", "calendar"):
             table.add_row(key, str(value))
     console.print(table)
+    calendar = report["books"].get("calendar")
+    if calendar:
+        _print_calendar(console, calendar)
     storage_ = report["storage"]
     console.print(
         f"Per user-week ({storage_['user_weeks']} user-weeks): "
@@ -288,6 +291,30 @@ def print_tables(report: dict[str, Any]) -> None:
             f"provider outage: {outage['seconds']} s, refused inside it {outage['refused']} "
             f"(Retry-After {outage['retry_after_s']} s); events retried {report['books']['events_retried']}"
         )
+
+
+def _print_calendar(console: Any, books: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    low, high = books["accuracy_95"]
+    console.print(
+        f"Calendar: {books['notifications_sent']} notifications ({books['notifications_handled']} handled), "
+        f"{books['syncs_completed']}/{books['syncs_requested']} syncs done; events created "
+        f"{books['events_created']}, cancelled {books['events_cancelled']}, synced "
+        f"{books['events_synced']} of {books['events_live']} live; "
+        f"lost {books['lost_calendar_events']}, cancelled but kept "
+        f"{books['cancelled_not_deleted']}"
+    )
+    table = Table(
+        title=f"Calendar classification: bridge action vs the simulation's truth, accuracy "
+        f"{_f(books['accuracy'])} [{_f(low)}, {_f(high)}] (Wilson 95 %)"
+    )
+    for col in ("true action", "n", "correct", "bridge said"):
+        table.add_column(col)
+    for truth, row in books["accuracy_by_truth"].items():
+        said = ", ".join(f"{k} {v}" for k, v in sorted(row["got"].items(), key=lambda kv: -kv[1]))
+        table.add_row(truth, str(row["n"]), str(row["correct"]), said)
+    console.print(table)
 
 
 def plot(result: SimResult, report: dict[str, Any], path: Path) -> None:

@@ -4,8 +4,11 @@ Each simulated day: every person's device pushes last night's sleep and today's 
 Terra webhooks (values from :mod:`sim.observe` on their true meters) or, for WHOOP wearers, as WHOOP
 notifications whose records the worker fetches from the local WHOOP API; then, for each of the four slots, the
 simulation asks ``POST /v1/recommend`` for the slot's moment (``at``), lets :class:`sim.env.LifeEnv` decide
-the person's response with the simulator's response model, and answers ``POST /v1/feedback``. Simulated time
-is only in the data (``at``, the readings' timestamps); signatures, leases and beat keep the real clock.
+the person's response with the simulator's response model, and answers ``POST /v1/feedback``. With calendars
+(:mod:`app.simulate.calendar`), the day's accepted recommendations and the person's own life then go into
+their Google calendar on the local Calendar API, and one push notification per changed calendar makes the
+stack sync it. Simulated time is only in the data (``at``, the readings' and events' timestamps);
+signatures, leases and beat keep the real clock.
 
 Meters: the service computes its snapshots at its own clock, which a simulation running weeks in minutes
 cannot move, so the meters sent with each recommendation are what the bridge's own code (Terra or WHOOP
@@ -28,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from app.simulate import calendar as calendar_sim
 from app.simulate import terra
 from app.simulate import whoop as whoop_sim
 from app.simulate.client import Api, Calls
@@ -36,7 +40,7 @@ from bridges.meters.baselines import BASELINE_DAYS
 from bridges.meters.signals import normalise
 from bridges.terra.provider import TerraProvider
 from bridges.whoop.provider import WhoopProvider
-from domain import ACTION_INDEX, METERS, N_ACTIONS, RESPONSES, Action
+from domain import ACTION_INDEX, METERS, N_ACTIONS, RESPONSES, Action, Response
 from sim.env import LifeEnv
 from sim.observe import DEFAULT_MISSING, DayObservation, DeviceBaselines, observe
 from sim.profiles import sample_profiles
@@ -84,6 +88,9 @@ class SimConfig:
     whoop_secret: str = ""
     sync_database_url: str = ""
     secret_key: str = ""
+    # Everybody also keeps a Google calendar on the local Calendar API (a ``CalendarWorld`` in the
+    # Simulation; like WHOOP it needs ``sync_database_url`` and ``secret_key`` to store the connections).
+    calendar: bool = False
 
     def provider_of(self, index: int) -> str:
         if self.provider == "mix":
@@ -138,6 +145,8 @@ class Ledger:
         default_factory=dict
     )  # rec -> person, answer, status
     sources: set[str] = field(default_factory=set)  # the webhook sources delivered to
+    # Calendar push notifications: inbox external id (``<channel>:<number>``) -> user, status.
+    calendar_notifications: dict[str, tuple[uuid.UUID, int]] = field(default_factory=dict)
     recommendations: int = 0
     recommend_failed: int = 0
     finetune_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)  # job id -> last view
@@ -175,13 +184,19 @@ class Simulation:
         on_day: Any = None,
         before_books: Any = None,
         whoop: whoop_sim.WhoopWorld | None = None,
+        calendar: calendar_sim.CalendarWorld | None = None,
     ) -> None:
         if config.provider not in PROVIDERS:
             raise ValueError(f"provider: expected one of {', '.join(PROVIDERS)}")
         if config.provider != "terra" and (whoop is None or not config.whoop_secret):
             raise ValueError("WHOOP people need a WhoopWorld (the local provider API) and the WHOOP secret")
+        if config.calendar and calendar is None:
+            raise ValueError("calendars need a CalendarWorld (the local Calendar API)")
         self.config = config
         self.whoop = whoop
+        self.calendar = calendar if config.calendar else None
+        # Accepted recommendations of the current simulated day: (person, action, slot moment).
+        self._accepted: list[tuple[Person, Action, datetime]] = []
         self._whoop_provider = WhoopProvider(config.whoop_secret)
         self.api = Api(config.base_url, concurrency=config.concurrency, retry_for=config.retry_for)
         self.ledger = Ledger()
@@ -246,6 +261,12 @@ class Simulation:
             # the connection it would store is written directly, tokens encrypted with the stack's key.
             await asyncio.to_thread(
                 whoop_sim.link, self.config.sync_database_url, self.config.secret_key, self.whoop
+            )
+        if self.calendar is not None:
+            for p in self.people:
+                self.calendar.add(p.user_id)
+            await asyncio.to_thread(
+                calendar_sim.link, self.config.sync_database_url, self.config.secret_key, self.calendar
             )
 
     def _morning(
@@ -313,6 +334,8 @@ class Simulation:
                     env.step(warmup_rng.integers(0, N_ACTIONS, size=n))
                     continue
                 await self._slot(env, week, day_start + timedelta(hours=hour), slot == 0)
+            if self.calendar is not None:
+                await self._calendar_day(self.calendar, day_start)
             if week >= 0 and day % 7 == 6 and config.sweep and self._sweeps_after(week + 1):
                 await self._sweep(week)
         return start
@@ -355,6 +378,8 @@ class Simulation:
                 continue
             _, rec_id, adapter = answer
             self.answers.append(Answer(week, p.index, p.arm, int(code), adapter))
+            if RESPONSES[int(code)] == Response.ACCEPTED:
+                self._accepted.append((p, answer[0], at))
             feedback.append(self._feedback(p, rec_id, RESPONSES[int(code)].value, at))
         await asyncio.gather(*feedback)
 
@@ -389,6 +414,31 @@ class Simulation:
         )
         status = 0 if response is None else response.status_code
         self.ledger.feedback[rec_id] = (person.index, answer, status)
+
+    # --- the calendar ------------------------------------------------------------------------------------
+
+    async def _calendar_day(self, world: calendar_sim.CalendarWorld, day_start: datetime) -> None:
+        """After the day's feedback was stored (so no event can answer an open recommendation): yesterday's
+        doomed events cancelled, the accepted recommendations and the person's own life put in, and one
+        push notification per calendar that changed."""
+        world.cancel_pending()
+        for person, action, at in self._accepted:
+            world.accepted(person.user_id, action, at)
+        self._accepted.clear()
+        for person in self.people:
+            world.day(person.user_id, day_start)
+        await asyncio.gather(*(self._notify(n) for n in world.notifications()))
+
+    async def _notify(self, notification: calendar_sim.Notification) -> None:
+        response = await self.api.request(
+            f"POST {calendar_sim.PATH}",
+            "POST",
+            calendar_sim.PATH,
+            headers=notification.headers,
+        )
+        status = 0 if response is None else response.status_code
+        self.ledger.calendar_notifications[notification.external_id] = (notification.user_id, status)
+        self.ledger.sources.add(calendar_sim.SOURCE)
 
     # --- the weekly sweep ----------------------------------------------------------------------------------
 
@@ -476,7 +526,9 @@ class Simulation:
         return found
 
     async def _inbox_of(self, source: str, status: str | None) -> list[dict[str, Any]] | None:
-        ours = {f"trace:{trace}" for trace in self.ledger.deliveries}
+        ours = {f"trace:{trace}" for trace in self.ledger.deliveries} | set(
+            self.ledger.calendar_notifications
+        )
         found: list[dict[str, Any]] = []
         cursor: str | None = None
         for _ in range(MAX_PAGES):
@@ -544,11 +596,33 @@ class Simulation:
             raise RuntimeError("the inbox listing failed")
         books = keep_books(self.people, self.ledger, inbox, exports, export_bytes, drain_s)
         books["open_after_drain"] = await self.open_events()
+        if self.calendar is not None:
+            books["calendar"] = await self._calendar_books(inbox)
         if self.whoop is not None and self.whoop.api.api is not None and self.whoop.users:
             fetched = self.whoop.api.fetch_books()
             books["whoop_fetch"] = fetched
             # A record the worker never read is data lost, whatever the inbox says.
             books["lost_whoop_records"] = fetched["records_never_fetched"]
+        return books
+
+    async def _calendar_books(self, inbox: list[dict[str, Any]]) -> dict[str, Any]:
+        """The calendar's books once its syncs settled (every requested sync completed; each is debounced a
+        few seconds after its notification), or the drain timeout passed."""
+        assert self.calendar is not None
+        started = time.monotonic()
+        while True:
+            exports, _ = await self._exports()
+            books = calendar_sim.calendar_books(self.calendar, exports)
+            settled = books["syncs_pending"] == 0 and books["syncs_completed"] == books["syncs_requested"]
+            if settled or time.monotonic() - started > self.config.drain_timeout:
+                break
+            await asyncio.sleep(1.0)
+        notified = self.ledger.calendar_notifications
+        handled = {str(e["external_id"]) for e in inbox if e["external_id"] in notified and e["handled_at"]}
+        books["settle_s"] = round(time.monotonic() - started, 1)
+        books["notifications_sent"] = len(notified)
+        books["notifications_acknowledged"] = sum(1 for _, status in notified.values() if 200 <= status < 300)
+        books["notifications_handled"] = len(handled)
         return books
 
 

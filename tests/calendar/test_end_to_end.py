@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from app.benchmarks.calendar_api import CalendarState, calendar_server
 from app.core.config import Settings
 from app.core.db import task_session
 from app.core.tasks import CALENDAR_SETUP_CONNECTION, celery_for
 from app.models import CalendarEvent, GoogleCalendar, GoogleChannel
-from tests.calendar.calendar_server import CalendarState, calendar_server
 from tests.calendar.google import event, linked_account, notification_headers
 from tests.support import app_client, celery_process, running_app
 from tests.webhooks.terra import purge_broker

@@ -9,13 +9,13 @@ from urllib.parse import parse_qs, urlparse
 from googleapiclient.http import HttpMockSequence
 from sqlalchemy import select
 
+from app.benchmarks.calendar_api import CalendarState, calendar_server
 from app.calendar import runner, sync
 from app.core.config import Settings
 from app.core.db import task_session
 from app.models import CalendarCorrection, CalendarEvent, DeviceConnection, GoogleCalendar
 from app.models.calendar import CorrectionKind
 from domain import Action
-from tests.calendar.calendar_server import CalendarState, calendar_server
 from tests.calendar.google import (
     all_day,
     cancelled,

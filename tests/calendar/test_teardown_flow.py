@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from app.benchmarks.calendar_api import CalendarState, calendar_server
 from app.connections import revocations
 from app.core.config import Settings
 from app.core.db import task_session
 from app.models import PendingRevocation
 from app.models.base import utcnow
-from tests.calendar.calendar_server import CalendarState, calendar_server
 from tests.calendar.google import channel_row, linked_account, notification_headers
 from tests.support import admin_headers_for, app_client, create_user_via_api, running_app
 

@@ -1,7 +1,8 @@
 """``rhythm simulate`` against a real stack (API, Celery worker and beat as processes; Postgres; Redis),
-CI-sized: 3 people x 2 weeks after a week of device data. The books must balance: every acknowledged Terra
-push stored once and handled, every answered feedback stored, the readings the bridge accepted all stored,
-meters computed, no 5xx.
+CI-sized: 3 people x 2 weeks after a week of device data, each with a Google calendar on this module's local
+Calendar API. The books must balance: every acknowledged Terra push stored once and handled, every answered
+feedback stored, the readings the bridge accepted all stored, meters computed, every calendar event synced
+(and every cancelled one deleted), no 5xx.
 
 The stack runs the ``fallback`` policy (no model load: the simulation is under test here, not the model) and
 no weekly fine-tune: with 2 busy cores a LoRA fine-tune does not fit this test's budget. Its workers fetch
@@ -20,13 +21,16 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import redis
 import typer
 from typer.testing import CliRunner
 
+from app.benchmarks.calendar_api import CalendarApi
 from app.benchmarks.provider_api import RecordApi
 from app.core.config import get_settings
+from app.simulate import calendar as calendar_sim
 from app.simulate import report as reports
 from app.simulate.cli import simulate
 from app.simulate.faults import FaultPlan
@@ -52,7 +56,16 @@ def whoop_api() -> Iterator[RecordApi]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, whoop_api: RecordApi) -> Iterator[Stack]:
+def calendar_api() -> Iterator[tuple[CalendarApi, str]]:
+    api = CalendarApi(page_size=calendar_sim.PAGE_SIZE)
+    with api.serving() as base:
+        yield api, base
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, whoop_api: RecordApi, calendar_api: tuple[CalendarApi, str]
+) -> Iterator[Stack]:
     logs = tmp_path_factory.mktemp("stack")
     port = _free_port()
     assert whoop_api.api is not None
@@ -71,6 +84,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, whoop_api: RecordApi) -> Ite
                 "RHYTHM_WHOOP_CLIENT_SECRET": "whoop-sim-" + secrets.token_hex(16),
                 "RHYTHM_WHOOP_API_BASE_URL": whoop_api.api.url,
                 "RHYTHM_WHOOP_TOKEN_URL": f"{whoop_api.api.url}/oauth/token",
+                "RHYTHM_GOOGLE_CLIENT_ID": "sim.apps.googleusercontent.com",
+                "RHYTHM_GOOGLE_CLIENT_SECRET": "google-sim-" + secrets.token_hex(16),
+                "RHYTHM_GOOGLE_API_BASE_URL": calendar_api[1],
+                "RHYTHM_GOOGLE_TOKEN_URL": f"{calendar_api[1]}/token",
                 "RHYTHM_POLICY_BACKEND": "fallback",
                 "RHYTHM_PORT": str(port),
                 "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
@@ -89,8 +106,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory, whoop_api: RecordApi) -> Ite
                 client.delete(*keys)
 
 
+def _sync_url(stack: Stack) -> str:
+    return stack.env["RHYTHM_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1)
+
+
 @pytest.fixture(scope="module")
-def result(stack: Stack) -> SimResult:
+def result(stack: Stack, calendar_api: tuple[CalendarApi, str]) -> SimResult:
     config = SimConfig(
         stack.base_url,
         stack.env["RHYTHM_ADMIN_TOKEN"],
@@ -100,8 +121,12 @@ def result(stack: Stack) -> SimResult:
         warmup_weeks=1,
         seed=7,
         drain_timeout=90.0,
+        calendar=True,
+        sync_database_url=_sync_url(stack),
+        secret_key=stack.env["RHYTHM_SECRET_KEY"],
     )
-    return asyncio.run(Simulation(config).run())
+    world = calendar_sim.CalendarWorld(calendar_api[0], np.random.default_rng(7))
+    return asyncio.run(Simulation(config, calendar=world).run())
 
 
 def test_the_books_balance(result: SimResult) -> None:
@@ -117,6 +142,34 @@ def test_the_books_balance(result: SimResult) -> None:
     assert books["readings_stored"] == books["readings_expected"] > 3 * 21 * 8
     assert books["meter_snapshots"] > 0 and books["users_without_snapshot"] == 0
     assert books["meter_recomputes_queued"] == 0
+
+
+def test_the_calendar_books_balance(result: SimResult) -> None:
+    """Every event put in the simulated calendars reached the service through notification → sync, every
+    cancelled one was deleted, and the accuracy is computed from the rows the sync stored."""
+    books = result.books["calendar"]
+    days = 3 * 7
+    # One notification per person per day (each day adds life events), all accepted and processed once.
+    assert books["notifications_sent"] == books["notifications_acknowledged"] == 3 * days
+    assert books["notifications_handled"] == books["notifications_sent"]
+    assert books["syncs_pending"] == 0 and books["syncs_completed"] == books["syncs_requested"] > 0
+    assert books["events_created"] >= 3 * days  # at least one life event a day each, plus accepted ones
+    assert books["events_cancelled"] > 0
+    assert (
+        books["events_synced"] == books["events_live"] == books["events_created"] - books["events_cancelled"]
+    )
+    assert books["lost_calendar_events"] == books["cancelled_not_deleted"] == books["foreign_events"] == 0
+    accepted = sum(1 for a in result.answers if a.response == 0)
+    assert books["accuracy_by_kind"]["accepted"]["n"] == accepted > 0
+    by_truth = books["accuracy_by_truth"]
+    assert sum(row["n"] for row in by_truth.values()) == books["events_synced"]
+    correct = sum(row["correct"] for row in by_truth.values())
+    assert books["accuracy"] == pytest.approx(correct / books["events_synced"])
+    # The rule classifier decided them (no LLM in this stack), and it is far from guessing (1 in 11).
+    assert set(books["classified_by"]) <= {"rule", "None"}
+    assert 0.5 < books["accuracy"] <= 1.0
+    low, high = books["accuracy_95"]
+    assert low <= books["accuracy"] <= high
 
 
 def test_no_request_failed(result: SimResult) -> None:
@@ -267,6 +320,7 @@ def test_the_command_prints_the_report_as_json_and_exits_0_when_nothing_is_lost(
         (["--profiles", "nobody"], "expected one of archetypes"),
         (["--provider", "whoop"], "needs --spawn"),
         (["--provider", "fitbit"], "expected one of terra"),
+        (["--calendar"], "--calendar needs --spawn"),
     ],
 )
 def test_the_command_refuses_bad_options(args: list[str], message: str) -> None:

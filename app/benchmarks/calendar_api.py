@@ -1,7 +1,12 @@
-"""A local HTTP server that speaks the parts of Google's Calendar API v3 and OAuth token endpoint we use,
-in their documented formats: ``calendarList.list``, ``events.list`` (pages, ``nextPageToken`` /
-``nextSyncToken``, incremental with ``syncToken``, cancelled items), ``events.watch``, ``channels.stop``
-and a refresh-token grant. Bearer tokens are checked; what it was asked is recorded for the test."""
+"""A local HTTP server that speaks the parts of Google's Calendar API v3 and OAuth token endpoint the calendar
+bridge uses (``bridges.google.client``), in their documented formats: ``calendarList.list``, ``events.list``
+(pages, ``nextPageToken`` / ``nextSyncToken``, incremental with ``syncToken``, cancelled items),
+``events.watch``, ``channels.stop`` and a refresh-token grant.
+
+It serves one or more accounts (:class:`CalendarState`, one primary calendar each), told apart by the bearer
+token as Google does: a request with nobody's token is 401. What each account was asked is recorded, for the
+calendar tests and for ``rhythm simulate``'s books. It lives in the package, not under ``tests/``, because
+``rhythm simulate --spawn`` points the stack's ``RHYTHM_GOOGLE_API_BASE_URL`` at it."""
 
 from __future__ import annotations
 
@@ -15,7 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-PAGE_SIZE = 2  # small pages: every listing crosses several of them
+# Small pages by default, so every listing in the calendar tests crosses several; Google's own default is 250.
+PAGE_SIZE = 2
 
 
 @dataclass
@@ -47,7 +53,45 @@ class CalendarState:
         return sum(1 for q in self.listings if "syncToken" in q and "pageToken" not in q)
 
 
+class CalendarApi:
+    """The accounts one server answers for; :meth:`add` may be called while it serves."""
+
+    def __init__(self, *states: CalendarState, page_size: int = PAGE_SIZE) -> None:
+        self.states = list(states)
+        self.page_size = page_size
+        self._lock = threading.Lock()
+
+    def add(self, state: CalendarState) -> None:
+        with self._lock:
+            self.states.append(state)
+
+    def _find(self, match: Any) -> CalendarState | None:
+        with self._lock:
+            return next((s for s in self.states if match(s)), None)
+
+    def by_access_token(self, token: str) -> CalendarState | None:
+        return self._find(lambda s: s.access_token == token)
+
+    def by_refresh_token(self, token: str) -> CalendarState | None:
+        return self._find(lambda s: s.refresh_token == token)
+
+    @contextmanager
+    def serving(self) -> Iterator[str]:
+        """Serve on 127.0.0.1 (a free port); yields the base URL."""
+        handler = type("Handler", (_Handler,), {"api": self})
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+
+
 class _Handler(BaseHTTPRequestHandler):
+    api: CalendarApi
     state: CalendarState
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
@@ -67,7 +111,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, {"error": {"code": status, "message": message, "errors": errors}})
 
     def _authorised(self) -> bool:
-        if self.headers.get("Authorization") == f"Bearer {self.state.access_token}":
+        bearer = self.headers.get("Authorization", "")
+        state = (
+            self.api.by_access_token(bearer.removeprefix("Bearer ")) if bearer.startswith("Bearer ") else None
+        )
+        if state is not None:
+            self.state = state
             return True
         self._error(401, "authError", "Invalid Credentials")
         return False
@@ -77,23 +126,30 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         url = urlparse(self.path)
-        state = self.state
         if url.path == "/token":
             form = parse_qs(self._body().decode())
-            if form.get("refresh_token") != [state.refresh_token]:
+            found = self.api.by_refresh_token((form.get("refresh_token") or [""])[0])
+            if found is None:
                 self._send(400, {"error": "invalid_grant", "error_description": "Bad Request"})
                 return
+            state = found
             with state.lock:
                 state.refreshes += 1
                 state.access_token = f"ya29.refreshed-{state.refreshes}"
             self._send(200, {"access_token": state.access_token, "expires_in": 3599, "token_type": "Bearer"})
             return
         if url.path == "/revoke":  # RFC 7009, as Google's https://oauth2.googleapis.com/revoke
-            state.revoked.extend(parse_qs(self._body().decode()).get("token", []))
+            tokens = parse_qs(self._body().decode()).get("token", [])
+            # The account whose token it is; an unknown token is still answered 200, as Google does.
+            for token in tokens:
+                owner = self.api.by_access_token(token) or self.api.by_refresh_token(token)
+                if owner is not None:
+                    owner.revoked.append(token)
             self._send(200, {})
             return
         if not self._authorised():
             return
+        state = self.state
         body = json.loads(self._body() or b"{}")
         if url.path.endswith("/events/watch"):
             state.watches.append(body)
@@ -117,9 +173,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         url = urlparse(self.path)
-        state = self.state
         if not self._authorised():
             return
+        state = self.state
         query = parse_qs(url.query)
         if url.path == "/calendar/v3/users/me/calendarList":
             entry: dict[str, Any] = {
@@ -150,10 +206,11 @@ class _Handler(BaseHTTPRequestHandler):
                 for rev, resource in state.events.values()
                 if basis < rev <= snapshot and (basis >= 0 or resource.get("status") != "cancelled")
             )
-        items = [resource for _, resource in changed[offset : offset + PAGE_SIZE]]
+        size = self.api.page_size
+        items = [resource for _, resource in changed[offset : offset + size]]
         body: dict[str, Any] = {"kind": "calendar#events", "summary": state.calendar_id, "items": items}
-        if offset + PAGE_SIZE < len(changed):
-            body["nextPageToken"] = f"{basis}:{offset + PAGE_SIZE}:{snapshot}"
+        if offset + size < len(changed):
+            body["nextPageToken"] = f"{basis}:{offset + size}:{snapshot}"
         else:
             body["nextSyncToken"] = f"rev-{snapshot}"
         self._send(200, body)
@@ -161,14 +218,6 @@ class _Handler(BaseHTTPRequestHandler):
 
 @contextmanager
 def calendar_server(state: CalendarState) -> Iterator[str]:
-    """Serve ``state`` on 127.0.0.1 (a free port); yields the base URL."""
-    handler = type("Handler", (_Handler,), {"state": state})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    """Serve one account on 127.0.0.1 (a free port); yields the base URL."""
+    with CalendarApi(state).serving() as base:
+        yield base
