@@ -29,7 +29,6 @@ class Delivery:
     user_id: uuid.UUID
     body: bytes
     trace: str
-    document: dict[str, Any]
     source: str = "terra"
     path: str = "/v1/webhooks/terra"
 
@@ -58,7 +57,7 @@ def _user(user_id: uuid.UUID) -> dict[str, Any]:
 
 
 def _delivery(kind: str, user_id: uuid.UUID, document: dict[str, Any]) -> Delivery:
-    return Delivery(kind, user_id, json.dumps(document).encode(), uuid.uuid4().hex, document)
+    return Delivery(kind, user_id, json.dumps(document).encode(), uuid.uuid4().hex)
 
 
 def auth(user_id: uuid.UUID) -> Delivery:
