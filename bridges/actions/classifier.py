@@ -136,7 +136,11 @@ def _rules() -> tuple[_Rule, ...]:
 
 
 _MEAL_RULES = frozenset(normalize(m) for m in MEALS)
-_COMPANION = re.compile(r"\b(?:with|mit|con|avec|com|bei|chez|avec les|with the)\s+[a-z0-9]")
+_COMPANION = re.compile(r"\b(?:with|mit|con|avec|com|bei|chez|avec les|with the|met)\s+[a-z0-9]")
+# A season or episode code ("The Bear S3", "S01E04", "s2 e5") names a show. A bare "S3" only at the end of
+# the title, so that "S3 bucket migration" stays work.
+_SEASON_EPISODE = re.compile(r"\bs\d{1,2}\s?e\d{1,3}\b|\bs\d{1,2}$")
+_SEASON_EPISODE_WEIGHT = 3.5
 
 
 @dataclass(slots=True)
@@ -167,6 +171,8 @@ def _match_text(text: str, factor: float, into: _Matches) -> None:
             if normalize(rule.term) in _MEAL_RULES:
                 into.meal = True
             break  # a term counts once per field
+    if _SEASON_EPISODE.search(normalized):
+        into.add(Action.BINGE_WATCH, "season/episode code", _SEASON_EPISODE_WEIGHT * factor)
     if _COMPANION.search(normalized):
         into.companion = True
 
