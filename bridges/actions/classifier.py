@@ -136,6 +136,42 @@ def _rules() -> tuple[_Rule, ...]:
 
 
 _MEAL_RULES = frozenset(normalize(m) for m in MEALS)
+
+# Compounds ("Filmabend", "Tennisles", "Kraftraum") start with a known word that names the activity. When
+# a field matched nothing at all, a known single word of at least this many letters at the start of a longer
+# word still votes, at a discount: better than falling back to the time of day, never over a real match.
+# Only the start: word endings give false friends ("transport" ends in "sport"); the lexicon's ``~`` terms
+# cover the compound tails that matter ("Wochenendeinkauf").
+_COMPOUND_MIN_PART = 4
+_COMPOUND_MIN_REST = 3
+_COMPOUND_FACTOR = 0.6
+
+
+@lru_cache(maxsize=1)
+def _compound_parts() -> tuple[tuple[str, Action | str, float], ...]:
+    parts: dict[str, tuple[Action | str, float]] = {}
+    vocab = [(label, term, weight) for label, terms in LEXICON.items() for term, weight in terms.items()]
+    vocab += [(_TRAVEL, term, weight) for term, weight in TRAVEL.items()]
+    for label, term, weight in vocab:
+        core = normalize(term.strip("~*"))
+        if " " in core or len(core) < _COMPOUND_MIN_PART:
+            continue
+        if weight > parts.get(core, (label, 0.0))[1]:
+            parts[core] = (label, weight)
+    # Longest part first, so "training" beats "rain" inside "Krafttraining".
+    return tuple(sorted(((core, lab, w) for core, (lab, w) in parts.items()), key=lambda p: -len(p[0])))
+
+
+def _compound_match(normalized: str, factor: float, into: _Matches) -> None:
+    for token in normalized.split():
+        for core, label, weight in _compound_parts():
+            if len(token) - len(core) < _COMPOUND_MIN_REST:
+                continue
+            if token.startswith(core):
+                into.add(label, f"{core} (in {token})", weight * factor * _COMPOUND_FACTOR)
+                break
+
+
 _COMPANION = re.compile(r"\b(?:with|mit|con|avec|com|bei|chez|avec les|with the|met)\s+[a-z0-9]")
 # A season or episode code ("The Bear S3", "S01E04", "s2 e5") names a show. A bare "S3" only at the end of
 # the title, so that "S3 bucket migration" stays work.
@@ -161,6 +197,7 @@ def _match_text(text: str, factor: float, into: _Matches) -> None:
     if not normalized:
         return
     taken: list[tuple[int, int]] = []
+    before = sum(into.scores.values())
     for rule in _rules():
         for hit in rule.pattern.finditer(normalized):
             start, end = hit.span()
@@ -173,6 +210,8 @@ def _match_text(text: str, factor: float, into: _Matches) -> None:
             break  # a term counts once per field
     if _SEASON_EPISODE.search(normalized):
         into.add(Action.BINGE_WATCH, "season/episode code", _SEASON_EPISODE_WEIGHT * factor)
+    if not taken and sum(into.scores.values()) == before:
+        _compound_match(normalized, factor, into)
     if _COMPANION.search(normalized):
         into.companion = True
 

@@ -61,7 +61,7 @@ LEXICON: dict[Action, dict[str, float]] = {
         # Italian and Dutch core words
         "allenamento": 4.5, "correre": 4.5, "corsa": 3.5, "nuoto": 4.5, "calcetto": 4.5,
         "passeggiata": 3.5, "camminata": 3.5, "hardlopen": 4.5, "sportschool": 4.5, "fietsen": 4.5,
-        "zwemmen": 4.5, "wandelen": 3.5, "sporten": 4.5,
+        "zwemmen": 4.5, "wandelen": 3.5, "sporten": 4.5, "stroll": 3.5, "kraft*": 3.5,
     },
     Action.MEDITATE: {
         "meditat*": 5, "meditier*": 5, "~meditation": 5, "meditar": 5, "meditacion": 5, "meditação": 5,
@@ -170,6 +170,8 @@ LEXICON: dict[Action, dict[str, float]] = {
         # booking things is errands, even when the thing booked is a trip or a class
         "book flight*": 5, "book tickets": 4.5, "book hotel*": 4.5, "booking": 3, "buchen": 3,
         "reservar": 3, "reserver": 3,
+        "lawn": 4, "mow*": 4, "bins": 3.5, "trash": 3.5, "garbage": 3.5, "rubbish": 3.5, "recycling": 3.5,
+        "lavar": 3, "ropa": 2.5, "prescription": 4,
         "passport": 3.5, "reisepass": 3.5, "pasaporte": 3.5, "visa": 2.5,
     },
     Action.LEARN: {
@@ -207,7 +209,8 @@ LEXICON: dict[Action, dict[str, float]] = {
         "sleep*": 5, "asleep": 5, "nap": 5, "naps": 5, "power nap": 6, "powernap": 6, "catnap": 5,
         "cat nap": 5,
         "early night": 5, "lie in": 5, "lay in": 4.5, "ausschlafen": 5, "acostar*": 4.5, "grasse matinee": 5,
-        "pisolino": 5, "riposino": 5, "dormire": 5, "a letto": 4.5, "slapen": 5, "dutje": 5, "naar bed": 5,
+        "pisolino": 5, "riposino": 5, "dormire": 5, "a letto": 4.5, "au lit": 5, "slapen": 5, "dutje": 5,
+        "naar bed": 5,
         "snooze": 4, "zzz*": 5,
         "bedtime": 4.5, "bed": 3, "go to bed": 5, "lights out": 5, "schlaf*": 5, "~schlaf": 5,
         "schlafen": 5, "nickerchen": 5, "ins bett": 5, "bettzeit": 5, "dormir": 5, "siesta": 5, "sueno": 3.5,
@@ -318,7 +321,9 @@ LEXICON: dict[Action, dict[str, float]] = {
         "el clasico": 4.5, "clasico": 4, "formula 1": 4.5, "formel 1": 4.5, "f1": 4.5, "grand prix": 4,
         "streaming": 4, "stream": 3.5, "documentary": 4, "doku": 4, "documental": 4, "documentaire": 4,
         "sitcom": 5, "reality tv": 5, "trash tv": 5, "couch": 3, "sofa": 2.5, "popcorn": 3.5,
-        "game of thrones": 5, "the office": 3, "severance": 4, "marathon of": 3, "guardare": 3, "kijken": 3,
+        "game of thrones": 5, "the office": 3, "severance": 4, "marathon of": 3, "guardare": 3,
+        "kijken": 3, "finale": 3, "season finale": 5,
+        "premiere": 3,
     },
 }
 
