@@ -150,7 +150,9 @@ _COMPOUND_FACTOR = 0.6
 @lru_cache(maxsize=1)
 def _compound_parts() -> tuple[tuple[str, Action | str, float], ...]:
     parts: dict[str, tuple[Action | str, float]] = {}
-    vocab = [(label, term, weight) for label, terms in LEXICON.items() for term, weight in terms.items()]
+    vocab: list[tuple[Action | str, str, float]] = [
+        (label, term, weight) for label, terms in LEXICON.items() for term, weight in terms.items()
+    ]
     vocab += [(_TRAVEL, term, weight) for term, weight in TRAVEL.items()]
     for label, term, weight in vocab:
         core = normalize(term.strip("~*"))
