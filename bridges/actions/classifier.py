@@ -137,12 +137,13 @@ def _rules() -> tuple[_Rule, ...]:
 
 _MEAL_RULES = frozenset(normalize(m) for m in MEALS)
 
-# Compounds ("Filmabend", "Tennisles", "Kraftraum") start with a known word that names the activity. When
-# a field matched nothing at all, a known single word of at least this many letters at the start of a longer
-# word still votes, at a discount: better than falling back to the time of day, never over a real match.
-# Only the start: word endings give false friends ("transport" ends in "sport"); the lexicon's ``~`` terms
-# cover the compound tails that matter ("Wochenendeinkauf").
+# Compounds ("Filmabend", "Tennisles", "Datenanalyse") hide a known word inside a longer one. When a field
+# matched nothing at all, the longest known single word at the start or the end of a longer word still votes,
+# at a discount: better than falling back to the time of day, never over a real match. The end is the head of
+# a German or Dutch compound ("Daten|analyse" is an analysis), so it wins a tie, but it must be longer: short
+# English endings are false friends ("tran|sport").
 _COMPOUND_MIN_PART = 4
+_COMPOUND_MIN_TAIL = 6
 _COMPOUND_MIN_REST = 3
 _COMPOUND_FACTOR = 0.6
 
@@ -166,12 +167,18 @@ def _compound_parts() -> tuple[tuple[str, Action | str, float], ...]:
 
 def _compound_match(normalized: str, factor: float, into: _Matches) -> None:
     for token in normalized.split():
+        best: tuple[int, bool, str, Action | str, float] | None = None
         for core, label, weight in _compound_parts():
             if len(token) - len(core) < _COMPOUND_MIN_REST:
                 continue
-            if token.startswith(core):
-                into.add(label, f"{core} (in {token})", weight * factor * _COMPOUND_FACTOR)
-                break
+            tail = len(core) >= _COMPOUND_MIN_TAIL and token.endswith(core)
+            if tail or token.startswith(core):
+                found = (len(core), tail, core, label, weight)
+                if best is None or found[:2] > best[:2]:
+                    best = found
+        if best is not None:
+            _, _, core, label, weight = best
+            into.add(label, f"{core} (in {token})", weight * factor * _COMPOUND_FACTOR)
 
 
 _COMPANION = re.compile(r"\b(?:with|mit|con|avec|com|bei|chez|avec les|with the|met)\s+[a-z0-9]")
