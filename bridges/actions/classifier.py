@@ -50,6 +50,9 @@ _NIGHT_START_HOUR = 21
 _NIGHT_END_HOUR = 5
 _SLEEP_MIN_MINUTES = 300
 _DEEP_BLOCK_MIN_MINUTES = 60
+# Guests (the user included) that make an event a meeting even when its words point elsewhere.
+_GROUP_MIN = 3
+_GROUP_MEETING_WEIGHT = 0.8
 
 _TRAVEL = "travel"
 
@@ -316,6 +319,12 @@ def classify(event: CalendarEvent) -> Classification:
         for action, weight, reason in _structural_votes(event, keyword_total):
             matches.add(action, reason, weight)
             reasons.setdefault(action, reason)
+    elif event.attendees >= _GROUP_MIN and (event.start is None or _in_working_hours(event.start)):
+        # Even when the words are clear, a group on the guest list in working hours is a meeting about
+        # them: "Design review" with four guests is reviewed together (ADMIN_WORK), alone it is desk work.
+        # A faint vote: an activity word still wins ("Team lunch", "Yoga class" with classmates).
+        matches.add(Action.ADMIN_WORK, "a group in working hours", _GROUP_MEETING_WEIGHT)
+        reasons.setdefault(Action.ADMIN_WORK, f"meeting with {event.attendees} attendees")
 
     if not matches.scores:
         return Classification(Action.ME_TIME, 0.1, "no signal: personal time by default")

@@ -168,6 +168,21 @@ def test_event_type_and_structure() -> None:
     assert 0.0 <= meeting.confidence < classify(CalendarEvent(title="Gym")).confidence <= 1.0
 
 
+def test_a_group_in_working_hours_is_a_meeting_even_with_a_work_word() -> None:
+    # What a simulated calendar showed: "Design review" with four guests at 15:00 was called DEEP_WORK.
+    wednesday_15 = datetime(2026, 3, 4, 15, 0)
+    together = CalendarEvent(title="Design review", attendees=5, start=wednesday_15, minutes=60)
+    alone = CalendarEvent(title="Design review", start=wednesday_15, minutes=60)
+    assert classify(together).action is Action.ADMIN_WORK
+    assert classify(alone).action is Action.DEEP_WORK
+    # An activity word still beats the guest list.
+    lunch = CalendarEvent(title="Team lunch", attendees=6, start=wednesday_15.replace(hour=12), minutes=60)
+    assert classify(lunch).action is Action.SOCIALIZE
+    # And a one-hour "Early night" block at 22:00 is sleep, not personal time.
+    night = CalendarEvent(title="Early night", start=wednesday_15.replace(hour=22), minutes=60)
+    assert classify(night).action is Action.SLEEP
+
+
 @pytest.mark.parametrize(
     ("event", "context"),
     [
