@@ -7,7 +7,9 @@ duration, the guest count and the local start time: never the description, the l
 addresses, which hold other people's data.
 
 Any failure (timeout, error status, an answer that names no action) keeps the rule's verdict: the LLM can
-only improve a guess, never lose an event. Answers are remembered per event shape for the life of one
+only improve a guess, never lose an event. A timeout or an error status also ends the asking for the rest of
+the run, so a server that is down costs a sync one timeout, not one per event (the sync holds its
+calendar's lease meanwhile). Answers are remembered per event shape for the life of one
 classifier (one sync run), and the number of calls per run is capped so that a first full sync of a
 calendar full of unusual titles costs a bounded number of requests.
 """
@@ -53,6 +55,7 @@ class LlmClassifier:
     threshold: float = 0.5
     max_calls: int = 50
     calls: int = 0
+    broken: bool = False
     _memo: dict[tuple[str, str, int, int | None, int | None], Classification | None] = field(
         default_factory=dict
     )
@@ -69,7 +72,7 @@ class LlmClassifier:
             event.start.hour if event.start is not None else None,
         )
         if key not in self._memo:
-            if self.calls >= self.max_calls:
+            if self.broken or self.calls >= self.max_calls:
                 return verdict
             self.calls += 1
             self._memo[key] = self._ask(event)
@@ -100,6 +103,7 @@ class LlmClassifier:
         except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
             # The title is personal data: the log says that the call failed, not about what.
             log.warning("calendar_llm_failed", error=type(exc).__name__)
+            self.broken = isinstance(exc, httpx.HTTPError)
             return None
         return _parse(content) if isinstance(content, str) else None
 

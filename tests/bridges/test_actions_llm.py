@@ -91,9 +91,11 @@ def test_a_failing_server_keeps_the_rules_verdict(
     chat.mode = mode
     chat.hang_s = 2.0
     llm = make_llm()
-    event = CalendarEvent(title="Zorbing with Kai", start=MONDAY_19, minutes=60)
-    rule = classify(event)
-    assert llm.refine(event, rule) == rule
+    events = [CalendarEvent(title=t, start=MONDAY_19, minutes=60) for t in UNKNOWN]
+    rules = [classify(e) for e in events]
+    assert [llm.refine(e, r) for e, r in zip(events, rules, strict=True)] == rules
+    # A server that errs or times out is not asked again in the same run; one that answers badly is.
+    assert len(chat.requests) == (1 if mode in {"http500", "hang"} else len(UNKNOWN))
 
 
 def test_a_server_answering_in_prose_still_counts(
