@@ -1,16 +1,19 @@
 """Plain read-only table views for operators, by SQLAdmin, at ``/console/admin``.
 
-Nothing can be created, edited, deleted or exported here, and the columns that hold secrets or raw provider
-data (token hashes, encrypted OAuth tokens, webhook bodies and headers, stored idempotent responses) are
-left out of every list and detail page. Access rides on the console's operator session: anyone else is sent
-to the sign-in page.
+Nothing can be created, edited, deleted, imported or exported here, and the columns that hold secrets or raw
+provider data (token hashes, encrypted OAuth tokens, webhook bodies and headers, provider data, stored
+idempotent responses) are left out of every list and detail page: each view names the columns of both (an
+allow-list, so a column added to a model later stays hidden until someone decides to show it). SQLAdmin's
+file download and preview routes serve nothing. Access rides on the console's operator session: anyone else
+is sent to the sign-in page.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from sqladmin import Admin, ModelView
 from sqladmin.authentication import AuthenticationBackend
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -43,9 +46,16 @@ class _ReadOnly(ModelView):
     page_size = 50
     column_default_sort: ClassVar[Any] = [("created_at", True)]
 
+    async def get_object_filepath(self, identifier: str, column_name: str) -> Path:
+        # SQLAdmin's download/preview routes read any column's value as a file path and serve that file if it
+        # lies under the working directory: a calendar event titled ".env" would hand over the server's
+        # secrets. No table here stores files, so there is nothing to serve.
+        raise HTTPException(status_code=404)
+
 
 class UserAdmin(_ReadOnly, model=User):
     column_list: ClassVar[Any] = [User.id, User.timezone, User.created_at]
+    column_details_list = column_list
 
 
 class ApiTokenAdmin(_ReadOnly, model=ApiToken):
@@ -80,12 +90,21 @@ class AdapterAdmin(_ReadOnly, model=Adapter):
         Adapter.id, Adapter.user_id, Adapter.name, Adapter.version, Adapter.status, Adapter.base_model,
         Adapter.n_interactions, Adapter.created_at,
     ]  # fmt: skip
+    column_details_list: ClassVar[Any] = [
+        *column_list, Adapter.uri, Adapter.trained_from, Adapter.trained_to, Adapter.metrics,
+    ]  # fmt: skip
 
 
 class FinetuneJobAdmin(_ReadOnly, model=FinetuneJob):
     column_list: ClassVar[Any] = [
         FinetuneJob.id, FinetuneJob.user_id, FinetuneJob.status, FinetuneJob.attempt, FinetuneJob.created_at,
         FinetuneJob.started_at, FinetuneJob.finished_at, FinetuneJob.error,
+    ]  # fmt: skip
+    column_details_list: ClassVar[Any] = [
+        *column_list, FinetuneJob.max_attempts, FinetuneJob.iso_week, FinetuneJob.reason,
+        FinetuneJob.base_model, FinetuneJob.params, FinetuneJob.heartbeat_at, FinetuneJob.lease_owner,
+        FinetuneJob.lease_expires_at, FinetuneJob.enqueued_at, FinetuneJob.adapter_id,
+        FinetuneJob.adapter_uri, FinetuneJob.metrics, FinetuneJob.gate,
     ]  # fmt: skip
 
 
@@ -94,6 +113,10 @@ class RecommendationAdmin(_ReadOnly, model=Recommendation):
         Recommendation.id, Recommendation.user_id, Recommendation.at, Recommendation.day, Recommendation.slot,
         Recommendation.action, Recommendation.propensity, Recommendation.backend, Recommendation.adapter,
     ]  # fmt: skip
+    column_details_list: ClassVar[Any] = [
+        *column_list, Recommendation.probabilities, Recommendation.temperature, Recommendation.model,
+        Recommendation.renderer_version, Recommendation.created_at,
+    ]  # fmt: skip
 
 
 class FeedbackAdmin(_ReadOnly, model=Feedback):
@@ -101,6 +124,7 @@ class FeedbackAdmin(_ReadOnly, model=Feedback):
         Feedback.id, Feedback.user_id, Feedback.recommendation_id, Feedback.response, Feedback.reward,
         Feedback.created_at,
     ]  # fmt: skip
+    column_details_list: ClassVar[Any] = [*column_list, Feedback.rescheduled_to, Feedback.source]
 
 
 class CalendarEventAdmin(_ReadOnly, model=CalendarEvent):
@@ -108,12 +132,21 @@ class CalendarEventAdmin(_ReadOnly, model=CalendarEvent):
         CalendarEvent.id, CalendarEvent.user_id, CalendarEvent.source, CalendarEvent.title,
         CalendarEvent.starts_at, CalendarEvent.ends_at, CalendarEvent.action,
     ]  # fmt: skip
+    column_details_list: ClassVar[Any] = [
+        *column_list, CalendarEvent.all_day, CalendarEvent.confidence, CalendarEvent.action_source,
+        CalendarEvent.created_at,
+    ]  # fmt: skip
 
 
 class MeterSnapshotAdmin(_ReadOnly, model=MeterSnapshot):
     column_list: ClassVar[Any] = [
         MeterSnapshot.id, MeterSnapshot.user_id, MeterSnapshot.taken_at, MeterSnapshot.source,
     ]  # fmt: skip
+    column_details_list: ClassVar[Any] = [
+        *column_list,
+        MeterSnapshot.engine_version,
+        MeterSnapshot.provenance,
+    ]
 
 
 VIEWS: tuple[type[ModelView], ...] = (

@@ -430,3 +430,96 @@ async def test_rollback_and_start_refuse_what_cannot_be_done(
         )
         assert refused.status_code == 404
     assert await db_session.scalar(select(func.count()).select_from(FinetuneJob)) == 0
+
+
+async def test_no_admin_table_shows_a_secret_on_any_list_or_detail_page_or_serves_a_file(
+    browser_client: httpx.AsyncClient, settings: Settings, create_user: CreateUser, db_session: AsyncSession
+) -> None:
+    """Every SQLAdmin view, list and detail page, with secrets planted in every secret-bearing column; and
+    SQLAdmin's file routes, which would otherwise serve any file under the working directory whose path a
+    column happens to hold (a calendar event a person titled ``pyproject.toml``, say)."""
+    from app.console.admin import VIEWS
+    from app.core.crypto import REFRESH_TOKEN_CONTEXT
+    from app.core.security import hash_token
+
+    user_id, token = await _seeded_user(create_user, db_session)
+    cipher = TokenCipher(settings.secret_key.get_secret_value())
+    access = cipher.encrypt("oauth-access-secret", context=ACCESS_TOKEN_CONTEXT)
+    refresh = cipher.encrypt("oauth-refresh-secret", context=REFRESH_TOKEN_CONTEXT)
+    for device in (
+        await db_session.execute(select(DeviceConnection).where(DeviceConnection.user_id == user_id))
+    ).scalars():
+        device.access_token_encrypted = access
+        device.refresh_token_encrypted = refresh
+        device.provider_data = {"webhook_secret": "PROVIDER-DATA-SECRET"}
+    db_session.add(
+        WebhookEvent(
+            source="terra",
+            external_id="evt-every-view",
+            user_id=user_id,
+            raw_body=b"RAW-BODY-BYTES",
+            headers={"x-secret": "HEADER-VALUE"},
+        )
+    )
+    titled = (
+        await db_session.execute(
+            select(CalendarEvent).where(CalendarEvent.user_id == user_id, CalendarEvent.title == "Dentist")
+        )
+    ).scalar_one()
+    titled.title = "pyproject.toml"  # a real file in the server's working directory
+    await db_session.commit()
+    forbidden = (
+        hash_token(token),
+        access,
+        refresh,
+        "oauth-access-secret",
+        "PROVIDER-DATA-SECRET",
+        "RAW-BODY-BYTES",
+        "HEADER-VALUE",
+    )
+    await sign_in(browser_client, settings.admin_token.get_secret_value())
+    for view in VIEWS:
+        row_id = await db_session.scalar(select(view.model.id).limit(1))  # type: ignore[attr-defined]
+        assert row_id is not None, f"no {view.model.__name__} row seeded"
+        for path in (
+            f"/console/admin/{view.identity}/list",
+            f"/console/admin/{view.identity}/details/{row_id}",
+        ):
+            response = await browser_client.get(path)
+            assert response.status_code == 200, path
+            for secret in forbidden:
+                assert secret not in response.text, (path, secret)
+        export = await browser_client.get(f"/console/admin/{view.identity}/export/csv")
+        assert export.status_code in {403, 404}, view.identity
+    for route in ("download", "preview"):
+        served = await browser_client.get(f"/console/admin/calendar-event/{titled.id}/title/{route}/")
+        assert served.status_code == 404, route
+        assert "[project]" not in served.text
+        secret_column = await browser_client.get(
+            f"/console/admin/device-connection/{device.id}/access_token_encrypted/{route}/"
+        )
+        assert secret_column.status_code == 404 and access not in secret_column.text
+
+
+def test_every_admin_view_names_its_columns_and_none_of_them_holds_a_secret() -> None:
+    """An allow-list per view: a secret column added to a model later cannot slip onto a page by default."""
+    from app.console.admin import VIEWS
+
+    secret_columns = {
+        "token_hash",
+        "access_token_encrypted",
+        "refresh_token_encrypted",
+        "code_verifier_encrypted",
+        "provider_data",
+        "raw_body",
+        "headers",
+        "sync_token",
+        "external_user_id",
+    }
+    for view in VIEWS:
+        assert "column_list" in vars(view) and "column_details_list" in vars(view), view.__name__
+        instance = view()
+        shown = {*instance.get_list_columns(), *instance.get_details_columns()}
+        assert not shown & secret_columns, (view.__name__, shown & secret_columns)
+        assert not view.column_searchable_list and not view.column_sortable_list, view.__name__
+        assert not (view.can_create or view.can_edit or view.can_delete or view.can_export or view.can_import)
