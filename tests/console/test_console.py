@@ -523,3 +523,115 @@ def test_every_admin_view_names_its_columns_and_none_of_them_holds_a_secret() ->
         assert not shown & secret_columns, (view.__name__, shown & secret_columns)
         assert not view.column_searchable_list and not view.column_sortable_list, view.__name__
         assert not (view.can_create or view.can_edit or view.can_delete or view.can_export or view.can_import)
+
+
+def _queued_messages(settings: Settings) -> int:
+    """Messages waiting in this test session's broker lists (replays send real Celery messages)."""
+    import redis
+
+    client = redis.Redis.from_url(settings.broker_url)
+    keys = [k for k in client.scan_iter(match=f"{settings.broker_key_prefix}*") if client.type(k) == b"list"]
+    return sum(int(client.llen(k)) for k in keys)
+
+
+async def test_every_state_changing_console_route_refuses_a_form_without_the_sessions_csrf_token(
+    browser_client: httpx.AsyncClient, settings: Settings, create_user: CreateUser, db_session: AsyncSession
+) -> None:
+    """Every POST route of the console, enumerated from the router (a new form must come through here), as
+    an operator who could otherwise do all of them: without the token, or with a forged one, it is a 403 page
+    and nothing changes."""
+    from app.console.endpoints import router
+
+    posts = sorted(path for route in router.routes for path in [route.path] if "POST" in route.methods)  # type: ignore[attr-defined]
+    assert posts == [
+        "/console/login",
+        "/console/logout",
+        "/console/ops/finetune-jobs",
+        "/console/ops/users/{user_id:uuid}/adapters/rollback",
+        "/console/ops/webhook-events/{event_id:uuid}/replay",
+        "/console/users/{user_id:uuid}/calendar-events/{event_id:uuid}/action",
+        "/console/users/{user_id:uuid}/delete",
+    ], "a new state-changing route: add it to this test"
+
+    user_id, _token = await _seeded_user(create_user, db_session)
+    event = WebhookEvent(source="terra", external_id="evt-csrf", raw_body=b"{}", headers={}, error="stuck")
+    db_session.add(event)
+    await db_session.commit()
+    calendar_event = (
+        await db_session.execute(
+            select(CalendarEvent).where(CalendarEvent.user_id == user_id, CalendarEvent.title == "Dentist")
+        )
+    ).scalar_one()
+
+    async def state() -> tuple[object, ...]:
+        db_session.expunge_all()
+        adapters = (
+            await db_session.execute(
+                select(Adapter.version, Adapter.status)
+                .where(Adapter.user_id == user_id)
+                .order_by(Adapter.version)
+            )
+        ).all()
+        return (
+            await db_session.scalar(select(func.count()).select_from(User).where(User.id == user_id)),
+            await db_session.scalar(
+                select(CalendarEvent.action).where(CalendarEvent.id == calendar_event.id)
+            ),
+            await db_session.scalar(select(func.count()).select_from(FinetuneJob)),
+            tuple(adapters),
+            _queued_messages(settings),
+        )
+
+    admin_token = settings.admin_token.get_secret_value()
+    await sign_in(browser_client, admin_token)
+    before = await state()
+    messages_before = _queued_messages(settings)
+    ids = {"user_id": str(user_id)}
+    for path in posts[1:]:
+        ids["event_id"] = str(event.id if "webhook" in path else calendar_event.id)
+        url = path.replace(":uuid", "").format(**ids)
+        form = {"action": "SLEEP", "user_id": str(user_id), "token": admin_token}
+        for extra in ({}, {"csrf_token": "forged"}):
+            refused = await browser_client.post(url, data=form | extra)
+            assert refused.status_code == 403, (url, extra)
+            assert "nothing was changed" in refused.text
+    assert await state() == before
+    assert (await browser_client.get("/console/ops")).status_code == 200  # sign-out refused too
+    # The same forms with the token do change things (so the checks above can fail).
+    csrf = await page_csrf(browser_client)
+    replayed = await browser_client.post(
+        f"/console/ops/webhook-events/{event.id}/replay", data={"csrf_token": csrf}
+    )
+    assert replayed.status_code == 303
+    assert _queued_messages(settings) == messages_before + 1
+
+
+async def test_a_user_gets_the_404_page_for_every_ops_route_and_fragment_and_for_another_users_forms(
+    browser_client: httpx.AsyncClient, create_user: CreateUser, db_session: AsyncSession
+) -> None:
+    user_a, token_a = await _seeded_user(create_user, db_session)
+    user_b, token_b = await _seeded_user(create_user, db_session)
+    event = WebhookEvent(source="terra", external_id="evt-not-yours", raw_body=b"{}", headers={}, error="x")
+    db_session.add(event)
+    await db_session.commit()
+    await sign_in(browser_client, token_a)
+    csrf = await page_csrf(browser_client, user_a)
+    # htmx's request for the jobs fragment is an ops page like the others.
+    fragment = await browser_client.get(
+        "/console/ops", params={"status": "failed"}, headers={"HX-Request": "true"}
+    )
+    assert fragment.status_code == 404 and "out of memory" not in fragment.text
+    for path, data in (
+        (f"/console/ops/users/{user_a}/adapters/rollback", {}),
+        (f"/console/ops/users/{user_b}/adapters/rollback", {}),
+        (f"/console/ops/webhook-events/{event.id}/replay", {}),
+        # B's token typed into A's session still cannot delete B through B's page.
+        (f"/console/users/{user_b}/delete", {"token": token_b}),
+    ):
+        response = await browser_client.post(path, data={"csrf_token": csrf, **data})
+        assert response.status_code == 404, path
+        assert "There is no such page" in response.text
+    db_session.expunge_all()
+    assert await db_session.get(User, user_b) is not None
+    statuses = (await db_session.execute(select(Adapter.status).where(Adapter.user_id == user_a))).scalars()
+    assert sorted(s.value for s in statuses) == ["active", "retired", "retired"]
