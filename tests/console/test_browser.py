@@ -90,8 +90,9 @@ async def page(browser: Any, console_server: str, clean_database: str) -> AsyncI
         yield tab
     finally:
         await context.close()
-    # A 404 page is an expected "error" in the console log; anything else (CSP, scripts) is a failure.
-    unexpected = [e for e in errors if "404" not in e]
+    # A 404 page, or the 403 of a refused confirmation, is an expected "error" in the console log; anything
+    # else (CSP, scripts, a failed asset) is a failure.
+    unexpected = [e for e in errors if not any(f"status of {code}" in e for code in (403, 404))]
     assert not unexpected, unexpected
 
 
@@ -209,6 +210,33 @@ async def test_a_user_signs_in_and_sees_their_seeded_month(
     # The session cookie is HttpOnly: scripts in the page cannot read it.
     assert "rhythm_console" not in await page.evaluate("document.cookie")
     await _screenshot(page, "person")
+
+
+async def test_a_new_user_sees_what_to_do_next_and_deleting_asks_for_the_token(
+    page: Any, create_user: CreateUser
+) -> None:
+    user_id, headers = await create_user()
+    await page.goto("/console")
+    await page.get_by_role("heading", name="Sign in", level=1).wait_for()
+    await _check_accessibility(page)
+    await _screenshot(page, "login")
+    await page.get_by_label("Token").fill(bearer_token(headers))
+    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("heading", name="Your rhythm", level=1).wait_for()
+    main = await page.inner_text("main")
+    for hint in ("No meter data yet", "No device connected yet", "Nothing learned yet", "No calendar events"):
+        assert hint in main, hint
+    assert await page.locator("canvas").count() == 0
+    await _check_accessibility(page)
+    await _screenshot(page, "person-empty")
+    await page.get_by_role("link", name="Delete account…").click()
+    await page.get_by_role("heading", name="Delete account", level=1).wait_for()
+    await page.get_by_label("Your token, to confirm").fill("rhy_not-my-token")
+    await page.get_by_role("button", name="Delete everything").click()
+    await page.get_by_role("alert").filter(has_text="nothing was deleted").wait_for()
+    await _check_accessibility(page)
+    await _screenshot(page, "delete-refused")
+    assert page.url.endswith(f"/console/users/{user_id}/delete")
 
 
 async def test_a_user_corrects_a_calendar_events_action(

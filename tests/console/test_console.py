@@ -635,3 +635,34 @@ async def test_a_user_gets_the_404_page_for_every_ops_route_and_fragment_and_for
     assert await db_session.get(User, user_b) is not None
     statuses = (await db_session.execute(select(Adapter.status).where(Adapter.user_id == user_a))).scalars()
     assert sorted(s.value for s in statuses) == ["active", "retired", "retired"]
+
+
+async def test_a_new_person_and_an_empty_ops_page_say_what_to_do_next(
+    browser_client: httpx.AsyncClient, settings: Settings, create_user: CreateUser
+) -> None:
+    user_id, headers = await create_user()
+    await sign_in(browser_client, bearer_token(headers))
+    page = await browser_client.get(f"/console/users/{user_id}")
+    assert page.status_code == 200
+    for hint in (
+        "No meter data yet. Connect a wearable",
+        "No recommendations in the last 7 days. Ask for one",
+        "No responses yet. Answer a recommendation",
+        "Nothing learned yet",
+        "No calendar events. Connect a calendar",
+        "No device connected yet. Connect a wearable",
+        "No personal adapter is active",
+    ):
+        assert hint in page.text, hint
+    assert "<canvas" not in page.text  # no empty charts
+    await browser_client.post("/console/logout", data={"csrf_token": csrf_of(page.text)})
+    await sign_in(browser_client, settings.admin_token.get_secret_value())
+    ops = await browser_client.get("/console/ops")
+    for hint in (
+        "No fine-tune jobs. Start one for a user with the form above.",
+        "No adapters yet. Start a fine-tune job above",
+        "No failed events.",
+        "No pending events.",
+        "no recommendation served yet",
+    ):
+        assert hint in ops.text, hint
