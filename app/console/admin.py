@@ -17,8 +17,11 @@ from fastapi import FastAPI, HTTPException
 from sqladmin import Admin, ModelView
 from sqladmin.authentication import AuthenticationBackend
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.console.sessions import COOKIE_NAME, is_ops_session, load_session
 from app.core.config import Settings
@@ -196,6 +199,31 @@ class ConsoleOpsBackend(AuthenticationBackend):
         return RedirectResponse("/console", status_code=303)
 
 
+class NoStoreHeaders:
+    """The console pages' caching and framing rules on SQLAdmin's pages: they list personal data (calendar
+    titles, device states), which no shared cache or back button after sign-out should keep, and no other
+    site may frame. (No script policy: SQLAdmin's templates are not ours to vouch for.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Cache-Control"] = "no-store"
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["Referrer-Policy"] = "same-origin"
+                headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def install_admin(app: FastAPI, settings: Settings) -> Admin:
     sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(expire_on_commit=False)
     admin = Admin(
@@ -204,6 +232,7 @@ def install_admin(app: FastAPI, settings: Settings) -> Admin:
         base_url=ADMIN_PATH,
         title="Rhythm tables",
         authentication_backend=ConsoleOpsBackend(app, settings, sessionmaker),
+        middlewares=[Middleware(NoStoreHeaders)],
     )
     for view in VIEWS:
         admin.add_view(view)

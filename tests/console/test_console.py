@@ -487,6 +487,8 @@ async def test_no_admin_table_shows_a_secret_on_any_list_or_detail_page_or_serve
         ):
             response = await browser_client.get(path)
             assert response.status_code == 200, path
+            assert response.headers["cache-control"] == "no-store", path
+            assert "frame-ancestors 'none'" in response.headers["content-security-policy"], path
             for secret in forbidden:
                 assert secret not in response.text, (path, secret)
         export = await browser_client.get(f"/console/admin/{view.identity}/export/csv")
