@@ -276,7 +276,10 @@ async def test_user_a_cannot_open_user_bs_pages(
 async def test_an_operator_starts_a_finetune_job_and_filters_the_jobs(
     page: Any, settings: Settings, create_user: CreateUser, db_session: AsyncSession
 ) -> None:
-    user_id, _token = await _seeded(create_user, db_session)
+    seeded_id, _token = await _seeded(create_user, db_session)
+    # The job is started for a second person, so the seeded person's failed job of this week stays failed
+    # (starting theirs would re-queue it) and the page shows jobs in three states.
+    user_id, _headers = await create_user()
     stuck = WebhookEvent(
         source="terra",
         external_id="evt-2026-11-30-sleep",
@@ -306,6 +309,11 @@ async def test_an_operator_starts_a_finetune_job_and_filters_the_jobs(
     assert "out of memory" not in await jobs.inner_text()
     await page.get_by_label("Status").select_option("")
     await page.wait_for_url("**/console/ops?status=")
+    await page.locator("#jobs").get_by_text("out of memory on worker-2").wait_for()
+    # The seeded person's row has an enabled rollback; the new person, with no adapter, has none.
+    rollback = "Roll back the adapter of user {}"
+    assert await page.get_by_role("button", name=rollback.format(seeded_id)).count() == 1
+    assert await page.get_by_role("button", name=rollback.format(user_id)).count() == 0
     await _check_accessibility(page)
     await _screenshot(page, "ops")
     jobs_in_db = (
