@@ -206,6 +206,8 @@ async def test_a_user_signs_in_and_sees_their_seeded_month(
     assert await grid.locator("td.accepted").count() > 0
     assert "Quarterly planning" in await page.inner_text("main")
     assert "needs reconsent" in await page.inner_text("main")
+    # The latest snapshot's provenance: which inputs each meter was computed from.
+    assert "sleep_duration from oura" in await page.inner_text("main")
     await _check_accessibility(page)
     # The session cookie is HttpOnly: scripts in the page cannot read it.
     assert "rhythm_console" not in await page.evaluate("document.cookie")

@@ -4,6 +4,7 @@ sessions ending with the token, the forms' effects in the database, and the read
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from http.cookies import SimpleCookie
 
 import httpx
@@ -83,7 +84,15 @@ async def test_a_user_sees_their_seeded_data_and_never_another_users_pages(
     await sign_in(browser_client, token_a)
     page = await browser_client.get(f"/console/users/{user_a}")
     assert page.status_code == 200
-    for seeded in ("Quarterly planning", "oura", "needs reconsent", "-v3", "Provenance", "terra"):
+    seeded_texts = (
+        "Quarterly planning",
+        "needs reconsent",
+        "-v3",
+        "Provenance",
+        "bridge",
+        "sleep_duration from oura",
+    )
+    for seeded in seeded_texts:
         assert seeded in page.text, seeded
     event_b = (
         await db_session.execute(select(CalendarEvent.id).where(CalendarEvent.user_id == user_b).limit(1))
@@ -668,3 +677,68 @@ async def test_a_new_person_and_an_empty_ops_page_say_what_to_do_next(
         "no recommendation served yet",
     ):
         assert hint in ops.text, hint
+
+
+async def test_a_snapshot_with_missing_meters_is_drawn_with_gaps_not_a_server_error(
+    browser_client: httpx.AsyncClient, create_user: CreateUser, db_session: AsyncSession
+) -> None:
+    """The bridge stores NULL for a meter it had no fresh input for (not 0.5): shown as missing."""
+    import json
+    import re
+
+    from app.models import MeterSnapshot
+    from app.models.base import utcnow
+
+    user_id, headers = await create_user()
+    now = utcnow()
+    db_session.add_all(
+        [
+            MeterSnapshot(
+                user_id=user_id,
+                taken_at=now - timedelta(hours=6),
+                source="bridge",
+                vitality=0.4,
+                cognition=0.5,
+                progress=0.6,
+                serenity=0.7,
+                connection=0.8,
+            ),
+            MeterSnapshot(
+                user_id=user_id,
+                taken_at=now - timedelta(hours=1),
+                source="bridge",
+                vitality=0.41,
+                cognition=None,
+                progress=0.62,
+                serenity=None,
+                connection=0.81,
+                vitality_confidence=0.83,
+                cognition_confidence=0.0,
+                engine_version="meters/1",
+                # The engine's shape for one meter, something else for another: neither breaks the page.
+                provenance={
+                    "meters": {
+                        "vitality": {
+                            "inputs": [{"kind": "sleep_duration", "source": "oura", "age_s": 18000}]
+                        },
+                        "progress": "not a mapping",
+                    }
+                },
+            ),
+        ]
+    )
+    await db_session.commit()
+    await sign_in(browser_client, bearer_token(headers))
+    page = await browser_client.get(f"/console/users/{user_id}")
+    assert page.status_code == 200
+    match = re.search(r'<script type="application/json" id="meter-data">(.*?)</script>', page.text, re.S)
+    assert match is not None
+    series = {d["label"]: d["data"] for d in json.loads(match.group(1))["datasets"]}
+    assert series["Cognition"] == [0.5, None] and series["Vitality"] == [0.4, 0.41]
+    assert "Cognition missing" in page.text and "Vitality 0.41" in page.text
+    # The latest snapshot's provenance: value, confidence and inputs per meter.
+    assert "engine meters/1" in page.text
+    rows = dict(re.findall(r'<th scope="row">(\w+)</th>\s*(.*?)</tr>', page.text, re.S))
+    assert "0.41" in rows["Vitality"] and "0.83" in rows["Vitality"]
+    assert "sleep_duration from oura, 5 h old" in rows["Vitality"]
+    assert "missing" in rows["Cognition"] and "none recorded" in rows["Progress"]
