@@ -92,8 +92,9 @@ async def test_a_timestamp_no_clock_can_read_is_refused_not_a_500(
     # 400 digits overflowed the float conversion of the freshness check, and "\xb2" (latin-1 "²") passed
     # str.isdigit but not int() (issue 10: never a 5xx).
     body = body_of(DOCUMENTS[provider]())
-    headers: dict[str, str | bytes] = {**_signed(provider, wearables, body)}
-    headers["x-whoop-signature-timestamp" if provider == "whoop" else "x-oura-timestamp"] = timestamp
+    name = "x-whoop-signature-timestamp" if provider == "whoop" else "x-oura-timestamp"
+    headers = {key.encode(): value.encode() for key, value in _signed(provider, wearables, body).items()}
+    headers[name.encode()] = timestamp
 
     response = await wclient.post(f"/v1/webhooks/{provider}", content=body, headers=headers)
 
