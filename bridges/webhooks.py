@@ -185,9 +185,26 @@ def hmac_sha256(key: str, message: bytes) -> bytes:
     return hmac.new(key.encode(), message, hashlib.sha256).digest()
 
 
+# 13 digits of milliseconds already reach the year 2286: a longer signature timestamp is no clock's reading,
+# and a few hundred digits overflowed the float arithmetic of the freshness check (a 500, issue 10).
+MAX_TIMESTAMP_DIGITS = 16
+
+
+def timestamp_digits(value: str) -> int:
+    """The integer of a signature timestamp header: ASCII digits only (``str.isdigit`` also takes ``²``,
+    which ``int`` refuses), at most :data:`MAX_TIMESTAMP_DIGITS` of them; else :class:`SignatureError`."""
+    if not (value.isascii() and value.isdigit()) or len(value) > MAX_TIMESTAMP_DIGITS:
+        raise SignatureError(f"timestamp is not an integer of at most {MAX_TIMESTAMP_DIGITS} digits")
+    return int(value)
+
+
 def check_fresh(timestamp_s: float, now: datetime, tolerance_s: int = DEFAULT_TOLERANCE_S) -> None:
     """Refuse a delivery signed more than ``tolerance_s`` before or after ``now`` (both directions)."""
-    if abs(now.timestamp() - timestamp_s) > tolerance_s:
+    try:
+        skew = abs(now.timestamp() - timestamp_s)
+    except OverflowError:
+        raise SignatureError("timestamp outside the tolerance") from None
+    if skew > tolerance_s:
         raise SignatureError("timestamp outside the tolerance")
 
 

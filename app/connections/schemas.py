@@ -34,8 +34,13 @@ class ConnectionTokensCreate(BaseModel):
 
     access_token: str = Field(min_length=1, max_length=4096)
     refresh_token: str | None = Field(default=None, min_length=1, max_length=4096)
+    # strict: a JSON integer only ("3600", true and 3600.0 are refused, not coerced).
     expires_in: int | None = Field(
-        default=None, ge=1, le=366 * 24 * 3600, description="Seconds the access token stays valid."
+        default=None,
+        strict=True,
+        ge=1,
+        le=366 * 24 * 3600,
+        description="Seconds the access token stays valid.",
     )
     scope: str | None = Field(default=None, max_length=1024, description="Space-separated granted scopes.")
 

@@ -10,13 +10,9 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import structlog
-
 if TYPE_CHECKING:
     from alembic.config import Config
     from sqlalchemy.ext.asyncio import AsyncEngine
-
-log = structlog.get_logger(__name__)
 
 MISSING_SCHEMA = "The database has no Rhythm tables yet: run `rhythm db upgrade` first."
 
@@ -76,8 +72,12 @@ async def require_schema(engine: AsyncEngine, limit_s: float) -> None:
     An unreachable database is not an error here: the service starts and ``/readyz`` reports it, so that a
     database restarting under a running deployment does not turn into a crash loop.
     """
+    # Imported here: structlog (with rich) is a third of `rhythm --help`'s imports, and the CLI imports this
+    # module for MISSING_SCHEMA alone.
+    import structlog
     from sqlalchemy import inspect
 
+    log = structlog.get_logger(__name__)
     try:
         async with asyncio.timeout(limit_s), engine.connect() as connection:
             migrated = await connection.run_sync(lambda sync: inspect(sync).has_table("users"))

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from app.models import AdapterStatus, FinetuneStatus
+
+
+def _json_true_only(value: Any) -> Any:
+    # A plain Literal[True] compares by equality, so 1 and 1.0 would pass as true (issue 10: strict types).
+    if value is not True:
+        raise PydanticCustomError("literal_error", "Input should be true (the JSON boolean)")
+    return value
+
+
+JsonTrue = Annotated[Literal[True], BeforeValidator(_json_true_only)]
 
 
 class FinetuneJobCreate(BaseModel):
@@ -17,7 +28,7 @@ class FinetuneJobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     user_id: uuid.UUID | None = None
-    all_eligible: Literal[True] | None = None
+    all_eligible: JsonTrue | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> FinetuneJobCreate:

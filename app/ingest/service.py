@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.core.errors import AppError
+from app.core.timebounds import allowed_range, current_max_clock_skew
 from app.ingest.repository import ReadingRepository
 from app.ingest.schemas import AppleHealthExport, IngestPublic, RejectedReading, SignalBatchCreate
 from app.meters.service import request_recompute_async
@@ -83,6 +84,12 @@ async def ingest_signals(
     return IngestPublic(received=len(raw), written=written)
 
 
+def _out_of_range(item: RawReading) -> str:
+    days = round(current_max_clock_skew().total_seconds() / 86400, 2)
+    # isoformat, not astimezone: the date may be one that cannot be converted to UTC at all.
+    return f"date {item.observed_at.isoformat()} is not within {days} days of the server's clock"
+
+
 async def ingest_apple_health(
     session: AsyncSession, settings: Settings, user: User, export: AppleHealthExport, now: datetime
 ) -> IngestPublic:
@@ -91,9 +98,18 @@ async def ingest_apple_health(
     rejected: list[RejectedReading] = []
     raw: list[RawReading] = []
     positions: list[int] = []
+    # The export's dates are bounded like every timestamp the API accepts (issue 10): year 1 or 9999 with an
+    # offset would overflow the conversion to UTC, and nothing legitimate is years away from now.
+    earliest, latest = allowed_range(now)
     for index, item in enumerate(items):
         if isinstance(item, apple.BadDate):
             rejected.append(RejectedReading(index=index, kind="?", code="bad_date", reason=str(item)))
+        elif not earliest <= item.observed_at <= latest:
+            rejected.append(
+                RejectedReading(
+                    index=index, kind=str(item.kind), code="time_out_of_range", reason=_out_of_range(item)
+                )
+            )
         else:
             raw.append(item)
             positions.append(index)

@@ -85,7 +85,8 @@ class GoogleCalendarPush(WebhookProvider[ChannelNotification]):
         if state not in STATES:
             raise MalformedPayload(f"unknown resource state {state!r}")
         number = _header(headers, "x-goog-message-number", 20)
-        if not number.isdigit():
+        # isascii too: str.isdigit takes "²" (a latin-1 header byte), which int() refuses.
+        if not (number.isascii() and number.isdigit()):
             raise MalformedPayload("message number is not a number")
         return ChannelNotification(
             channel_id=_header(headers, "x-goog-channel-id", 64),

@@ -214,7 +214,13 @@ class Reading:
         if not self.source:
             raise ReadingRejected("no_source", "a reading must name its source")
         # Normalise to UTC once so that day bucketing and ordering never depend on the sender's offset.
-        object.__setattr__(self, "observed_at", self.observed_at.astimezone(UTC))
+        try:
+            object.__setattr__(self, "observed_at", self.observed_at.astimezone(UTC))
+        except OverflowError:
+            # Year 1 or 9999 with an offset has no UTC form: a provider's nonsense, not a crash.
+            raise ReadingRejected(
+                "bad_timestamp", f"observed_at {self.observed_at.isoformat()} is out of range"
+            ) from None
         object.__setattr__(self, "value", float(self.value))
 
     @classmethod

@@ -30,6 +30,7 @@ from bridges.webhooks import (
     parse_model,
     register_provider,
     same_secret,
+    timestamp_digits,
 )
 
 SIGNATURE_HEADER = "x-oura-signature"
@@ -143,9 +144,7 @@ class OuraProvider(WebhookProvider[OuraEvent], FetchingProvider[OuraEvent]):
         timestamp = headers.get(TIMESTAMP_HEADER, "").strip()
         if not signature or not timestamp:
             raise SignatureError("missing Oura signature or timestamp header")
-        if not timestamp.isdigit():
-            raise SignatureError("timestamp is not an integer")
-        value = int(timestamp)
+        value = timestamp_digits(timestamp)
         check_fresh(value / 1000.0 if value >= _MILLISECONDS_FROM else float(value), now)
         if not same_secret(sign(self._secret, timestamp, body).lower(), signature.lower()):
             raise SignatureError("signature does not match")

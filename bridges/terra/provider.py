@@ -28,7 +28,9 @@ from bridges.webhooks import (
     UserRef,
     WebhookProvider,
     body_digest,
+    check_fresh,
     register_provider,
+    timestamp_digits,
 )
 
 SIGNATURE_HEADER = "terra-signature"
@@ -58,10 +60,7 @@ def _parse_signature_header(value: str) -> tuple[int, list[str]]:
         if not sep:
             continue
         if key == "t":
-            try:
-                timestamp = int(item)
-            except ValueError as exc:
-                raise SignatureError("timestamp is not an integer") from exc
+            timestamp = timestamp_digits(item)
         elif key == "v1":
             signatures.append(item)
     if timestamp is None or not signatures:
@@ -88,8 +87,7 @@ class TerraProvider(WebhookProvider[TerraEvent]):
         if not header:
             raise SignatureError("missing terra-signature header")
         timestamp, signatures = _parse_signature_header(header)
-        if abs(now.timestamp() - timestamp) > self._tolerance_s:
-            raise SignatureError("timestamp outside the tolerance")
+        check_fresh(timestamp, now, self._tolerance_s)
         expected = sign(self._secret, timestamp, body)
         # Every candidate is compared (constant time each), so timing tells nothing about which one matched.
         matches = [hmac.compare_digest(expected, candidate) for candidate in signatures]

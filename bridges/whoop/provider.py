@@ -30,6 +30,7 @@ from bridges.webhooks import (
     parse_model,
     register_provider,
     same_secret,
+    timestamp_digits,
 )
 from bridges.whoop.schemas import Cycle, Recovery, Sleep, WhoopEvent
 
@@ -69,11 +70,10 @@ class WhoopProvider(WebhookProvider[WhoopEvent], FetchingProvider[WhoopEvent]):
         timestamp = headers.get(TIMESTAMP_HEADER, "").strip()
         if not signature or not timestamp:
             raise SignatureError("missing WHOOP signature or timestamp header")
-        if not timestamp.isdigit():
-            raise SignatureError("timestamp is not an integer")
-        check_fresh(int(timestamp) / 1000.0, now)
+        milliseconds = timestamp_digits(timestamp)
+        check_fresh(milliseconds / 1000.0, now)
         # The signed message is the header's exact digits followed by the body, as WHOOP computes it.
-        if not same_secret(sign(self._secret, int(timestamp), body), signature.strip()):
+        if not same_secret(sign(self._secret, milliseconds, body), signature.strip()):
             raise SignatureError("signature does not match")
 
     def parse(self, headers: Headers, body: bytes) -> WhoopEvent:

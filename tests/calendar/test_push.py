@@ -128,6 +128,20 @@ async def test_forged_and_replayed_notifications_do_nothing(
     assert _counters(google, calendar["row"])[0] == 1 and _sync_jobs(google) == 1
 
 
+async def test_an_unreadable_message_number_is_a_400_not_a_500(
+    google: Settings, client: httpx.AsyncClient, calendar: dict[str, Any]
+) -> None:
+    # "\xb2" arrives as latin-1 "²": str.isdigit took it, int() did not (a 500 before, issue 10).
+    genuine = notification_headers(calendar["live"], TOKEN, RESOURCE, 2)
+    for number in (b"\xb2", b"-1", b"1" * 21):
+        headers = {key.encode(): value.encode() for key, value in genuine.items()}
+        headers[b"x-goog-message-number"] = number
+        response = await client.post(URL, headers=headers)
+        assert response.status_code == 400, (number, response.text)
+        assert response.json()["error"]["code"] == "malformed_payload"
+    assert _stored_events(google) == []
+
+
 async def test_a_burst_of_50_notifications_leaves_one_sync_in_flight_and_loses_no_change(
     google: Settings, client: httpx.AsyncClient, calendar: dict[str, Any]
 ) -> None:

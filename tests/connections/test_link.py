@@ -260,6 +260,12 @@ async def test_app_obtained_tokens_are_linked_to_the_profile_account(
         url, json={"access_token": grant.access_token, "external_user_id": "someone-else"}, headers=headers
     )
     assert refused.status_code == 422
+    # expires_in is a JSON integer: a string, a boolean or a fraction is refused, not coerced (issue 10).
+    for lax in ("3600", True, 3600.5):
+        body = {"access_token": grant.access_token, "expires_in": lax}
+        lax_refused = await connect_client.post(url, json=body, headers=headers)
+        assert lax_refused.status_code == 422, (lax, lax_refused.text)
+        assert lax_refused.json()["error"]["details"][0]["loc"] == ["body", "expires_in"]
     assert await _connections(db_session) == []
     response = await connect_client.post(
         url,

@@ -153,6 +153,11 @@ async def test_ops_routes_refuse_bad_input_and_unknown_ids(
         "/v1/ops/finetune-jobs", json={"user_id": str(uuid.uuid4()), "all_eligible": True}, headers=admin
     )
     assert both.status_code == 422 and both.json()["error"]["code"] == "validation_error"
+    # all_eligible is the JSON boolean true: 1, 1.0 and "true" are not read as it (issue 10, strict types).
+    for lax in (1, 1.0, "true"):
+        refused = await client.post("/v1/ops/finetune-jobs", json={"all_eligible": lax}, headers=admin)
+        assert refused.status_code == 422, (lax, refused.text)
+        assert refused.json()["error"]["details"][0]["loc"] == ["body", "all_eligible"]
     unknown = await client.post("/v1/ops/finetune-jobs", json={"user_id": str(uuid.uuid4())}, headers=admin)
     assert unknown.status_code == 404
     assert (await client.get(f"/v1/ops/finetune-jobs/{uuid.uuid4()}", headers=admin)).status_code == 404

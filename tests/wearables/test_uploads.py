@@ -115,6 +115,45 @@ async def test_apple_health_keeps_the_good_readings_and_names_the_bad(
     assert [kind for _, kind, _, _ in readings(wearables, user_id)] == ["hrv_sdnn"]
 
 
+async def test_apple_health_dates_out_of_the_time_bound_are_rejected_not_a_500(
+    wclient: httpx.AsyncClient, new_user: NewUser, wearables: Settings
+) -> None:
+    """Year 1 or 9999 with an offset overflowed the conversion to UTC (a 500); a date years away is bounded
+    like every timestamp the API accepts (RHYTHM_MAX_CLOCK_SKEW, issue 10): each such reading is rejected
+    by name, the good ones are kept."""
+    user_id, headers = await new_user()
+    body = export([(NOW - timedelta(hours=3), 48.0)])
+    points = body["data"]["metrics"][0]["data"]
+    points += [
+        {"qty": 50.0, "date": "0001-01-01 00:00:00 +0100"},
+        {"qty": 50.0, "date": "9999-12-31 23:59:59 -0100"},
+        {"qty": 50.0, "date": hae_date(NOW - timedelta(days=400))},
+    ]
+    night = {"totalSleep": 7.0, "core": 4.0, "deep": 1.0, "rem": 2.0}
+    body["data"]["metrics"].append(
+        {
+            "name": "sleep_analysis",
+            "units": "hr",
+            "data": [
+                {**night, "date": "0001-01-01 00:00:00 +0100"},
+                {**night, "date": hae_date(NOW), "sleepEnd": "9999-12-31 23:59:59 -0100"},
+            ],
+        }
+    )
+
+    response = await wclient.post(APPLE, json=body, headers=headers)
+
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["received"] == 4 + 2 * 5
+    assert result["written"] == 1
+    rejected = result["rejected"]
+    assert [item["index"] for item in rejected] == list(range(1, 14))
+    assert {item["code"] for item in rejected} == {"time_out_of_range"}
+    assert "365" in rejected[0]["reason"]
+    assert [kind for _, kind, _, _ in readings(wearables, user_id)] == ["hrv_sdnn"]
+
+
 async def test_apple_health_refuses_a_number_sent_as_a_string(
     wclient: httpx.AsyncClient, new_user: NewUser
 ) -> None:

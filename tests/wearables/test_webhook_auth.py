@@ -84,6 +84,25 @@ async def test_expired_or_future_timestamps_are_refused(
     assert _events(wearables) == []
 
 
+@pytest.mark.parametrize("provider", ["whoop", "oura"])
+@pytest.mark.parametrize("timestamp", [b"9" * 400, b"\xb2"], ids=["400 digits", "superscript two"])
+async def test_a_timestamp_no_clock_can_read_is_refused_not_a_500(
+    provider: str, timestamp: bytes, wearables: Settings, wclient: httpx.AsyncClient
+) -> None:
+    # 400 digits overflowed the float conversion of the freshness check, and "\xb2" (latin-1 "²") passed
+    # str.isdigit but not int() (issue 10: never a 5xx).
+    body = body_of(DOCUMENTS[provider]())
+    name = "x-whoop-signature-timestamp" if provider == "whoop" else "x-oura-timestamp"
+    headers = {key.encode(): value.encode() for key, value in _signed(provider, wearables, body).items()}
+    headers[name.encode()] = timestamp
+
+    response = await wclient.post(f"/v1/webhooks/{provider}", content=body, headers=headers)
+
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["code"] == "invalid_signature"
+    assert _events(wearables) == []
+
+
 @pytest.mark.parametrize("provider", ["whoop", "oura", "google-health"])
 async def test_forged_deliveries_are_refused(
     provider: str, wearables: Settings, wclient: httpx.AsyncClient

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -70,6 +70,22 @@ def test_naive_timestamps_and_missing_sources_are_rejected() -> None:
         Reading.create(SignalKind.STEPS, 100, Unit.COUNT, datetime(2026, 6, 1, 7), "apple")
     with pytest.raises(ReadingRejected, match="source"):
         Reading.create(SignalKind.STEPS, 100, Unit.COUNT, NOW, "")
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))),
+        datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-1))),
+    ],
+)
+def test_timestamps_without_a_utc_form_are_rejected_not_an_overflow(moment: datetime) -> None:
+    # A provider's year 1 or 9999 raised OverflowError in the conversion to UTC (issue 10).
+    with pytest.raises(ReadingRejected) as info:
+        Reading.create(SignalKind.STEPS, 100, Unit.COUNT, moment, "whoop")
+    assert info.value.code == "bad_timestamp"
+    readings, rejections = normalise([RawReading(SignalKind.STEPS, 100, Unit.COUNT, moment, "whoop")])
+    assert readings == [] and [r.code for r in rejections] == ["bad_timestamp"]
 
 
 def test_the_constructor_refuses_non_canonical_units() -> None:
