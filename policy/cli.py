@@ -52,6 +52,10 @@ def pretrain(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite a non-empty --out folder.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of data, initialisation and batching.")] = SHIPPED_SEED,
+    recipe: Annotated[
+        str | None,
+        typer.Option(help="teacher (distil the particle teacher) or dpt (label with the true best action)."),
+    ] = None,
     steps: Annotated[int | None, typer.Option(help="Optimizer steps (the schedule).")] = None,
     users: Annotated[int | None, typer.Option(help="Simulated users (one episode each).")] = None,
     minutes: Annotated[float | None, typer.Option(help="Safety cap on the whole run.")] = None,
@@ -87,6 +91,7 @@ def pretrain(
 
     overrides = {
         "seed": seed,
+        "recipe": recipe,
         "steps": steps,
         "users": users,
         "minutes": minutes,

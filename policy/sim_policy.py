@@ -86,14 +86,16 @@ def _one_torch_thread() -> None:
 def model_training_seeds(arg: str | None) -> frozenset[int]:
     """Rollout seeds of the pretraining run that wrote ``model`` / ``model:DIR`` (from its
     ``training_metrics.json``; the default configuration when the folder has none)."""
-    from policy.training.config import WEEK_MIX, PretrainConfig
+    from policy.training.config import PretrainConfig, chunk_plan
     from policy.training.seeds import rollout_seeds
 
     metrics = (Path(arg) if arg else SHIPPED_MODEL_DIR) / "training_metrics.json"
     config = json.loads(metrics.read_text()).get("config", {}) if metrics.is_file() else {}
     defaults = PretrainConfig()
     return rollout_seeds(
-        int(config.get("seed", defaults.seed)), int(config.get("users", defaults.users)), WEEK_MIX
+        int(config.get("seed", defaults.seed)),
+        int(config.get("users", defaults.users)),
+        chunk_plan(str(config.get("recipe", defaults.recipe))),
     )
 
 

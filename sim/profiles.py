@@ -40,6 +40,7 @@ import numpy as np
 
 from domain import N_METERS
 from sim.heldout import FAMILIES, HELDOUT_MODES
+from sim.procedural import PROCEDURAL_FAMILIES, PROCEDURAL_MODES
 
 TRAITS: tuple[str, ...] = (
     "social_cost",
@@ -62,9 +63,12 @@ ID_DIRICHLET_ALPHA = 2.0
 OOD_DIRICHLET_ALPHA = 0.5
 OOD_MIN_TRAITS_OUTSIDE = 2
 
-ProfileMode = Literal["archetypes", "continuous", "ood", "heldout-sparse", "heldout-rules"]
-# The modes pretraining draws its users from (policy.teacher.ProfileMix); the held-out ones it never sees.
-TRAINING_MODES: tuple[str, ...] = ("archetypes", "continuous", "ood")
+ProfileMode = Literal[
+    "archetypes", "continuous", "ood", "proc-table", "proc-state", "heldout-sparse", "heldout-rules"
+]
+# The modes pretraining draws its users from (policy.teacher.ProfileMix, the DPT recipe's mix, which adds the
+# procedural generators of sim.procedural); the held-out ones it never sees.
+TRAINING_MODES: tuple[str, ...] = ("archetypes", "continuous", "ood", *PROCEDURAL_MODES)
 PROFILE_MODES: tuple[str, ...] = (*TRAINING_MODES, *HELDOUT_MODES)
 
 ARCHETYPE_NAMES: tuple[str, ...] = ("introvert_morning", "extrovert_night_owl", "workaholic_stoic")
@@ -212,7 +216,8 @@ def sample_profiles(rng: np.random.Generator, n: int, mode: str) -> ProfileBatch
         # Dirichlet(0.5) can underflow to exact zeros; keep every meter minimally valued.
         weights = (weights + 1e-3) / (1.0 + N_METERS * 1e-3)
         return ProfileBatch(traits, weights, np.full(n, -1, dtype=np.int64))
-    if mode in FAMILIES:
+    family = FAMILIES.get(mode) or PROCEDURAL_FAMILIES.get(mode)
+    if family is not None:
         body = neutral_profile(n)
-        return ProfileBatch(body.traits, body.weights, body.archetype, mode, FAMILIES[mode].sample(rng, n))
+        return ProfileBatch(body.traits, body.weights, body.archetype, mode, family.sample(rng, n))
     raise ValueError(f"unknown profile mode {mode!r}; expected one of {PROFILE_MODES}")

@@ -34,6 +34,7 @@ import numpy as np
 from domain import N_ACTIONS, SLOTS_PER_DAY, SLOTS_PER_WEEK, Action
 from sim.dynamics import deltas_in_slots
 from sim.heldout import FAMILIES
+from sim.procedural import PROCEDURAL_FAMILIES
 from sim.profiles import TRAIT_INDEX, ProfileBatch
 
 ACCEPTED, IGNORED, RESCHEDULED = 0, 1, 2
@@ -94,9 +95,8 @@ def _family_like(
         raise ValueError(f"profiles of family {profiles.family!r} need the day and the timestep")
     n = len(profiles)
     week = np.broadcast_to(np.asarray(t, dtype=np.int64) // SLOTS_PER_WEEK, (n,))
-    return FAMILIES[profiles.family].like_all(
-        profiles.params, meters, np.broadcast_to(np.asarray(day), (n,)), week
-    )
+    family = FAMILIES.get(profiles.family) or PROCEDURAL_FAMILIES[profiles.family]
+    return family.like_all(profiles.params, meters, np.broadcast_to(np.asarray(day), (n,)), week)
 
 
 def responses_from_like(like_all: np.ndarray, slot: np.ndarray) -> np.ndarray:

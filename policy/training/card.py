@@ -63,6 +63,7 @@ def reproduce_command(config: PretrainConfig) -> str:
     default = PretrainConfig()
     parts = ["rhythm pretrain", f"--seed {config.seed}"]
     names = (
+        "recipe",
         "users",
         "steps",
         "batch_tokens",

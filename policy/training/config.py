@@ -17,6 +17,31 @@ from policy.teacher import ProfileMix
 THREADS = 2
 # (weeks, share of users): short episodes dominate early-life behaviour, 5-week ones cover 30-day windows.
 WEEK_MIX = ((1, 0.45), (2, 0.3), (3, 0.1), (5, 0.15))
+# The DPT recipe (policy.training.dpt): longer episodes, so that learning late in a 4-week history pays, and
+# people from the simulator's families and the procedural generators (sim.procedural).
+DPT_WEEK_MIX = ((1, 0.2), (2, 0.2), (4, 0.6))
+DPT_MODE_MIX = (
+    ("archetypes", 0.25),
+    ("continuous", 0.125),
+    ("ood", 0.125),
+    ("proc-table", 0.25),
+    ("proc-state", 0.25),
+)
+RECIPES = ("teacher", "dpt")
+
+
+def chunk_plan(recipe: str) -> list[tuple[int, float, str | None]]:
+    """``(weeks, share of users, profile mode)`` per mix entry; the mode is None for the teacher recipe,
+    whose users come from its ProfileMix. Entry ``i`` of this list is ``mix_index`` ``i`` of the seeds."""
+    if recipe == "teacher":
+        return [(weeks, share, None) for weeks, share in WEEK_MIX]
+    if recipe == "dpt":
+        return [
+            (weeks, w_share * m_share, mode)
+            for weeks, w_share in DPT_WEEK_MIX
+            for mode, m_share in DPT_MODE_MIX
+        ]
+    raise ValueError(f"unknown recipe {recipe!r}; expected one of {RECIPES}")
 
 
 def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -34,6 +59,9 @@ def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 @dataclass
 class PretrainConfig:
     seed: int = SHIPPED_SEED
+    # "teacher": distil the particle teacher (policy.teacher); "dpt": label every decision with the true
+    # best action of the hidden person (policy.training.dpt).
+    recipe: str = "teacher"
     # Optimizer steps are what the budget buys: measured on one machine (300 archetype users, expected week-1
     # acceptance), 891 steps on 3,000 users gave 0.664, 828 steps on 8,000 users 0.666, 1,135 steps on 5,000
     # users 0.693. More users past a few thousand add little; every minute not spent stepping costs.

@@ -26,7 +26,8 @@ from domain import ACTIONS, RESPONSES, Interaction, Meters, Slot, SlotState
 from policy.prompt import DEFAULT_MAX_INTERACTIONS, render_prompt
 from policy.teacher import Episodes, generate_episodes
 from policy.tokenizer import build_tokenizer
-from policy.training.config import WEEK_MIX, PretrainConfig
+from policy.training.config import PretrainConfig, chunk_plan
+from policy.training.dpt import generate_dpt_episodes
 from policy.training.seeds import chunk_seed, chunk_sizes
 
 WINDOW_CHOICES = (7, 14, 28, 30, 30, 30, 30)
@@ -121,18 +122,25 @@ class _Chunk:
     weeks: int
     mix_index: int
     part: int
+    mode: str | None = None
 
 
 def _chunks(config: PretrainConfig) -> list[_Chunk]:
     chunks: list[_Chunk] = []
-    for mix_index, (weeks, share) in enumerate(WEEK_MIX):
+    for mix_index, (weeks, share, mode) in enumerate(chunk_plan(config.recipe)):
         for part, n in enumerate(chunk_sizes(config.users, share)):
-            chunks.append(_Chunk(len(chunks), n, weeks, mix_index, part))
+            chunks.append(_Chunk(len(chunks), n, weeks, mix_index, part, mode))
     return chunks
 
 
 def _chunk_sequences(config: PretrainConfig, chunk: _Chunk) -> list[Sequence]:
     """Teacher rollouts of one chunk as training sequences (runs in a worker process)."""
+    if chunk.mode is not None:
+        episodes = generate_dpt_episodes(
+            chunk.users, chunk.weeks, chunk_seed(config.seed, chunk.mix_index, chunk.part), chunk.mode
+        )
+        rng = np.random.default_rng(np.random.SeedSequence([config.seed, 1, chunk.mix_index, chunk.part]))
+        return episodes_to_sequences(episodes, build_tokenizer(), rng, soft_responses=config.soft_responses)
     episodes = generate_episodes(
         chunk.users,
         chunk.weeks,

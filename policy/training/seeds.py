@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 CHUNK_USERS = 500
 
@@ -25,10 +26,11 @@ def chunk_sizes(users: int, share: float) -> list[int]:
     return [min(CHUNK_USERS, remaining - i * CHUNK_USERS) for i in range(math.ceil(remaining / CHUNK_USERS))]
 
 
-def rollout_seeds(seed: int, users: int, week_mix: Sequence[tuple[int, float]]) -> frozenset[int]:
-    """Every rollout seed of a pretraining run with this seed, user count and week mix."""
+def rollout_seeds(seed: int, users: int, week_mix: Sequence[tuple[Any, ...]]) -> frozenset[int]:
+    """Every rollout seed of a pretraining run with this seed, user count and mix (``(weeks, share)`` or
+    ``(weeks, share, mode)`` per entry: :func:`policy.training.config.chunk_plan`)."""
     return frozenset(
         chunk_seed(seed, mix_index, part)
-        for mix_index, (_, share) in enumerate(week_mix)
-        for part in range(len(chunk_sizes(users, share)))
+        for mix_index, entry in enumerate(week_mix)
+        for part in range(len(chunk_sizes(users, entry[1])))
     )
