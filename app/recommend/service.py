@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
+from app.core.idempotency import StoredAnswer, run_idempotent
 from app.core.races import hold_user
 from app.models import Recommendation, User
 from app.models.base import meter_row, utcnow
@@ -127,4 +129,35 @@ async def recommend(
         adapter=decision.adapter,
         belief=decision.belief,
         temperature=settings.temperature,
+    )
+
+
+async def recommend_once(
+    session: AsyncSession,
+    user: User,
+    policy: PolicyService,
+    settings: Settings,
+    data: RecommendationCreate,
+    *,
+    key: str,
+    method: str,
+    path: str,
+) -> StoredAnswer:
+    """:func:`recommend` under an ``Idempotency-Key``: a client that retries after a lost answer gets the
+    recommendation it was first given, instead of a second sampled and logged one (which would stay unanswered
+    in the user's history and the fine-tune's data, beside the one the person actually saw)."""
+
+    async def work() -> tuple[int, Any]:
+        answer = await recommend(session, user, policy, settings, data)
+        return 200, answer.model_dump(mode="json")
+
+    return await run_idempotent(
+        session,
+        user_id=user.id,
+        key=key,
+        method=method,
+        path=path,
+        body=data.model_dump(mode="json"),
+        ttl=settings.idempotency_ttl,
+        work=work,
     )
