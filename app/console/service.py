@@ -250,10 +250,13 @@ async def start_finetune_job(session: AsyncSession, settings: Settings, user_id:
     return queued.job_ids[0]
 
 
-async def rollback_adapter(session: AsyncSession, settings: Settings, user_id: uuid.UUID) -> AdapterRollback:
-    """Roll the user's adapter back through the fine-tune service: the previous version, or the base."""
+async def rollback_adapter(
+    session: AsyncSession, settings: Settings, user_id: uuid.UUID, expected: uuid.UUID | None = None
+) -> AdapterRollback:
+    """Roll the user's adapter back through the fine-tune service: the previous version, or the base;
+    ``expected`` is the active adapter the page showed (a second submission of the form changes nothing)."""
     try:
-        return await finetune_ops.rollback(session, settings, user_id)
+        return await finetune_ops.rollback(session, settings, user_id, expected=expected)
     except NotFoundError:
         raise ConsoleNotFound from None
     except AppError as exc:

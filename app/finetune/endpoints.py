@@ -6,11 +6,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
 
 from app.core.auth import AdminAuth, SettingsDep
 from app.core.db import SessionDep
 from app.core.errors import ErrorResponse
+from app.core.idempotency import REPLAY_HEADER, IdempotencyKeyHeader
 from app.finetune import ops
 from app.finetune.schemas import (
     AdapterRollback,
@@ -91,7 +93,21 @@ async def list_user_adapters(
     },
 )
 async def rollback_user_adapter(
-    session: SessionDep, settings: SettingsDep, _admin: AdminAuth, user_id: uuid.UUID
-) -> AdapterRollback:
-    """Retire the user's active adapter and restore the one it replaced (or the base model if none)."""
-    return await ops.rollback(session, settings, user_id)
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    _admin: AdminAuth,
+    user_id: uuid.UUID,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> AdapterRollback | JSONResponse:
+    """Retire the user's active adapter and restore the one it replaced (or the base model if none).
+
+    Each call goes one version further back. With an ``Idempotency-Key``, a retry gets the first answer again
+    (header ``Idempotent-Replayed: true``) and rolls nothing further back."""
+    if idempotency_key is None:
+        return await ops.rollback(session, settings, user_id)
+    stored = await ops.rollback_once(
+        session, settings, user_id, key=idempotency_key, method=request.method, path=request.url.path
+    )
+    headers = {REPLAY_HEADER: "true"} if stored.replayed else None
+    return JSONResponse(stored.body, status_code=stored.status_code, headers=headers)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.core.errors import AppError, NotFoundError
+from app.core.idempotency import StoredAnswer, run_idempotent
 from app.finetune import deploy, service
 from app.finetune.repository import FinetuneRepository, JobStore
 from app.finetune.schemas import (
@@ -100,15 +102,23 @@ async def user_adapters(session: AsyncSession, settings: Settings, user_id: uuid
     )
 
 
-async def rollback(session: AsyncSession, settings: Settings, user_id: uuid.UUID) -> AdapterRollback:
+async def rollback(
+    session: AsyncSession, settings: Settings, user_id: uuid.UUID, *, expected: uuid.UUID | None = None
+) -> AdapterRollback:
     """Retire the user's active adapter and reactivate the one it replaced (same base model), or leave the
     user on the base model when there is none. With vLLM the restored adapter is loaded before the pointer
-    moves; the retired one is unloaded by the next reconciliation."""
+    moves; the retired one is unloaded by the next reconciliation.
+
+    ``expected``: the adapter the caller means to retire (the console's form names the one it showed). When
+    it is no longer the active one, nothing changes (409 ``adapter_changed``): a form sent twice rolls back
+    once."""
     repo = FinetuneRepository(session)
     if not await repo.user_exists(user_id):
         raise NotFoundError("User not found")
     adapters = await repo.adapters(user_id)
     current = next((a for a in adapters if a.status is AdapterStatus.ACTIVE), None)
+    if expected is not None and (current is None or current.id != expected):
+        raise AppError(409, "The adapter to retire is no longer the active one", code="adapter_changed")
     if current is None:
         raise AppError(409, "The user has no active adapter to roll back", code="no_active_adapter")
     previous: Adapter | None = next(
@@ -135,4 +145,29 @@ async def rollback(session: AsyncSession, settings: Settings, user_id: uuid.UUID
     return AdapterRollback(
         active=AdapterPublic.model_validate(previous) if previous is not None else None,
         retired=AdapterPublic.model_validate(current),
+    )
+
+
+async def rollback_once(
+    session: AsyncSession, settings: Settings, user_id: uuid.UUID, *, key: str, method: str, path: str
+) -> StoredAnswer:
+    """:func:`rollback` under an ``Idempotency-Key``. A rollback is not idempotent by itself: an operator's
+    retry after a lost answer would retire the adapter just restored and go one more version back. The key is
+    stored with the user the rollback acts on (the admin has no user row), so it goes when that user does."""
+    if not await FinetuneRepository(session).hold_user(user_id):
+        raise NotFoundError("User not found")
+
+    async def work() -> tuple[int, Any]:
+        answer = await rollback(session, settings, user_id)
+        return 200, answer.model_dump(mode="json")
+
+    return await run_idempotent(
+        session,
+        user_id=user_id,
+        key=key,
+        method=method,
+        path=path,
+        body=None,
+        ttl=settings.idempotency_ttl,
+        work=work,
     )
