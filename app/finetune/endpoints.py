@@ -15,12 +15,12 @@ from app.core.errors import ErrorResponse
 from app.core.idempotency import REPLAY_HEADER, IdempotencyKeyHeader
 from app.finetune import ops
 from app.finetune.schemas import (
-    AdapterRollback,
+    AdapterRollbackPublic,
     FinetuneJobCreate,
     FinetuneJobPage,
     FinetuneJobPublic,
-    FinetuneJobsQueued,
-    UserAdapters,
+    FinetuneJobsQueuedPublic,
+    UserAdaptersPublic,
 )
 from app.models import FinetuneStatus
 
@@ -36,12 +36,12 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "de
 @router.post(
     "/finetune-jobs",
     status_code=202,
-    response_model=FinetuneJobsQueued,
+    response_model=FinetuneJobsQueuedPublic,
     responses={**_ADMIN_ONLY, **_NOT_FOUND},
 )
 async def queue_finetune_jobs(
     session: SessionDep, settings: SettingsDep, _admin: AdminAuth, data: FinetuneJobCreate
-) -> FinetuneJobsQueued:
+) -> FinetuneJobsQueuedPublic:
     """Queue this ISO week's fine-tune of one user (``{"user_id"}``) or of every user with enough answers
     (``{"all_eligible": true}``). One job per user and week: an existing job is returned as it is (a failed
     one is queued again). Jobs are sent to the ``finetune`` workers after the commit; eligibility is checked
@@ -73,10 +73,12 @@ async def get_finetune_job(session: SessionDep, _admin: AdminAuth, job_id: uuid.
     return await ops.get_job(session, job_id)
 
 
-@router.get("/users/{user_id}/adapters", response_model=UserAdapters, responses={**_ADMIN_ONLY, **_NOT_FOUND})
+@router.get(
+    "/users/{user_id}/adapters", response_model=UserAdaptersPublic, responses={**_ADMIN_ONLY, **_NOT_FOUND}
+)
 async def list_user_adapters(
     session: SessionDep, settings: SettingsDep, _admin: AdminAuth, user_id: uuid.UUID
-) -> UserAdapters:
+) -> UserAdaptersPublic:
     """Every adapter of the user, newest first, and the one that serves them now (``active``; null when the
     user gets the base model, e.g. after the base model changed)."""
     return await ops.user_adapters(session, settings, user_id)
@@ -84,7 +86,7 @@ async def list_user_adapters(
 
 @router.post(
     "/users/{user_id}/adapter/rollback",
-    response_model=AdapterRollback,
+    response_model=AdapterRollbackPublic,
     responses={
         **_ADMIN_ONLY,
         **_NOT_FOUND,
@@ -99,7 +101,7 @@ async def rollback_user_adapter(
     _admin: AdminAuth,
     user_id: uuid.UUID,
     idempotency_key: IdempotencyKeyHeader = None,
-) -> AdapterRollback | JSONResponse:
+) -> AdapterRollbackPublic | JSONResponse:
     """Retire the user's active adapter and restore the one it replaced (or the base model if none).
 
     Each call goes one version further back. With an ``Idempotency-Key``, a retry gets the first answer again

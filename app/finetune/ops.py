@@ -17,12 +17,12 @@ from app.finetune import deploy, service
 from app.finetune.repository import FinetuneRepository, JobStore
 from app.finetune.schemas import (
     AdapterPublic,
-    AdapterRollback,
+    AdapterRollbackPublic,
     FinetuneJobCreate,
     FinetuneJobPage,
     FinetuneJobPublic,
-    FinetuneJobsQueued,
-    UserAdapters,
+    FinetuneJobsQueuedPublic,
+    UserAdaptersPublic,
 )
 from app.models import Adapter, AdapterStatus, FinetuneJob, FinetuneStatus
 from app.models.base import utcnow
@@ -35,7 +35,7 @@ _MICROSECOND = timedelta(microseconds=1)
 
 async def queue_jobs(
     session: AsyncSession, settings: Settings, data: FinetuneJobCreate
-) -> FinetuneJobsQueued:
+) -> FinetuneJobsQueuedPublic:
     """This week's job of one user, or of every eligible user; sent to the workers after the commit."""
     repo = FinetuneRepository(session)
     if data.user_id is not None and not await repo.user_exists(data.user_id):
@@ -48,7 +48,7 @@ async def queue_jobs(
         users = JobStore(store_session).eligible_users(None, settings.finetune_min_answered)
         return [service.request_job(store_session, settings, user_id, now).id for user_id in users]
 
-    return FinetuneJobsQueued(job_ids=await session.run_sync(create))
+    return FinetuneJobsQueuedPublic(job_ids=await session.run_sync(create))
 
 
 def _encode_cursor(job: FinetuneJob) -> str:
@@ -89,14 +89,14 @@ async def get_job(session: AsyncSession, job_id: uuid.UUID) -> FinetuneJobPublic
     return FinetuneJobPublic.model_validate(job)
 
 
-async def user_adapters(session: AsyncSession, settings: Settings, user_id: uuid.UUID) -> UserAdapters:
+async def user_adapters(session: AsyncSession, settings: Settings, user_id: uuid.UUID) -> UserAdaptersPublic:
     repo = FinetuneRepository(session)
     if not await repo.user_exists(user_id):
         raise NotFoundError("User not found")
     adapters = await repo.adapters(user_id)
     base = base_model_version(settings.model_dir)
     active = next((a for a in adapters if a.status is AdapterStatus.ACTIVE and a.base_model == base), None)
-    return UserAdapters(
+    return UserAdaptersPublic(
         active=AdapterPublic.model_validate(active) if active is not None else None,
         items=[AdapterPublic.model_validate(adapter) for adapter in adapters],
     )
@@ -104,7 +104,7 @@ async def user_adapters(session: AsyncSession, settings: Settings, user_id: uuid
 
 async def rollback(
     session: AsyncSession, settings: Settings, user_id: uuid.UUID, *, expected: uuid.UUID | None = None
-) -> AdapterRollback:
+) -> AdapterRollbackPublic:
     """Retire the user's active adapter and reactivate the one it replaced (same base model), or leave the
     user on the base model when there is none. With vLLM the restored adapter is loaded before the pointer
     moves; the retired one is unloaded by the next reconciliation.
@@ -142,7 +142,7 @@ async def rollback(
     if previous is not None:
         previous.status = AdapterStatus.ACTIVE
     await session.flush()
-    return AdapterRollback(
+    return AdapterRollbackPublic(
         active=AdapterPublic.model_validate(previous) if previous is not None else None,
         retired=AdapterPublic.model_validate(current),
     )

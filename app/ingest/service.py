@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.config import Settings
 from app.core.errors import AppError
 from app.ingest.repository import ReadingRepository
-from app.ingest.schemas import AppleHealthExport, IngestPublic, RejectedReading, SignalBatchCreate
+from app.ingest.schemas import AppleHealthExport, IngestPublic, RejectedReadingPublic, SignalBatchCreate
 from app.meters.service import request_recompute_async
 from app.models import User
 from bridges.apple_health import export as apple
@@ -68,7 +68,7 @@ async def ingest_signals(
     readings, rejections = normalise(raw)
     if rejections:
         details = [
-            RejectedReading(
+            RejectedReadingPublic(
                 index=r.index, kind=str(raw[r.index].kind), code=r.code, reason=r.reason
             ).model_dump()
             for r in rejections
@@ -88,18 +88,20 @@ async def ingest_apple_health(
 ) -> IngestPublic:
     items, ignored = apple.readings(export)
     _too_many(settings, len(items))
-    rejected: list[RejectedReading] = []
+    rejected: list[RejectedReadingPublic] = []
     raw: list[RawReading] = []
     positions: list[int] = []
     for index, item in enumerate(items):
         if isinstance(item, apple.BadDate):
-            rejected.append(RejectedReading(index=index, kind="?", code="bad_date", reason=str(item)))
+            rejected.append(RejectedReadingPublic(index=index, kind="?", code="bad_date", reason=str(item)))
         else:
             raw.append(item)
             positions.append(index)
     readings, rejections = normalise(raw)
     rejected += [
-        RejectedReading(index=positions[r.index], kind=str(raw[r.index].kind), code=r.code, reason=r.reason)
+        RejectedReadingPublic(
+            index=positions[r.index], kind=str(raw[r.index].kind), code=r.code, reason=r.reason
+        )
         for r in rejections
     ]
     written = await ReadingRepository(session, user.id).upsert(_rows(readings, now))

@@ -16,7 +16,7 @@ from app.recommend.backends.base import PolicyInput
 from app.recommend.decider import PolicyService
 from app.recommend.repository import HISTORY_ROW_CAP, RecommendationRepository, SnapshotMeters
 from app.recommend.sampling import sample, sampling_distribution
-from app.recommend.schemas import MetersIn, MetersSource, RecommendationCreate, RecommendationPublic
+from app.recommend.schemas import MetersSource, MeterValues, RecommendationCreate, RecommendationPublic
 from app.recommend.slots import local_slot, window_start, zone
 from domain import ACTIONS, DAY_NAMES, METERS, Meter, Meters, SlotState
 from policy.paths import base_model_version
@@ -119,7 +119,7 @@ async def recommend(
         date=where.date,
         day=DAY_NAMES[where.weekday],
         slot=where.slot.label,
-        meters=MetersIn.from_domain(meters),
+        meters=MeterValues.from_domain(meters),
         meters_source=source,
         meters_taken_at=snapshot.taken_at if snapshot is not None else None,
         meter_confidences=_confidences(snapshot) if snapshot is not None else None,

@@ -11,7 +11,14 @@ from app.core.auth import AdminAuth, CurrentUser, SettingsDep, UserOrAdmin
 from app.core.db import SessionDep
 from app.core.errors import ErrorResponse
 from app.users import service
-from app.users.schemas import TokenPublic, UserCreate, UserCreatedPublic, UserExport, UserPublic, UserUpdate
+from app.users.schemas import (
+    TokenPublic,
+    UserCreate,
+    UserCreatedPublic,
+    UserExportPublic,
+    UserPublic,
+    UserUpdate,
+)
 
 router = APIRouter(
     prefix="/v1/users",
@@ -57,8 +64,8 @@ async def rotate_token(session: SessionDep, caller: UserOrAdmin, user_id: uuid.U
     return await service.rotate_token(session, caller, user_id)
 
 
-@router.get("/me/export", response_model=UserExport)
-async def export_me(session: SessionDep, user: CurrentUser) -> UserExport:
+@router.get("/me/export", response_model=UserExportPublic)
+async def export_me(session: SessionDep, user: CurrentUser) -> UserExportPublic:
     """Everything Rhythm stores about the calling user, as JSON."""
     return await service.export_user(session, user)
 

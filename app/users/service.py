@@ -22,7 +22,7 @@ from app.users.schemas import (
     TokenPublic,
     UserCreate,
     UserCreatedPublic,
-    UserExport,
+    UserExportPublic,
     UserListed,
     UserPublic,
     UserUpdate,
@@ -79,10 +79,10 @@ async def update_user(session: AsyncSession, user: User, data: UserUpdate) -> Us
     return to_public(user)
 
 
-async def export_user(session: AsyncSession, user: User) -> UserExport:
+async def export_user(session: AsyncSession, user: User) -> UserExportPublic:
     """All rows of all user-owned tables (GDPR Art. 15/20)."""
     tables = await UserRepository(session).export_rows(user.id, _EXPORT_EXCLUDE)
-    return UserExport(user=to_public(user), exported_at=utcnow(), tables=tables)
+    return UserExportPublic(user=to_public(user), exported_at=utcnow(), tables=tables)
 
 
 async def delete_user(
