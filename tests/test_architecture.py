@@ -343,6 +343,27 @@ def test_every_producer_sends_through_the_one_helper_and_queues_are_defined_once
     assert not bad, "send through app.core.jobs, define queues in app.core.tasks:\n" + "\n".join(bad)
 
 
+# The maps: docs/architecture.md names every package of the tree, README's layout table every top-level one,
+# so a package added later shows up on the page a newcomer reads first (or this fails).
+def undocumented(root: Path) -> list[str]:
+    doc = (root / "docs" / "architecture.md").read_text()
+    readme = (root / "README.md").read_text()
+    missing = [f"README.md: `{p}/`" for p in PACKAGES if f"`{p}/`" not in readme]
+    missing += [f"docs/architecture.md: `{p}/`" for p in PACKAGES if f"`{p}/`" not in doc]
+    for parent in ("app", "bridges"):
+        for child in sorted((root / parent).iterdir()):
+            if child.is_dir() and any(child.glob("*.py")) and f"{child.name}/`" not in doc:
+                missing.append(f"docs/architecture.md: `{parent}/{child.name}/`")
+    for module in sorted((root / "workers").glob("*.py")):
+        if module.name != "__init__.py" and f"`{module.name}`" not in doc:
+            missing.append(f"docs/architecture.md: `workers/{module.name}`")
+    return missing
+
+
+def test_the_docs_name_every_package() -> None:
+    assert undocumented(ROOT) == []
+
+
 # --- the checker itself ---------------------------------------------------------------------------------
 
 
@@ -384,6 +405,28 @@ def test_producer_check_finds_a_direct_send_and_a_second_queue_definition(tmp_pa
         "workers/extra.py:6",
         "workers/extra.py:7",
     ]
+
+
+def test_the_docs_check_finds_a_new_package(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {"README.md": "", "docs/architecture.md": "`users/` `ingest.py`"})
+    for package in PACKAGES:
+        (root / package).mkdir(exist_ok=True)
+    _tree(
+        root,
+        {
+            "app/users/service.py": "",
+            "app/billing/service.py": "",
+            "workers/ingest.py": "",
+            "workers/mail.py": "",
+        },
+    )
+    missing = undocumented(root)
+    assert (
+        "docs/architecture.md: `app/billing/`" in missing
+        and "docs/architecture.md: `workers/mail.py`" in missing
+    )
+    assert not any("users" in m or "ingest" in m for m in missing)
+    assert "README.md: `domain/`" in missing
 
 
 def test_checker_finds_a_cycle_through_a_function_level_import(tmp_path: Path) -> None:
