@@ -360,6 +360,14 @@ def undocumented(root: Path) -> list[str]:
     return missing
 
 
+def test_every_folder_of_modules_is_a_regular_package() -> None:
+    # A folder without __init__.py is a namespace package: imports still work, but tools and readers take it
+    # for loose files (app/finetune and app/recommend/backends were such folders).
+    folders = {path.parent for package in PACKAGES for path in (ROOT / package).rglob("*.py")}
+    missing = sorted(str(f.relative_to(ROOT)) for f in folders if not (f / "__init__.py").exists())
+    assert missing == [], f"add an __init__.py (with a docstring saying what the package is): {missing}"
+
+
 def test_the_docs_name_every_package() -> None:
     assert undocumented(ROOT) == []
 
