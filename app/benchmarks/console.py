@@ -36,6 +36,7 @@ from app.models import (
     MeterSnapshot,
     Recommendation,
 )
+from app.models.signals import CONFIDENCE_SUFFIX
 from domain import ACTIONS, METER_NAMES, N_ACTIONS, Action, Response, Slot
 
 CALENDAR_TITLES: tuple[tuple[str, Action | None], ...] = (
@@ -45,6 +46,16 @@ CALENDAR_TITLES: tuple[tuple[str, Action | None], ...] = (
     ("Dinner with Sam", Action.SOCIALIZE),
     ("Dentist", None),
 )
+
+
+# What the meters engine would have read for each meter (kinds from bridges/meters/signals.py).
+SEED_INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "vitality": (("sleep_duration", "oura"), ("hrv_rmssd", "oura")),
+    "cognition": (("sleep_score", "oura"), ("meeting_density", "google")),
+    "progress": (("task_completion_rate", "google"),),
+    "serenity": (("stress_score", "fitbit"), ("resting_heart_rate", "oura")),
+    "connection": (("social_events_7d", "google"),),
+}
 
 
 def _probabilities(rng: random.Random, favourite: int) -> list[float]:
@@ -66,8 +77,34 @@ async def seed_person_history(
         if taken > now:
             break
         values = {name: round(min(1.0, max(0.0, 0.5 + 0.3 * rng.uniform(-1, 1))), 3) for name in METER_NAMES}
+        if step % 3 == 0:  # a client sending its own meters: no confidence, no provenance
+            snapshots.append(MeterSnapshot(user_id=user_id, taken_at=taken, source="client", **values))
+            continue
+        confidences = {name: round(rng.uniform(0.5, 0.95), 2) for name in METER_NAMES}
+        provenance = {
+            "engine": "meters/1",
+            "meters": {
+                name: {
+                    "value": values[name],
+                    "confidence": confidences[name],
+                    "inputs": [
+                        {"kind": kind, "source": source, "age_s": rng.randrange(3_600, 30_000)}
+                        for kind, source in SEED_INPUTS[name]
+                    ],
+                }
+                for name in METER_NAMES
+            },
+        }
         snapshots.append(
-            MeterSnapshot(user_id=user_id, taken_at=taken, source="terra" if step % 3 else "client", **values)
+            MeterSnapshot(
+                user_id=user_id,
+                taken_at=taken,
+                source="bridge",
+                engine_version="meters/1",
+                provenance=provenance,
+                **values,
+                **{f"{name}{CONFIDENCE_SUFFIX}": confidences[name] for name in METER_NAMES},
+            )
         )
     recommendations: list[Recommendation] = []
     feedback: list[Feedback] = []

@@ -45,7 +45,7 @@ from app.models import (
 )
 from app.models.calendar import CorrectionKind
 from app.recommend.slots import local_slot, zone
-from bridges.actions import InvalidEvent, classify, from_google_event, normalize
+from bridges.actions import InvalidEvent, LlmClassifier, classify, from_google_event, llm_client, normalize
 from bridges.connections import ConnectionStatus, cipher_for
 from bridges.google import coalesce
 from bridges.google.client import (
@@ -363,7 +363,8 @@ def sync_calendar(
             wiped = wipe_calendar(session, calendar)
             full = True
             items, token = list_events(clients, calendar.calendar_id, sync_token=None, time_min=time_min)
-    result = apply_events(session, settings, calendar, user, items, now)
+    with calendar_llm(settings) as llm:
+        result = apply_events(session, settings, calendar, user, items, now, llm=llm)
     calendar.sync_token = token
     calendar.last_synced_at = now
     log.info(
@@ -380,6 +381,25 @@ def sync_calendar(
     )
 
 
+@contextmanager
+def calendar_llm(settings: Settings) -> Iterator[LlmClassifier | None]:
+    """The classifier's LLM second opinion for one sync run, or ``None`` when it is off (the default)."""
+    if not settings.calendar_llm_url:
+        yield None
+        return
+    with llm_client(
+        settings.calendar_llm_url,
+        settings.calendar_llm_api_key.get_secret_value(),
+        settings.calendar_llm_timeout.total_seconds(),
+    ) as client:
+        yield LlmClassifier(
+            client,
+            model=settings.calendar_llm_model,
+            threshold=settings.calendar_llm_threshold,
+            max_calls=settings.calendar_llm_max_calls,
+        )
+
+
 def apply_events(
     session: Session,
     settings: Settings,
@@ -387,6 +407,8 @@ def apply_events(
     user: User,
     items: list[dict[str, Any]],
     now: datetime,
+    *,
+    llm: LlmClassifier | None = None,
 ) -> SyncResult:
     """Upsert (newer ``updated`` wins) or delete (cancelled) each item; classify; infer feedback."""
     tz = zone(user.timezone)
@@ -434,10 +456,13 @@ def apply_events(
         ends_at = starts_at + timedelta(minutes=event.minutes or 0)
         if starts_at > horizon:
             continue  # open-ended series expand forever; what is months away says nothing about today
-        verdict = classify(event)
         corrected, corrected_action = correction_for(
             corrections, event_id, event.recurring_event_id, event.title
         )
+        verdict = classify(event)
+        if llm is not None and not corrected:
+            # Only when the user has not already said what it is: their word costs no request.
+            verdict = llm.refine(event, verdict)
         if row is None:
             row = CalendarEvent(user_id=user.id, source=EVENT_SOURCE, external_id=event_id)
             session.add(row)

@@ -7,7 +7,6 @@ reload never re-submits and no request text is ever reflected into the page.
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
@@ -81,7 +80,7 @@ def render(
     response = templates.TemplateResponse(
         request,
         name,
-        {"viewer": viewer, "notice": notice, "json": json.dumps, **context},
+        {"viewer": viewer, "notice": notice, **context},
         status_code=status_code,
     )
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY

@@ -62,6 +62,16 @@ class ConsoleRepository:
         )
         return (await self.session.execute(statement)).all()
 
+    async def latest_meter_snapshot(self, user_id: uuid.UUID, since: datetime) -> MeterSnapshot | None:
+        """The newest snapshot since ``since``, whole (its provenance JSON is read for this one row only)."""
+        statement = (
+            select(MeterSnapshot)
+            .where(MeterSnapshot.user_id == user_id, MeterSnapshot.taken_at >= since)
+            .order_by(MeterSnapshot.taken_at.desc(), MeterSnapshot.id)
+            .limit(1)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
     async def recommendations(
         self, user_id: uuid.UUID, since: datetime
     ) -> Sequence[Row[datetime, int, int, Action, list[float], Response | None]]:

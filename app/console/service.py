@@ -24,8 +24,9 @@ from app.core.config import Settings
 from app.core.errors import AppError, NotFoundError
 from app.finetune import ops as finetune_ops
 from app.finetune.schemas import AdapterRollbackPublic, FinetuneJobCreate
-from app.models import Adapter, AdapterStatus, CalendarEvent, FinetuneJob, FinetuneStatus, User
+from app.models import Adapter, AdapterStatus, CalendarEvent, FinetuneJob, FinetuneStatus, MeterSnapshot, User
 from app.models.base import utcnow
+from app.models.signals import confidences_of
 from app.webhooks import service as webhooks
 from app.webhooks.schemas import WebhookEventPublic, WebhookStatus
 from domain import ACTIONS, DAY_NAMES, METER_NAMES, METERS, Action, Response, Slot
@@ -69,13 +70,27 @@ class SlotBelief:
     n_before: int
 
 
+@dataclass(frozen=True, slots=True)
+class MeterProvenance:
+    """One meter of the latest snapshot: its value (None: missing), the engine's confidence, and the inputs
+    it was computed from as short phrases ("sleep_duration from oura, 5 h old")."""
+
+    meter: str
+    value: float | None
+    confidence: float | None
+    inputs: list[str]
+
+
 @dataclass(slots=True)
 class PersonView:
     user: User
     since: datetime
     meter_chart: dict[str, Any]
-    latest_meters: list[tuple[str, float]]
+    latest_meters: list[tuple[str, float | None]]
     provenance: list[tuple[str, int]]
+    latest_source: str | None
+    latest_engine: str | None
+    latest_provenance: list[MeterProvenance]
     snapshot_count: int
     grid_days: list[str]
     grid: list[tuple[str, list[GridCell]]]
@@ -103,6 +118,47 @@ def _zone(user: User) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 3)
+
+
+def _age(seconds: Any) -> str:
+    if not isinstance(seconds, int | float):
+        return ""
+    hours = seconds / 3600
+    return f", {hours:.0f} h old" if hours < 48 else f", {hours / 24:.0f} days old"
+
+
+def _inputs_of(provenance: Any, meter: str) -> list[str]:
+    """The inputs the engine recorded for ``meter``, read defensively (other writers, older rows)."""
+    meters = provenance.get("meters") if isinstance(provenance, dict) else None
+    entry = meters.get(meter) if isinstance(meters, dict) else None
+    inputs = entry.get("inputs") if isinstance(entry, dict) else None
+    if not isinstance(inputs, list):
+        return []
+    phrases = []
+    for item in inputs:
+        if isinstance(item, dict) and item.get("kind"):
+            source = f" from {item['source']}" if item.get("source") else ""
+            phrases.append(f"{item['kind']}{source}{_age(item.get('age_s'))}")
+    return phrases
+
+
+def meter_provenance(snapshot: MeterSnapshot | None) -> list[MeterProvenance]:
+    if snapshot is None:
+        return []
+    confidences = confidences_of(snapshot)
+    return [
+        MeterProvenance(
+            meter=meter.label,
+            value=_rounded(getattr(snapshot, meter.value)),
+            confidence=_rounded(confidence),
+            inputs=_inputs_of(snapshot.provenance, meter.value),
+        )
+        for meter, confidence in zip(METERS, confidences, strict=True)
+    ]
+
+
 def _top(sums: list[float], count: int, k: int = TOP_ACTIONS) -> list[tuple[str, float]]:
     if count == 0:
         return []
@@ -124,15 +180,17 @@ async def person_view(session: AsyncSession, user: User, now: datetime | None = 
         "datasets": [
             {
                 "label": meter.label,
-                "data": [round(getattr(row, meter.value), 3) for row in snapshots],
+                # A NULL meter is missing (no fresh input), not zero: null leaves a gap in the line.
+                "data": [_rounded(getattr(row, meter.value)) for row in snapshots],
                 "color": METER_COLOURS[meter.value],
             }
             for meter in METERS
         ],
     }
     latest = snapshots[-1] if snapshots else None
-    latest_meters = [(m.label, float(getattr(latest, m.value))) for m in METERS] if latest else []
+    latest_meters = [(m.label, _rounded(getattr(latest, m.value))) for m in METERS] if latest else []
     provenance = Counter(row.source for row in snapshots).most_common()
+    newest = await repo.latest_meter_snapshot(user.id, since) if snapshots else None
 
     recommendations = await repo.recommendations(user.id, since)
     # Week grid: the latest recommendation of each (local day, slot) in the last 7 days.
@@ -194,6 +252,9 @@ async def person_view(session: AsyncSession, user: User, now: datetime | None = 
         meter_chart=meter_chart,
         latest_meters=latest_meters,
         provenance=provenance,
+        latest_source=newest.source if newest is not None else None,
+        latest_engine=newest.engine_version if newest is not None else None,
+        latest_provenance=meter_provenance(newest),
         snapshot_count=len(snapshots),
         grid_days=list(DAY_NAMES),
         grid=grid,

@@ -195,6 +195,16 @@ class Settings(BaseSettings):
     google_calendar_sync_past: timedelta = timedelta(days=35)
     google_calendar_sync_future: timedelta = timedelta(days=60)
     google_tasks_pull_interval: timedelta = timedelta(minutes=15)
+    # Calendar classifier's second opinion (bridges.actions.llm): an OpenAI-compatible server (base URL up to
+    # and including /v1) asked about events the rules call an action with less than the threshold's
+    # confidence. Empty URL = off, the default: event titles would leave the service, so turn it on only
+    # with a provider the users agreed to. At most max_calls requests per calendar sync.
+    calendar_llm_url: str = ""
+    calendar_llm_model: str = ""
+    calendar_llm_api_key: SecretStr = SecretStr("")
+    calendar_llm_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    calendar_llm_timeout: timedelta = timedelta(seconds=5)
+    calendar_llm_max_calls: int = Field(default=50, ge=1, le=10_000)
     # A sync waits this long after the notification that asked for it: Google sends bursts (several per
     # change), and everything arriving meanwhile is covered by that one sync.
     google_calendar_sync_debounce: timedelta = timedelta(seconds=3)

@@ -4,8 +4,9 @@ and a life of their own (meetings, dinners, family, sport, errands), and a push 
 channel headers whenever a simulated day changed it, so the stack's real path runs: inbox → coalesced sync
 task → ``events.list`` with the sync token → classification.
 
-Each event's true action type is known here (``None``: not one of the ten actions, e.g. a dentist visit); the
-books compare it with the action the bridge stored. The titles are written as people write them, not taken
+Each event's true action type is known here (``None``: not one of the ten actions, e.g. a flight; errands
+such as a dentist visit are ADMIN_WORK, as in the labelling guide of tests/data/README.md); the books compare
+it with the action the bridge stored. The titles are written as people write them, not taken
 from the classifier's lexicon, so the accuracy says something about the classifier and not about this file.
 Some life events are cancelled the next day (an incremental sync must delete them).
 
@@ -79,9 +80,9 @@ LIFE: tuple[LifeEvent, ...] = (
     LifeEvent("Spin class", Action.EXERCISE, 7, 45),
     LifeEvent("Tennis with Jo", Action.EXERCISE, 18, 60, guests=1),
     LifeEvent("Piano lesson", Action.LEARN, 17, 45),
-    LifeEvent("Dentist", None, 10, 45),
+    LifeEvent("Dentist", Action.ADMIN_WORK, 10, 45),
     LifeEvent("Flight to Berlin", None, 15, 120),
-    LifeEvent("Car service", None, 9, 60),
+    LifeEvent("Car service", Action.ADMIN_WORK, 9, 60),
 )
 
 

@@ -50,6 +50,9 @@ _NIGHT_START_HOUR = 21
 _NIGHT_END_HOUR = 5
 _SLEEP_MIN_MINUTES = 300
 _DEEP_BLOCK_MIN_MINUTES = 60
+# Guests (the user included) that make an event a meeting even when its words point elsewhere.
+_GROUP_MIN = 3
+_GROUP_MEETING_WEIGHT = 0.8
 
 _TRAVEL = "travel"
 
@@ -136,7 +139,56 @@ def _rules() -> tuple[_Rule, ...]:
 
 
 _MEAL_RULES = frozenset(normalize(m) for m in MEALS)
-_COMPANION = re.compile(r"\b(?:with|mit|con|avec|com|bei|chez|avec les|with the)\s+[a-z0-9]")
+
+# Compounds ("Filmabend", "Tennisles", "Datenanalyse") hide a known word inside a longer one. When a field
+# matched nothing at all, the longest known single word at the start or the end of a longer word still votes,
+# at a discount: better than falling back to the time of day, never over a real match. The end is the head of
+# a German or Dutch compound ("Daten|analyse" is an analysis), so it wins a tie, but it must be longer: short
+# English endings are false friends ("tran|sport").
+_COMPOUND_MIN_PART = 4
+_COMPOUND_MIN_TAIL = 6
+_COMPOUND_MIN_REST = 3
+_COMPOUND_FACTOR = 0.6
+
+
+@lru_cache(maxsize=1)
+def _compound_parts() -> tuple[tuple[str, Action | str, float], ...]:
+    parts: dict[str, tuple[Action | str, float]] = {}
+    vocab: list[tuple[Action | str, str, float]] = [
+        (label, term, weight) for label, terms in LEXICON.items() for term, weight in terms.items()
+    ]
+    vocab += [(_TRAVEL, term, weight) for term, weight in TRAVEL.items()]
+    for label, term, weight in vocab:
+        core = normalize(term.strip("~*"))
+        if " " in core or len(core) < _COMPOUND_MIN_PART:
+            continue
+        if weight > parts.get(core, (label, 0.0))[1]:
+            parts[core] = (label, weight)
+    # Longest part first, so "training" beats "rain" inside "Krafttraining".
+    return tuple(sorted(((core, lab, w) for core, (lab, w) in parts.items()), key=lambda p: -len(p[0])))
+
+
+def _compound_match(normalized: str, factor: float, into: _Matches) -> None:
+    for token in normalized.split():
+        best: tuple[int, bool, str, Action | str, float] | None = None
+        for core, label, weight in _compound_parts():
+            if len(token) - len(core) < _COMPOUND_MIN_REST:
+                continue
+            tail = len(core) >= _COMPOUND_MIN_TAIL and token.endswith(core)
+            if tail or token.startswith(core):
+                found = (len(core), tail, core, label, weight)
+                if best is None or found[:2] > best[:2]:
+                    best = found
+        if best is not None:
+            _, _, core, label, weight = best
+            into.add(label, f"{core} (in {token})", weight * factor * _COMPOUND_FACTOR)
+
+
+_COMPANION = re.compile(r"\b(?:with|mit|con|avec|com|bei|chez|avec les|with the|met)\s+[a-z0-9]")
+# A season or episode code ("The Bear S3", "S01E04", "s2 e5") names a show. A bare "S3" only at the end of
+# the title, so that "S3 bucket migration" stays work.
+_SEASON_EPISODE = re.compile(r"\bs\d{1,2}\s?e\d{1,3}\b|\bs\d{1,2}$")
+_SEASON_EPISODE_WEIGHT = 3.5
 
 
 @dataclass(slots=True)
@@ -157,6 +209,7 @@ def _match_text(text: str, factor: float, into: _Matches) -> None:
     if not normalized:
         return
     taken: list[tuple[int, int]] = []
+    before = sum(into.scores.values())
     for rule in _rules():
         for hit in rule.pattern.finditer(normalized):
             start, end = hit.span()
@@ -167,6 +220,10 @@ def _match_text(text: str, factor: float, into: _Matches) -> None:
             if normalize(rule.term) in _MEAL_RULES:
                 into.meal = True
             break  # a term counts once per field
+    if _SEASON_EPISODE.search(normalized):
+        into.add(Action.BINGE_WATCH, "season/episode code", _SEASON_EPISODE_WEIGHT * factor)
+    if not taken and sum(into.scores.values()) == before:
+        _compound_match(normalized, factor, into)
     if _COMPANION.search(normalized):
         into.companion = True
 
@@ -262,6 +319,12 @@ def classify(event: CalendarEvent) -> Classification:
         for action, weight, reason in _structural_votes(event, keyword_total):
             matches.add(action, reason, weight)
             reasons.setdefault(action, reason)
+    elif event.attendees >= _GROUP_MIN and (event.start is None or _in_working_hours(event.start)):
+        # Even when the words are clear, a group on the guest list in working hours is a meeting about
+        # them: "Design review" with four guests is reviewed together (ADMIN_WORK), alone it is desk work.
+        # A faint vote: an activity word still wins ("Team lunch", "Yoga class" with classmates).
+        matches.add(Action.ADMIN_WORK, "a group in working hours", _GROUP_MEETING_WEIGHT)
+        reasons.setdefault(Action.ADMIN_WORK, f"meeting with {event.attendees} attendees")
 
     if not matches.scores:
         return Classification(Action.ME_TIME, 0.1, "no signal: personal time by default")

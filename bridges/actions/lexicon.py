@@ -58,6 +58,10 @@ LEXICON: dict[Action, dict[str, float]] = {
         "bailar": 3.5, "salsa": 3, "danse": 3.5, "danca": 3.5, "boxing": 4.5, "boxen": 4.5, "boxeo": 4.5,
         "kickbox*": 4.5, "martial arts": 4.5, "karate": 4.5, "judo": 4.5, "jiu jitsu": 4.5, "bjj": 4.5,
         "kampfsport": 4.5, "muay thai": 4.5, "yoga": 4.5, "vinyasa": 4.5, "ashtanga": 4.5, "hot yoga": 5,
+        # Italian and Dutch core words
+        "allenamento": 4.5, "correre": 4.5, "corsa": 3.5, "nuoto": 4.5, "calcetto": 4.5,
+        "passeggiata": 3.5, "camminata": 3.5, "hardlopen": 4.5, "sportschool": 4.5, "fietsen": 4.5,
+        "zwemmen": 4.5, "wandelen": 3.5, "sporten": 4.5, "stroll": 3.5, "kraft*": 3.5,
     },
     Action.MEDITATE: {
         "meditat*": 5, "meditier*": 5, "~meditation": 5, "meditar": 5, "meditacion": 5, "meditação": 5,
@@ -69,6 +73,7 @@ LEXICON: dict[Action, dict[str, float]] = {
         "stille": 3, "silence": 2.5, "prayer": 3.5, "pray": 3.5, "gebet": 3.5, "oracion": 3.5, "rezar": 3.5,
         "priere": 3.5, "oração": 3.5, "gratitude": 2.5, "dankbarkeit": 2.5, "mantra": 4, "tai chi": 4.5,
         "qigong": 4.5, "reflection": 2, "reflexion": 2, "calma": 2.5, "centering": 3,
+        "meditazion*": 5, "mediteren": 5, "meditatie": 5,
     },
     Action.DEEP_WORK: {
         "deep work": 6, "deepwork": 6, "heads down": 6, "head down": 5, "focus*": 4, "fokus*": 4,
@@ -87,12 +92,14 @@ LEXICON: dict[Action, dict[str, float]] = {
         "thesis": 4, "tesis": 4, "tese": 4, "dissertation": 4, "masterarbeit": 4.5, "bachelorarbeit": 4.5,
         "doktorarbeit": 4.5, "tfm": 4, "tfg": 4, "paper": 2.5, "manuscript": 3.5, "article": 2.5,
         "artikel": 2.5, "articulo": 2.5, "blog post": 3.5, "blogpost": 3.5, "chapter": 3, "kapitel": 3,
-        "capitulo del libro": 4, "prep": 3, "prepare": 3, "preparation": 3, "vorbereit*": 3, "preparar": 3,
-        "preparer": 3, "preparação": 3, "slides": 2.5, "deck": 2.5, "folien": 2.5, "konzept": 3.5,
+        "capitulo del libro": 4, "prep": 5, "prepping": 5, "prepare": 5, "preparation": 4.5,
+        "vorbereit*": 5, "preparar": 5,
+        "preparer": 5, "preparação": 4.5, "slides": 2.5, "deck": 2.5, "folien": 2.5, "konzept": 3.5,
         "concepto": 2.5, "strategy": 2.5, "strategie": 2.5, "estrategia": 2.5, "roadmap": 2.5,
         "project work": 4, "projektarbeit": 4, "report": 2, "bericht": 2, "~bericht": 2, "informe": 2,
         "rapport": 2, "relatorio": 2, "proposal": 2.5, "angebot": 1.5, "propuesta": 2.5, "budget plan": 2,
         "spreadsheet": 2.5, "excel": 2, "figma": 3, "mockups": 3, "build": 2, "sprint work": 4,
+        "uitwerken": 3, "ausarbeit*": 4, "elaborar": 3,
     },
     Action.ADMIN_WORK: {
         # meetings and calls
@@ -105,6 +112,7 @@ LEXICON: dict[Action, dict[str, float]] = {
         "vorstellungsgesprach": 4, "bewerbungsgesprach": 4, "entrevista": 3.5, "entretien": 3.5,
         "candidate": 3, "screening": 2.5, "hiring": 2.5, "recruit*": 2.5, "besprechung": 4,
         "~besprechung": 4, "abstimmung": 3.5, "jour fixe": 4.5, "runde": 1.5, "reunion": 3.5,
+        "riunion*": 3.5, "vergader*": 4, "overleg": 3.5, "abteilung*": 2.5,
         "reuniones": 3.5, "reuniao": 3.5, "junta": 2.5, "point hebdo": 4, "hebdo": 2, "planning": 3,
         "~planung": 3, "planung": 3, "planificacion": 3, "planificación": 3, "planejamento": 3, "review": 2.5,
         "retro*": 3.5, "kickoff": 3.5, "kick off": 3.5, "workshop": 2, "all hands": 5, "allhands": 5,
@@ -152,12 +160,29 @@ LEXICON: dict[Action, dict[str, float]] = {
         "meal prep": 4, "post office": 4, "post": 1.5, "paket*": 3, "correos": 3.5, "pharmacy": 3.5,
         "apotheke": 3.5, "farmacia": 3.5, "pharmacie": 3.5, "dry cleaning": 4, "reinigung": 3,
         "tintoreria": 4, "pay": 2.5, "pagar": 2.5, "bezahlen": 2.5, "uberweis*": 3.5, "renew*": 3,
+        # the car, the teeth, the shop: general upkeep words and their usual compounds
+        "car": 3, "coche": 3, "carro": 3, "voiture": 3, "auto": 2.5, "macchina": 2, "mot": 3,
+        "mot test": 5, "tyres": 4, "tires": 4, "tyre change": 4.5, "tire change": 4.5, "~reifen": 3.5,
+        "neumaticos": 4, "pneus": 4, "zahn*": 4, "teeth cleaning": 4.5, "dental cleaning": 4.5,
+        "super": 3, "supermarche": 4, "supermercato": 4, "spesa": 3.5, "fare la spesa": 5,
+        "boodschappen": 4, "tandarts": 4.5, "huisarts": 4.5, "dokter": 4, "belasting*": 4,
+        "bollette": 3.5, "commercialista": 4, "visita medica": 5, "revision medica": 5,
+        # booking things is errands, even when the thing booked is a trip or a class
+        "book flight*": 5, "book tickets": 4.5, "book hotel*": 4.5, "booking": 3, "buchen": 3,
+        "reservar": 3, "reserver": 3,
+        "lawn": 4, "mow*": 4, "bins": 3.5, "trash": 3.5, "garbage": 3.5, "rubbish": 3.5, "recycling": 3.5,
+        "lavar": 3, "ropa": 2.5, "prescription": 4,
         "passport": 3.5, "reisepass": 3.5, "pasaporte": 3.5, "visa": 2.5,
     },
     Action.LEARN: {
         "learn*": 4, "lernen": 4, "~lernen": 4, "aprender": 4, "aprendizaje": 4, "apprendre": 4,
         "study": 4, "studying": 4, "studies": 3, "studier*": 3.5, "estudiar": 4, "estudio": 2.5,
-        "estudar": 4, "etudier": 4, "revision": 2.5, "repasar": 3.5, "course": 3.5, "online course": 5,
+        "estudar": 4, "etudier": 4, "revision": 2.5, "revise": 4, "revising": 4, "revisions": 3.5,
+        "finals": 4,
+        "midterm*": 4, "exam prep": 5.5, "exam preparation": 5.5, "bac": 3, "abitur": 4, "selectividad": 4,
+        "vestibular": 4, "apuntes": 3, "studiare": 4, "esame": 4, "lezion*": 3.5, "corso": 3.5,
+        "studeren": 4, "tentamen": 4, "cursus": 3.5, "college": 2, "repasar": 3.5, "course": 3.5,
+        "online course": 5,
         "kurs": 3.5, "~kurs": 3.5, "curso": 3.5, "cursos": 3.5, "cours": 3.5, "class": 2.5, "classes": 2.5,
         "clase": 2.5, "clases": 2.5, "aula": 3, "lesson": 3.5, "lessons": 3.5, "lektion": 3.5,
         "unterricht": 3.5, "~unterricht": 3.5, "~stunde": 1.5, "lecture": 4, "lectures": 4,
@@ -181,7 +206,12 @@ LEXICON: dict[Action, dict[str, float]] = {
         "mba": 3.5, "phd": 2, "research seminar": 5,
     },
     Action.SLEEP: {
-        "sleep*": 5, "asleep": 5, "nap": 5, "naps": 5, "power nap": 6, "snooze": 4, "zzz*": 5,
+        "sleep*": 5, "asleep": 5, "nap": 5, "naps": 5, "power nap": 6, "powernap": 6, "catnap": 5,
+        "cat nap": 5,
+        "early night": 5, "lie in": 5, "lay in": 4.5, "ausschlafen": 5, "acostar*": 4.5, "grasse matinee": 5,
+        "pisolino": 5, "riposino": 5, "dormire": 5, "a letto": 4.5, "au lit": 5, "slapen": 5, "dutje": 5,
+        "naar bed": 5,
+        "snooze": 4, "zzz*": 5,
         "bedtime": 4.5, "bed": 3, "go to bed": 5, "lights out": 5, "schlaf*": 5, "~schlaf": 5,
         "schlafen": 5, "nickerchen": 5, "ins bett": 5, "bettzeit": 5, "dormir": 5, "siesta": 5, "sueno": 3.5,
         "cama": 3, "a la cama": 5, "sieste": 5, "sommeil": 5, "dodo": 4.5, "coucher": 3.5, "cochilo": 5,
@@ -189,7 +219,9 @@ LEXICON: dict[Action, dict[str, float]] = {
     },
     Action.FAMILY_TIME: {
         "family": 4, "famil*": 4, "familie": 4, "familia": 4, "famille": 4, "family time": 5,
-        "kid": 4, "kids": 4, "children": 4, "child": 3.5, "kinder*": 4, "ninos": 4, "ninas": 4, "nino": 3.5,
+        "famiglia": 4, "gezin": 4, "nonna": 4, "nonno": 4, "nonni": 4, "mamma": 4, "bambini": 4, "figli": 4,
+        "ouders": 4, "kid": 4, "kids": 4, "children": 4, "child": 3.5, "kinder*": 4, "ninos": 4,
+        "ninas": 4, "nino": 3.5,
         "nina": 2, "hijos": 4, "hijo": 3.5, "hija": 3.5, "hijas": 4, "peques": 4, "crios": 3.5,
         "enfants": 4, "enfant": 3.5, "gamins": 3.5, "criancas": 4, "filhos": 4, "filho": 3.5, "filha": 3.5,
         "mom": 4, "mum": 4, "mommy": 4, "mother": 4, "mama": 4, "mami": 4, "mutti": 4, "mutter": 4,
@@ -241,7 +273,8 @@ LEXICON: dict[Action, dict[str, float]] = {
         "christmas party": 5, "weihnachtsfeier": 5, "cena de empresa": 5, "volunteer*": 3,
         "ehrenamt*": 3, "voluntariado": 3, "choir": 3, "chor": 3, "coro": 3, "gaming night": 5,
         "lan party": 5, "dinner party": 5, "sobremesa": 3.5, "neighbours": 3, "neighbors": 3,
-        "voisins": 3, "nachbarn": 3, "vecinos": 3, "vizinhos": 3,
+        "voisins": 3, "nachbarn": 3, "vecinos": 3, "vizinhos": 3, "amici": 4, "vrienden": 4, "borrel": 4.5,
+        "etentje": 2.5, "uit eten": 3.5, "galera": 3.5,
     },
     Action.ME_TIME: {
         "me time": 6, "metime": 6, "zeit fur mich": 6, "tiempo para mi": 6, "temps pour moi": 6,
@@ -288,14 +321,16 @@ LEXICON: dict[Action, dict[str, float]] = {
         "el clasico": 4.5, "clasico": 4, "formula 1": 4.5, "formel 1": 4.5, "f1": 4.5, "grand prix": 4,
         "streaming": 4, "stream": 3.5, "documentary": 4, "doku": 4, "documental": 4, "documentaire": 4,
         "sitcom": 5, "reality tv": 5, "trash tv": 5, "couch": 3, "sofa": 2.5, "popcorn": 3.5,
-        "game of thrones": 5, "the office": 3, "severance": 4, "marathon of": 3,
+        "game of thrones": 5, "the office": 3, "severance": 4, "marathon of": 3, "guardare": 3,
+        "kijken": 3, "finale": 3, "season finale": 5,
+        "premiere": 3,
     },
 }
 
 # Words that mark an event as something outside the ten actions: getting from A to B. Scored like the others
 # so that "Drive to Mom's" (mom 4 vs drive 3) still becomes FAMILY_TIME.
 TRAVEL: dict[str, float] = {
-    "flight": 4.5, "flug": 4.5, "vuelo": 4.5, "vol": 3, "voo": 4.5, "airport": 4, "flughafen": 4.5,
+    "flight*": 4.5, "flug": 4.5, "vuelo": 4.5, "vol": 3, "voo": 4.5, "airport": 4, "flughafen": 4.5,
     "aeropuerto": 4.5, "aeroport": 4.5, "aeroporto": 4.5, "commute": 4.5, "pendeln": 4.5,
     "arbeitsweg": 4.5, "trayecto": 3.5, "train to": 4, "zug nach": 4, "tren a": 4, "drive to": 3,
     "fahrt nach": 3.5, "travel": 3.5, "reise": 3, "dienstreise": 4.5, "viaje": 3, "voyage": 3,

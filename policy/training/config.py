@@ -19,6 +19,18 @@ THREADS = 2
 WEEK_MIX = ((1, 0.45), (2, 0.3), (3, 0.1), (5, 0.15))
 
 
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU computes bfloat16 natively (Linux flags ``avx512_bf16`` or ``amx_bf16``); False where
+    that cannot be read."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return False
+    lines = (line for line in text.splitlines() if line.startswith("flags"))
+    flags = next((line.split(":", 1)[1].split() for line in lines), [])
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 @dataclass
 class PretrainConfig:
     seed: int = SHIPPED_SEED
@@ -64,8 +76,10 @@ class PretrainConfig:
     # target_beta 40, 0.613 vs 0.638 at 10), so it stays off; the option is kept for longer budgets.
     soft_responses: bool = False
     # bfloat16 autocast for the forward pass (weights, optimizer and the saved model stay float32): ~1.4x
-    # more steps per minute on this CPU (AVX-512 BF16).
-    bf16: bool = True
+    # more steps per minute on a CPU with native bfloat16 (AVX-512 BF16 / AMX), but emulated elsewhere: on an
+    # AVX2-only EPYC one step took 45-58 s with it against 5-9 s without (1 thread, load 5). So the default
+    # follows the CPU.
+    bf16: bool = field(default_factory=lambda: cpu_has_native_bf16())
     eval_users: int = 60
     # Processes for the teacher rollouts; the data are the same for any count (see generate_sequences).
     data_workers: int = THREADS

@@ -78,6 +78,35 @@ def test_dev_accuracy() -> None:
     assert accuracy >= 0.90, report
 
 
+# Titles outside the original 335, written later (tests/data/README.md says in what order). ``fresh`` and
+# ``fresh2`` were each scored once before the rules were changed to cover their misses (78/100 and 42/54), so
+# they are now tuned-on sets and guard against regressions. ``fresh3`` was written after the last rule change
+# and scored once (33/40); the rules were not changed for it, so its floor is what a new title can expect.
+@pytest.mark.parametrize(
+    ("name", "floor"),
+    [
+        ("calendar_events_fresh.jsonl", 0.90),
+        ("calendar_events_fresh2.jsonl", 0.90),
+        ("calendar_events_fresh3.jsonl", 0.80),
+    ],
+)
+def test_fresh_titles(name: str, floor: float) -> None:
+    rows = _load(name)
+    assert len({r["title"].casefold() for r in rows}) == len(rows)
+    earlier = {
+        r["title"].casefold()
+        for r in _load("calendar_events_dev.jsonl") + _load("calendar_events_heldout.jsonl")
+    }
+    assert not earlier & {r["title"].casefold() for r in rows}, "fresh titles must be new"
+    accuracy, report = _score(rows)
+    print(f"{name} accuracy {accuracy:.3f}\n{report}")
+    assert accuracy >= floor, report
+    # The same titles alone, as `rhythm classify TITLE` sees them: no time, no guests to lean on.
+    title_only = [{"title": r["title"], "label": r["label"]} for r in rows]
+    accuracy, report = _score(title_only)
+    assert accuracy >= floor - 0.05, report
+
+
 def test_normalisation_folds_case_accents_emoji_and_one_on_ones() -> None:
     assert normalize("REUNIÓN!!  Fußball 🏃") == "reunion fussball run"
     assert normalize("Kaffee mit Jüli ☕") == "kaffee mit juli coffee"
@@ -101,6 +130,22 @@ def test_normalisation_folds_case_accents_emoji_and_one_on_ones() -> None:
         ("Peluquería", Action.ME_TIME),
         ("Lunch", Action.ME_TIME),
         ("Lunch with Sarah", Action.SOCIALIZE),
+        ("Early night", Action.SLEEP),
+        ("Lie-in", Action.SLEEP),
+        ("Acostarme pronto", Action.SLEEP),
+        ("Design review", Action.DEEP_WORK),
+        ("Exam prep", Action.LEARN),
+        ("Dentist", Action.ADMIN_WORK),
+        ("Car service", Action.ADMIN_WORK),
+        ("Book flights to Rome", Action.ADMIN_WORK),
+        ("Zahnspange nachstellen", Action.ADMIN_WORK),
+        ("Winterreifen montieren", Action.ADMIN_WORK),
+        ("Revisión del coche", Action.ADMIN_WORK),
+        ("Revise for midterms", Action.LEARN),
+        ("Severance S2E4", Action.BINGE_WATCH),
+        ("Kinoabend", Action.BINGE_WATCH),  # compound head "kino"
+        ("Riunione settimanale", Action.ADMIN_WORK),
+        ("Boodschappen doen", Action.ADMIN_WORK),
     ],
 )
 def test_multilingual_phrasing(title: str, action: Action) -> None:
@@ -121,6 +166,21 @@ def test_event_type_and_structure() -> None:
     ooo = classify(CalendarEvent(title="Out with the kids", event_type="outOfOffice", start=monday_10))
     assert ooo.action is Action.FAMILY_TIME
     assert 0.0 <= meeting.confidence < classify(CalendarEvent(title="Gym")).confidence <= 1.0
+
+
+def test_a_group_in_working_hours_is_a_meeting_even_with_a_work_word() -> None:
+    # What a simulated calendar showed: "Design review" with four guests at 15:00 was called DEEP_WORK.
+    wednesday_15 = datetime(2026, 3, 4, 15, 0)
+    together = CalendarEvent(title="Design review", attendees=5, start=wednesday_15, minutes=60)
+    alone = CalendarEvent(title="Design review", start=wednesday_15, minutes=60)
+    assert classify(together).action is Action.ADMIN_WORK
+    assert classify(alone).action is Action.DEEP_WORK
+    # An activity word still beats the guest list.
+    lunch = CalendarEvent(title="Team lunch", attendees=6, start=wednesday_15.replace(hour=12), minutes=60)
+    assert classify(lunch).action is Action.SOCIALIZE
+    # And a one-hour "Early night" block at 22:00 is sleep, not personal time.
+    night = CalendarEvent(title="Early night", start=wednesday_15.replace(hour=22), minutes=60)
+    assert classify(night).action is Action.SLEEP
 
 
 @pytest.mark.parametrize(

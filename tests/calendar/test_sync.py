@@ -16,6 +16,7 @@ from app.core.db import task_session
 from app.models import CalendarCorrection, CalendarEvent, DeviceConnection, GoogleCalendar
 from app.models.calendar import CorrectionKind
 from domain import Action
+from tests.bridges.chat_server import ChatServer
 from tests.calendar.google import (
     all_day,
     cancelled,
@@ -299,3 +300,32 @@ def test_a_refused_refresh_marks_the_connection_needs_reconsent(google: Settings
         assert (
             calendar is not None and calendar.sync_lease_until is None and calendar.sync_pending_since is None
         )
+
+
+def test_an_unsure_title_gets_the_llms_verdict_when_one_is_configured(google: Settings) -> None:
+    chat = ChatServer({"Ceilidh": "SOCIALIZE"}).start()
+    try:
+        items = [
+            event("gym", "Gym", TODAY_9 + timedelta(hours=9)),
+            event("c", "Ceilidh", TODAY_9 + timedelta(hours=10)),
+        ]
+        # Off (the default): the rules' time-of-day guess stands and nothing is sent.
+        user_id, _, calendar_id = _arrange(google)
+        with task_session(google.sync_database_url) as session:
+            http = HttpMockSequence([ok(page(items, sync_token="s1"))])
+            sync.sync_calendar(session, google, calendar_id, NOW, http=http)  # type: ignore[arg-type]
+        events = _events(google, user_id)
+        assert events["c"].action_source == "rule" and events["c"].action is not Action.SOCIALIZE
+        assert chat.requests == []
+
+        on = google.model_copy(update={"calendar_llm_url": chat.url, "calendar_llm_model": "small-chat"})
+        other_id, _, other_calendar = _arrange(on, calendar_id="ben@example.com")
+        with task_session(on.sync_database_url) as session:
+            http = HttpMockSequence([ok(page(items, sync_token="s1"))])
+            sync.sync_calendar(session, on, other_calendar, NOW, http=http)  # type: ignore[arg-type]
+        events = _events(on, other_id)
+        assert (events["c"].action, events["c"].action_source) == (Action.SOCIALIZE, "llm")
+        assert events["gym"].action_source == "rule"
+        assert chat.titles() == ["Ceilidh"]
+    finally:
+        chat.stop()

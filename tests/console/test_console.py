@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import timedelta
 from http.cookies import SimpleCookie
 
 import httpx
@@ -84,7 +85,15 @@ async def test_a_user_sees_their_seeded_data_and_never_another_users_pages(
     await sign_in(browser_client, token_a)
     page = await browser_client.get(f"/console/users/{user_a}")
     assert page.status_code == 200
-    for seeded in ("Quarterly planning", "oura", "needs reconsent", "-v3", "Provenance", "terra"):
+    seeded_texts = (
+        "Quarterly planning",
+        "needs reconsent",
+        "-v3",
+        "Provenance",
+        "bridge",
+        "sleep_duration from oura",
+    )
+    for seeded in seeded_texts:
         assert seeded in page.text, seeded
     event_b = (
         await db_session.execute(select(CalendarEvent.id).where(CalendarEvent.user_id == user_b).limit(1))
@@ -440,3 +449,306 @@ async def test_rollback_and_start_refuse_what_cannot_be_done(
         )
         assert refused.status_code == 404
     assert await db_session.scalar(select(func.count()).select_from(FinetuneJob)) == 0
+
+
+async def test_no_admin_table_shows_a_secret_on_any_list_or_detail_page_or_serves_a_file(
+    browser_client: httpx.AsyncClient, settings: Settings, create_user: CreateUser, db_session: AsyncSession
+) -> None:
+    """Every SQLAdmin view, list and detail page, with secrets planted in every secret-bearing column; and
+    SQLAdmin's file routes, which would otherwise serve any file under the working directory whose path a
+    column happens to hold (a calendar event a person titled ``pyproject.toml``, say)."""
+    from app.console.admin import VIEWS
+    from app.core.crypto import REFRESH_TOKEN_CONTEXT
+    from app.core.security import hash_token
+
+    user_id, token = await _seeded_user(create_user, db_session)
+    cipher = TokenCipher(settings.secret_key.get_secret_value())
+    access = cipher.encrypt("oauth-access-secret", context=ACCESS_TOKEN_CONTEXT)
+    refresh = cipher.encrypt("oauth-refresh-secret", context=REFRESH_TOKEN_CONTEXT)
+    for device in (
+        await db_session.execute(select(DeviceConnection).where(DeviceConnection.user_id == user_id))
+    ).scalars():
+        device.access_token_encrypted = access
+        device.refresh_token_encrypted = refresh
+        device.provider_data = {"webhook_secret": "PROVIDER-DATA-SECRET"}
+    db_session.add(
+        WebhookEvent(
+            source="terra",
+            external_id="evt-every-view",
+            user_id=user_id,
+            raw_body=b"RAW-BODY-BYTES",
+            headers={"x-secret": "HEADER-VALUE"},
+        )
+    )
+    titled = (
+        await db_session.execute(
+            select(CalendarEvent).where(CalendarEvent.user_id == user_id, CalendarEvent.title == "Dentist")
+        )
+    ).scalar_one()
+    titled.title = "pyproject.toml"  # a real file in the server's working directory
+    await db_session.commit()
+    forbidden = (
+        hash_token(token),
+        access,
+        refresh,
+        "oauth-access-secret",
+        "PROVIDER-DATA-SECRET",
+        "RAW-BODY-BYTES",
+        "HEADER-VALUE",
+    )
+    await sign_in(browser_client, settings.admin_token.get_secret_value())
+    for view in VIEWS:
+        row_id = await db_session.scalar(select(view.model.id).limit(1))  # type: ignore[attr-defined]
+        assert row_id is not None, f"no {view.model.__name__} row seeded"
+        for path in (
+            f"/console/admin/{view.identity}/list",
+            f"/console/admin/{view.identity}/details/{row_id}",
+        ):
+            response = await browser_client.get(path)
+            assert response.status_code == 200, path
+            assert response.headers["cache-control"] == "no-store", path
+            assert "frame-ancestors 'none'" in response.headers["content-security-policy"], path
+            for secret in forbidden:
+                assert secret not in response.text, (path, secret)
+        export = await browser_client.get(f"/console/admin/{view.identity}/export/csv")
+        assert export.status_code in {403, 404}, view.identity
+    for route in ("download", "preview"):
+        served = await browser_client.get(f"/console/admin/calendar-event/{titled.id}/title/{route}/")
+        assert served.status_code == 404, route
+        assert "[project]" not in served.text
+        secret_column = await browser_client.get(
+            f"/console/admin/device-connection/{device.id}/access_token_encrypted/{route}/"
+        )
+        assert secret_column.status_code == 404 and access not in secret_column.text
+
+
+def test_every_admin_view_names_its_columns_and_none_of_them_holds_a_secret() -> None:
+    """An allow-list per view: a secret column added to a model later cannot slip onto a page by default."""
+    from app.console.admin import VIEWS
+
+    secret_columns = {
+        "token_hash",
+        "access_token_encrypted",
+        "refresh_token_encrypted",
+        "code_verifier_encrypted",
+        "provider_data",
+        "raw_body",
+        "headers",
+        "sync_token",
+        "external_user_id",
+    }
+    for view in VIEWS:
+        assert "column_list" in vars(view) and "column_details_list" in vars(view), view.__name__
+        instance = view()
+        shown = {*instance.get_list_columns(), *instance.get_details_columns()}
+        assert not shown & secret_columns, (view.__name__, shown & secret_columns)
+        assert not view.column_searchable_list and not view.column_sortable_list, view.__name__
+        assert not (view.can_create or view.can_edit or view.can_delete or view.can_export or view.can_import)
+
+
+def _queued_messages(settings: Settings) -> int:
+    """Messages waiting in this test session's broker lists (replays send real Celery messages)."""
+    import redis
+
+    client = redis.Redis.from_url(settings.broker_url)
+    keys = [k for k in client.scan_iter(match=f"{settings.broker_key_prefix}*") if client.type(k) == b"list"]
+    return sum(int(client.llen(k)) for k in keys)
+
+
+async def test_every_state_changing_console_route_refuses_a_form_without_the_sessions_csrf_token(
+    browser_client: httpx.AsyncClient, settings: Settings, create_user: CreateUser, db_session: AsyncSession
+) -> None:
+    """Every POST route of the console, enumerated from the router (a new form must come through here), as
+    an operator who could otherwise do all of them: without the token, or with a forged one, it is a 403 page
+    and nothing changes."""
+    from app.console.endpoints import router
+
+    posts = sorted(path for route in router.routes for path in [route.path] if "POST" in route.methods)  # type: ignore[attr-defined]
+    assert posts == [
+        "/console/login",
+        "/console/logout",
+        "/console/ops/finetune-jobs",
+        "/console/ops/users/{user_id:uuid}/adapters/rollback",
+        "/console/ops/webhook-events/{event_id:uuid}/replay",
+        "/console/users/{user_id:uuid}/calendar-events/{event_id:uuid}/action",
+        "/console/users/{user_id:uuid}/delete",
+    ], "a new state-changing route: add it to this test"
+
+    user_id, _token = await _seeded_user(create_user, db_session)
+    event = WebhookEvent(source="terra", external_id="evt-csrf", raw_body=b"{}", headers={}, error="stuck")
+    db_session.add(event)
+    await db_session.commit()
+    calendar_event = (
+        await db_session.execute(
+            select(CalendarEvent).where(CalendarEvent.user_id == user_id, CalendarEvent.title == "Dentist")
+        )
+    ).scalar_one()
+
+    async def state() -> tuple[object, ...]:
+        db_session.expunge_all()
+        adapters = (
+            await db_session.execute(
+                select(Adapter.version, Adapter.status)
+                .where(Adapter.user_id == user_id)
+                .order_by(Adapter.version)
+            )
+        ).all()
+        return (
+            await db_session.scalar(select(func.count()).select_from(User).where(User.id == user_id)),
+            await db_session.scalar(
+                select(CalendarEvent.action).where(CalendarEvent.id == calendar_event.id)
+            ),
+            await db_session.scalar(select(func.count()).select_from(FinetuneJob)),
+            tuple(adapters),
+            _queued_messages(settings),
+        )
+
+    admin_token = settings.admin_token.get_secret_value()
+    await sign_in(browser_client, admin_token)
+    before = await state()
+    messages_before = _queued_messages(settings)
+    ids = {"user_id": str(user_id)}
+    for path in posts[1:]:
+        ids["event_id"] = str(event.id if "webhook" in path else calendar_event.id)
+        url = path.replace(":uuid", "").format(**ids)
+        form = {"action": "SLEEP", "user_id": str(user_id), "token": admin_token}
+        for extra in ({}, {"csrf_token": "forged"}):
+            refused = await browser_client.post(url, data=form | extra)
+            assert refused.status_code == 403, (url, extra)
+            assert "nothing was changed" in refused.text
+    assert await state() == before
+    assert (await browser_client.get("/console/ops")).status_code == 200  # sign-out refused too
+    # The same forms with the token do change things (so the checks above can fail).
+    csrf = await page_csrf(browser_client)
+    replayed = await browser_client.post(
+        f"/console/ops/webhook-events/{event.id}/replay", data={"csrf_token": csrf}
+    )
+    assert replayed.status_code == 303
+    assert _queued_messages(settings) == messages_before + 1
+
+
+async def test_a_user_gets_the_404_page_for_every_ops_route_and_fragment_and_for_another_users_forms(
+    browser_client: httpx.AsyncClient, create_user: CreateUser, db_session: AsyncSession
+) -> None:
+    user_a, token_a = await _seeded_user(create_user, db_session)
+    user_b, token_b = await _seeded_user(create_user, db_session)
+    event = WebhookEvent(source="terra", external_id="evt-not-yours", raw_body=b"{}", headers={}, error="x")
+    db_session.add(event)
+    await db_session.commit()
+    await sign_in(browser_client, token_a)
+    csrf = await page_csrf(browser_client, user_a)
+    # htmx's request for the jobs fragment is an ops page like the others.
+    fragment = await browser_client.get(
+        "/console/ops", params={"status": "failed"}, headers={"HX-Request": "true"}
+    )
+    assert fragment.status_code == 404 and "out of memory" not in fragment.text
+    for path, data in (
+        (f"/console/ops/users/{user_a}/adapters/rollback", {}),
+        (f"/console/ops/users/{user_b}/adapters/rollback", {}),
+        (f"/console/ops/webhook-events/{event.id}/replay", {}),
+        # B's token typed into A's session still cannot delete B through B's page.
+        (f"/console/users/{user_b}/delete", {"token": token_b}),
+    ):
+        response = await browser_client.post(path, data={"csrf_token": csrf, **data})
+        assert response.status_code == 404, path
+        assert "There is no such page" in response.text
+    db_session.expunge_all()
+    assert await db_session.get(User, user_b) is not None
+    statuses = (await db_session.execute(select(Adapter.status).where(Adapter.user_id == user_a))).scalars()
+    assert sorted(s.value for s in statuses) == ["active", "retired", "retired"]
+
+
+async def test_a_new_person_and_an_empty_ops_page_say_what_to_do_next(
+    browser_client: httpx.AsyncClient, settings: Settings, create_user: CreateUser
+) -> None:
+    user_id, headers = await create_user()
+    await sign_in(browser_client, bearer_token(headers))
+    page = await browser_client.get(f"/console/users/{user_id}")
+    assert page.status_code == 200
+    for hint in (
+        "No meter data yet. Connect a wearable",
+        "No recommendations in the last 7 days. Ask for one",
+        "No responses yet. Answer a recommendation",
+        "Nothing learned yet",
+        "No calendar events. Connect a calendar",
+        "No device connected yet. Connect a wearable",
+        "No personal adapter is active",
+    ):
+        assert hint in page.text, hint
+    assert "<canvas" not in page.text  # no empty charts
+    await browser_client.post("/console/logout", data={"csrf_token": csrf_of(page.text)})
+    await sign_in(browser_client, settings.admin_token.get_secret_value())
+    ops = await browser_client.get("/console/ops")
+    for hint in (
+        "No fine-tune jobs. Start one for a user with the form above.",
+        "No adapters yet. Start a fine-tune job above",
+        "No failed events.",
+        "No pending events.",
+        "no recommendation served yet",
+    ):
+        assert hint in ops.text, hint
+
+
+async def test_a_snapshot_with_missing_meters_is_drawn_with_gaps_not_a_server_error(
+    browser_client: httpx.AsyncClient, create_user: CreateUser, db_session: AsyncSession
+) -> None:
+    """The bridge stores NULL for a meter it had no fresh input for (not 0.5): shown as missing."""
+    import json
+    import re
+
+    from app.models import MeterSnapshot
+    from app.models.base import utcnow
+
+    user_id, headers = await create_user()
+    now = utcnow()
+    db_session.add_all(
+        [
+            MeterSnapshot(
+                user_id=user_id,
+                taken_at=now - timedelta(hours=6),
+                source="bridge",
+                vitality=0.4,
+                cognition=0.5,
+                progress=0.6,
+                serenity=0.7,
+                connection=0.8,
+            ),
+            MeterSnapshot(
+                user_id=user_id,
+                taken_at=now - timedelta(hours=1),
+                source="bridge",
+                vitality=0.41,
+                cognition=None,
+                progress=0.62,
+                serenity=None,
+                connection=0.81,
+                vitality_confidence=0.83,
+                cognition_confidence=0.0,
+                engine_version="meters/1",
+                # The engine's shape for one meter, something else for another: neither breaks the page.
+                provenance={
+                    "meters": {
+                        "vitality": {
+                            "inputs": [{"kind": "sleep_duration", "source": "oura", "age_s": 18000}]
+                        },
+                        "progress": "not a mapping",
+                    }
+                },
+            ),
+        ]
+    )
+    await db_session.commit()
+    await sign_in(browser_client, bearer_token(headers))
+    page = await browser_client.get(f"/console/users/{user_id}")
+    assert page.status_code == 200
+    match = re.search(r'<script type="application/json" id="meter-data">(.*?)</script>', page.text, re.S)
+    assert match is not None
+    series = {d["label"]: d["data"] for d in json.loads(match.group(1))["datasets"]}
+    assert series["Cognition"] == [0.5, None] and series["Vitality"] == [0.4, 0.41]
+    assert "Cognition missing" in page.text and "Vitality 0.41" in page.text
+    # The latest snapshot's provenance: value, confidence and inputs per meter.
+    assert "engine meters/1" in page.text
+    rows = dict(re.findall(r'<th scope="row">(\w+)</th>\s*(.*?)</tr>', page.text, re.S))
+    assert "0.41" in rows["Vitality"] and "0.83" in rows["Vitality"]
+    assert "sleep_duration from oura, 5 h old" in rows["Vitality"]
+    assert "missing" in rows["Cognition"] and "none recorded" in rows["Progress"]
