@@ -153,7 +153,8 @@ async def rollback_once(
 ) -> StoredAnswer:
     """:func:`rollback` under an ``Idempotency-Key``. A rollback is not idempotent by itself: an operator's
     retry after a lost answer would retire the adapter just restored and go one more version back. The key is
-    stored with the user the rollback acts on (the admin has no user row), so it goes when that user does."""
+    stored with the user the rollback acts on rather than in the admin's scope, so it goes when that user
+    does."""
     if not await FinetuneRepository(session).hold_user(user_id):
         raise NotFoundError("User not found")
 
@@ -163,7 +164,7 @@ async def rollback_once(
 
     return await run_idempotent(
         session,
-        user_id=user_id,
+        scope=user_id,
         key=key,
         method=method,
         path=path,

@@ -153,7 +153,7 @@ async def recommend_once(
 
     return await run_idempotent(
         session,
-        user_id=user.id,
+        scope=user.id,
         key=key,
         method=method,
         path=path,
