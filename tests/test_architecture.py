@@ -300,6 +300,78 @@ def test_every_package_has_a_row_and_the_scan_sees_them() -> None:
     assert any(e.source == "policy.cli" and e.target.startswith("sim.") for e in edges)
 
 
+# Producers and queues: one helper sends every message (``app.core.jobs``: after the commit, or at once for a
+# producer without a transaction) and one module defines the queues and routing (``app.core.tasks``).
+SENDS = frozenset({"delay", "apply_async", "send_task"})
+SENDER = "app.core.jobs"
+QUEUE_CONFIG = frozenset({"task_queues", "task_routes", "task_default_queue"})
+QUEUE_DEFINER = "app.core.tasks"
+
+
+def producer_violations(root: Path, packages: Iterable[str]) -> list[str]:
+    """Calls that send a Celery message outside :data:`SENDER`, and queue definitions or routing outside
+    :data:`QUEUE_DEFINER` (a ``kombu`` ``Queue(...)``, or a ``task_queues`` / ``task_routes`` setting)."""
+    found = []
+    for module, path in find_modules(root, packages).items():
+        relative = path.relative_to(root)
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+                if name in SENDS and isinstance(func, ast.Attribute) and module != SENDER:
+                    found.append(f"{relative}:{node.lineno}: .{name}(...) outside {SENDER}")
+                if name == "Queue" and module != QUEUE_DEFINER:
+                    found.append(f"{relative}:{node.lineno}: Queue(...) outside {QUEUE_DEFINER}")
+                if name == "update" or name == "dict":
+                    keys = {k.arg for k in node.keywords}
+                    if keys & QUEUE_CONFIG and module != QUEUE_DEFINER:
+                        found.append(f"{relative}:{node.lineno}: queue settings outside {QUEUE_DEFINER}")
+            elif isinstance(node, ast.Constant) and node.value in QUEUE_CONFIG and module != QUEUE_DEFINER:
+                found.append(f"{relative}:{node.lineno}: {node.value!r} outside {QUEUE_DEFINER}")
+            elif (
+                isinstance(node, ast.Attribute)
+                and node.attr in QUEUE_CONFIG
+                and isinstance(node.ctx, ast.Store)
+                and module != QUEUE_DEFINER
+            ):
+                found.append(f"{relative}:{node.lineno}: .{node.attr} set outside {QUEUE_DEFINER}")
+    return found
+
+
+def test_every_producer_sends_through_the_one_helper_and_queues_are_defined_once() -> None:
+    bad = producer_violations(ROOT, PACKAGES)
+    assert not bad, "send through app.core.jobs, define queues in app.core.tasks:\n" + "\n".join(bad)
+
+
+# The maps: docs/architecture.md names every package of the tree, README's layout table every top-level one,
+# so a package added later shows up on the page a newcomer reads first (or this fails).
+def undocumented(root: Path) -> list[str]:
+    doc = (root / "docs" / "architecture.md").read_text()
+    readme = (root / "README.md").read_text()
+    missing = [f"README.md: `{p}/`" for p in PACKAGES if f"`{p}/`" not in readme]
+    missing += [f"docs/architecture.md: `{p}/`" for p in PACKAGES if f"`{p}/`" not in doc]
+    for parent in ("app", "bridges"):
+        for child in sorted((root / parent).iterdir()):
+            if child.is_dir() and any(child.glob("*.py")) and f"{child.name}/`" not in doc:
+                missing.append(f"docs/architecture.md: `{parent}/{child.name}/`")
+    for module in sorted((root / "workers").glob("*.py")):
+        if module.name != "__init__.py" and f"`{module.name}`" not in doc:
+            missing.append(f"docs/architecture.md: `workers/{module.name}`")
+    return missing
+
+
+def test_every_folder_of_modules_is_a_regular_package() -> None:
+    # A folder without __init__.py is a namespace package: imports still work, but tools and readers take it
+    # for loose files (app/finetune and app/recommend/backends were such folders).
+    folders = {path.parent for package in PACKAGES for path in (ROOT / package).rglob("*.py")}
+    missing = sorted(str(f.relative_to(ROOT)) for f in folders if not (f / "__init__.py").exists())
+    assert missing == [], f"add an __init__.py (with a docstring saying what the package is): {missing}"
+
+
+def test_the_docs_name_every_package() -> None:
+    assert undocumented(ROOT) == []
+
+
 # --- the checker itself ---------------------------------------------------------------------------------
 
 
@@ -309,6 +381,60 @@ def _tree(root: Path, files: dict[str, str]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text))
     return root
+
+
+def test_producer_check_finds_a_direct_send_and_a_second_queue_definition(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path,
+        {
+            "app/__init__.py": "",
+            "app/core/__init__.py": "",
+            "app/core/jobs.py": "def _publish(celery, job):\n    celery.send_task(job.name)\n",
+            "app/core/tasks.py": "from kombu import Queue\nQUEUES = [Queue('ingest')]\n",
+            "app/feedback/__init__.py": "",
+            "app/feedback/service.py": "def give(task):\n    task.delay(1)\n    task.apply_async((1,))\n",
+            "workers/__init__.py": "",
+            "workers/extra.py": """
+                from kombu import Queue
+
+                def configure(app):
+                    app.conf.task_queues = [Queue("urgent")]
+                    app.conf.update(task_routes={"x.*": {"queue": "urgent"}})
+                    app.send_task("x.y")
+                """,
+        },
+    )
+    bad = producer_violations(root, ["app", "workers"])
+    assert sorted(line.split(": ", 1)[0] for line in bad) == [
+        "app/feedback/service.py:2",
+        "app/feedback/service.py:3",
+        "workers/extra.py:5",
+        "workers/extra.py:5",
+        "workers/extra.py:6",
+        "workers/extra.py:7",
+    ]
+
+
+def test_the_docs_check_finds_a_new_package(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {"README.md": "", "docs/architecture.md": "`users/` `ingest.py`"})
+    for package in PACKAGES:
+        (root / package).mkdir(exist_ok=True)
+    _tree(
+        root,
+        {
+            "app/users/service.py": "",
+            "app/billing/service.py": "",
+            "workers/ingest.py": "",
+            "workers/mail.py": "",
+        },
+    )
+    missing = undocumented(root)
+    assert (
+        "docs/architecture.md: `app/billing/`" in missing
+        and "docs/architecture.md: `workers/mail.py`" in missing
+    )
+    assert not any("users" in m or "ingest" in m for m in missing)
+    assert "README.md: `domain/`" in missing
 
 
 def test_checker_finds_a_cycle_through_a_function_level_import(tmp_path: Path) -> None:

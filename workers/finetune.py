@@ -11,11 +11,13 @@ the job's ``max_attempts``.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import structlog
 from celery import Task, shared_task
 from celery.signals import worker_ready
 
+from app.core import jobs
 from app.core.config import get_settings
 from app.core.db import task_session
 from app.core.tasks import (
@@ -100,5 +102,7 @@ def purge_user_adapters(user_id: str) -> int:
 
 
 @worker_ready.connect  # type: ignore[untyped-decorator]
-def _reconcile_on_start(sender: object, **_: object) -> None:
-    reconcile_adapters.delay()
+def _reconcile_on_start(sender: Any, **_: object) -> None:
+    # No transaction here and no row to wait for: sent at once through the helper every producer uses, on the
+    # starting worker's own app (``sender`` is its consumer), so it reaches that worker's broker.
+    jobs.send(sender.app, jobs.Job(RECONCILE_ADAPTERS))

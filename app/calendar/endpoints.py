@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.calendar import service
-from app.calendar.schemas import ActionCorrection, CalendarEventPage, CalendarEventPublic
+from app.calendar.schemas import ActionCorrectionUpdate, CalendarEventPage, CalendarEventPublic
 from app.core.auth import CurrentUser
 from app.core.db import SessionDep
 from app.core.errors import ErrorResponse
@@ -45,7 +45,7 @@ async def list_calendar_events(
     responses={404: {"model": ErrorResponse, "description": "No such event of the calling user."}},
 )
 async def correct_calendar_event_action(
-    session: SessionDep, user: CurrentUser, event_id: uuid.UUID, data: ActionCorrection
+    session: SessionDep, user: CurrentUser, event_id: uuid.UUID, data: ActionCorrectionUpdate
 ) -> CalendarEventPublic:
     """Correct the action of one event (null: "not an action"). The correction is remembered for the event,
     its whole recurring series and every event with the same title, now and in later syncs."""

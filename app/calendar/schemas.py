@@ -34,7 +34,7 @@ class CalendarEventPage(BaseModel):
     items: list[CalendarEventPublic]
 
 
-class ActionCorrection(BaseModel):
+class ActionCorrectionUpdate(BaseModel):
     """The user's verdict on an event: remembered for the event, its recurring series and identical titles."""
 
     model_config = ConfigDict(

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calendar.repository import CalendarRepository
-from app.calendar.schemas import ActionCorrection, CalendarEventPage, CalendarEventPublic, SlotPublic
+from app.calendar.schemas import ActionCorrectionUpdate, CalendarEventPage, CalendarEventPublic, SlotPublic
 from app.core.errors import AppError, NotFoundError
 from app.models import CalendarEvent, User
 from app.models.calendar import CorrectionKind
@@ -50,7 +50,7 @@ async def list_events(session: AsyncSession, user: User, start: datetime, end: d
 
 
 async def correct_action(
-    session: AsyncSession, user: User, event_id: uuid.UUID, data: ActionCorrection
+    session: AsyncSession, user: User, event_id: uuid.UUID, data: ActionCorrectionUpdate
 ) -> CalendarEventPublic:
     """Set the event's action and remember it for the event, its recurring series and its (normalised)
     title, so later syncs — a 410 wipe included — and identical events get the same verdict."""

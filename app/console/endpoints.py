@@ -57,6 +57,8 @@ NOTICES: dict[str, str] = {
     "job_already_open": "That user already has a queued or running fine-tune job.",
     "rolled_back": "Adapter rolled back: the previous version is active again.",
     "no_active_adapter": "That user has no active adapter to roll back.",
+    "adapter_changed": "That adapter was already rolled back (the form was sent twice or the page was old); "
+    "nothing changed.",
     "rolled_back_to_base": "Adapter retired: the user gets the base model until their next fine-tune.",
     "deploy_failed": "The model server did not load the previous adapter; nothing changed.",
     "replayed": "Webhook event queued for processing again.",
@@ -316,13 +318,24 @@ async def start_job(
 
 @router.post("/ops/users/{user_id:uuid}/adapters/rollback")
 async def rollback(
-    session: SessionDep, settings: SettingsDep, viewer: CsrfViewer, user_id: uuid.UUID
+    session: SessionDep,
+    settings: SettingsDep,
+    viewer: CsrfViewer,
+    user_id: uuid.UUID,
+    retire: Annotated[str, Form(max_length=64)] = "",
 ) -> RedirectResponse:
-    """Retire a user's active adapter and activate the previous version (or the base model)."""
+    """Retire a user's active adapter and activate the previous version (or the base model).
+
+    The form names the adapter it showed as active (``retire``): a double click or a resubmitted form finds
+    it already retired and changes nothing, instead of going one more version back."""
     if not viewer.is_ops:
         raise PageNotFound
     try:
-        result = await service.rollback_adapter(session, settings, user_id)
+        expected = uuid.UUID(retire) if retire else None
+    except ValueError:
+        expected = None  # not one of our forms: roll back whatever is active, as before
+    try:
+        result = await service.rollback_adapter(session, settings, user_id, expected)
     except service.ConsoleNotFound:
         raise PageNotFound from None
     except service.ConsoleConflict as conflict:

@@ -18,17 +18,17 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.calendar import service as calendar
-from app.calendar.schemas import ActionCorrection
+from app.calendar.schemas import ActionCorrectionUpdate
 from app.console.repository import ConsoleRepository, OpsConsoleRepository
 from app.core.config import Settings
 from app.core.errors import AppError, NotFoundError
 from app.finetune import ops as finetune_ops
-from app.finetune.schemas import AdapterRollback, FinetuneJobCreate
+from app.finetune.schemas import AdapterRollbackPublic, FinetuneJobCreate
 from app.models import Adapter, AdapterStatus, CalendarEvent, FinetuneJob, FinetuneStatus, MeterSnapshot, User
 from app.models.base import utcnow
 from app.models.signals import confidences_of
 from app.webhooks import service as webhooks
-from app.webhooks.schemas import WebhookEventView, WebhookStatus
+from app.webhooks.schemas import WebhookEventPublic, WebhookStatus
 from domain import ACTIONS, DAY_NAMES, METER_NAMES, METERS, Action, Response, Slot
 
 HISTORY_DAYS = 30
@@ -290,7 +290,7 @@ async def correct_event_action(
     if user is None:
         raise ConsoleNotFound
     try:
-        await calendar.correct_action(session, user, event_id, ActionCorrection(action=action))
+        await calendar.correct_action(session, user, event_id, ActionCorrectionUpdate(action=action))
     except NotFoundError:
         raise ConsoleNotFound from None
 
@@ -311,10 +311,13 @@ async def start_finetune_job(session: AsyncSession, settings: Settings, user_id:
     return queued.job_ids[0]
 
 
-async def rollback_adapter(session: AsyncSession, settings: Settings, user_id: uuid.UUID) -> AdapterRollback:
-    """Roll the user's adapter back through the fine-tune service: the previous version, or the base."""
+async def rollback_adapter(
+    session: AsyncSession, settings: Settings, user_id: uuid.UUID, expected: uuid.UUID | None = None
+) -> AdapterRollbackPublic:
+    """Roll the user's adapter back through the fine-tune service: the previous version, or the base;
+    ``expected`` is the active adapter the page showed (a second submission of the form changes nothing)."""
     try:
-        return await finetune_ops.rollback(session, settings, user_id)
+        return await finetune_ops.rollback(session, settings, user_id, expected=expected)
     except NotFoundError:
         raise ConsoleNotFound from None
     except AppError as exc:
@@ -346,8 +349,8 @@ class OpsView:
     jobs: Sequence[FinetuneJob]
     adapters_by_user: dict[uuid.UUID, list[Adapter]]
     users: Sequence[User]
-    failed_events: list[WebhookEventView]
-    pending_events: list[WebhookEventView]
+    failed_events: list[WebhookEventPublic]
+    pending_events: list[WebhookEventPublic]
     health: PolicyHealth
 
 
@@ -407,6 +410,6 @@ async def ops_view(
     )
 
 
-async def replay_event(session: AsyncSession, settings: Settings, event_id: uuid.UUID) -> WebhookEventView:
+async def replay_event(session: AsyncSession, settings: Settings, event_id: uuid.UUID) -> WebhookEventPublic:
     """Replay through the inbox's own service (enqueued after the request's commit)."""
     return await webhooks.replay(session, settings, event_id)

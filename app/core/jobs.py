@@ -5,6 +5,11 @@ A producer (service) calls :func:`enqueue` with the request's or task's session;
 Without this, a worker could start before the commit and find no row, or act on a row that was rolled back
 (Celery docs, "Database transactions"; Polar buffers its jobs the same way).
 
+:func:`send` is the one other way out, for a producer that has no transaction and no row to wait for (a
+worker's start-up signal); it publishes at once through the same code. Nothing else in the tree calls
+``send_task`` / ``delay`` / ``apply_async`` (``tests/test_architecture.py`` fails if something does), so every
+message carries the routing of ``app.core.tasks`` and every database-backed job waits for its commit.
+
 The send is a short synchronous publish (local Redis: well under a millisecond once connected). If the broker
 is down the commit still stands and the error is logged: work that must not be lost keeps its state in the
 database (e.g. an unhandled inbox row), and a beat sweeper enqueues it again.
@@ -50,6 +55,20 @@ def enqueue(session: Session | AsyncSession, settings: Settings, job: Job) -> No
     pending.append((celery_for(settings), job))
 
 
+def send(celery: Celery, job: Job) -> None:
+    """Send ``job`` now through ``celery``: only for a producer with no transaction whose rows the job would
+    need (a worker's start-up signal sends through the worker's own app). Inside a transaction use
+    :func:`enqueue`. A broker failure is logged, not raised."""
+    _publish(celery, job)
+
+
+def _publish(celery: Celery, job: Job) -> None:
+    try:
+        celery.send_task(job.name, args=list(job.args), kwargs=job.kwargs, countdown=job.countdown)
+    except Exception as exc:  # a commit stands; beat's sweepers re-send what its rows still say is due
+        log.error("job_enqueue_failed", task=job.name, error=type(exc).__name__)
+
+
 def pending_jobs(session: Session | AsyncSession) -> list[Job]:
     """The jobs waiting for the session's commit (for diagnostics and tests)."""
     return [job for _, job in _sync(session).info.get(_PENDING, [])]
@@ -58,10 +77,7 @@ def pending_jobs(session: Session | AsyncSession) -> list[Job]:
 @event.listens_for(Session, "after_commit")
 def _send_after_commit(session: Session) -> None:
     for celery, job in session.info.pop(_PENDING, []):
-        try:
-            celery.send_task(job.name, args=list(job.args), kwargs=job.kwargs, countdown=job.countdown)
-        except Exception as exc:  # the commit stands; the sweeper re-sends
-            log.error("job_enqueue_failed", task=job.name, error=type(exc).__name__)
+        _publish(celery, job)
 
 
 @event.listens_for(Session, "after_rollback")

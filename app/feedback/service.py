@@ -129,7 +129,7 @@ async def give_feedback_once(
 
     return await run_idempotent(
         session,
-        user_id=user.id,
+        scope=user.id,
         key=key,
         method=method,
         path=path,

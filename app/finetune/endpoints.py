@@ -6,19 +6,21 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
 
 from app.core.auth import AdminAuth, SettingsDep
 from app.core.db import SessionDep
 from app.core.errors import ErrorResponse
+from app.core.idempotency import REPLAY_HEADER, IdempotencyKeyHeader
 from app.finetune import ops
 from app.finetune.schemas import (
-    AdapterRollback,
+    AdapterRollbackPublic,
     FinetuneJobCreate,
     FinetuneJobPage,
     FinetuneJobPublic,
-    FinetuneJobsQueued,
-    UserAdapters,
+    FinetuneJobsQueuedPublic,
+    UserAdaptersPublic,
 )
 from app.models import FinetuneStatus
 
@@ -34,12 +36,12 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "de
 @router.post(
     "/finetune-jobs",
     status_code=202,
-    response_model=FinetuneJobsQueued,
+    response_model=FinetuneJobsQueuedPublic,
     responses={**_ADMIN_ONLY, **_NOT_FOUND},
 )
 async def queue_finetune_jobs(
     session: SessionDep, settings: SettingsDep, _admin: AdminAuth, data: FinetuneJobCreate
-) -> FinetuneJobsQueued:
+) -> FinetuneJobsQueuedPublic:
     """Queue this ISO week's fine-tune of one user (``{"user_id"}``) or of every user with enough answers
     (``{"all_eligible": true}``). One job per user and week: an existing job is returned as it is (a failed
     one is queued again). Jobs are sent to the ``finetune`` workers after the commit; eligibility is checked
@@ -71,10 +73,12 @@ async def get_finetune_job(session: SessionDep, _admin: AdminAuth, job_id: uuid.
     return await ops.get_job(session, job_id)
 
 
-@router.get("/users/{user_id}/adapters", response_model=UserAdapters, responses={**_ADMIN_ONLY, **_NOT_FOUND})
+@router.get(
+    "/users/{user_id}/adapters", response_model=UserAdaptersPublic, responses={**_ADMIN_ONLY, **_NOT_FOUND}
+)
 async def list_user_adapters(
     session: SessionDep, settings: SettingsDep, _admin: AdminAuth, user_id: uuid.UUID
-) -> UserAdapters:
+) -> UserAdaptersPublic:
     """Every adapter of the user, newest first, and the one that serves them now (``active``; null when the
     user gets the base model, e.g. after the base model changed)."""
     return await ops.user_adapters(session, settings, user_id)
@@ -82,7 +86,7 @@ async def list_user_adapters(
 
 @router.post(
     "/users/{user_id}/adapter/rollback",
-    response_model=AdapterRollback,
+    response_model=AdapterRollbackPublic,
     responses={
         **_ADMIN_ONLY,
         **_NOT_FOUND,
@@ -91,7 +95,21 @@ async def list_user_adapters(
     },
 )
 async def rollback_user_adapter(
-    session: SessionDep, settings: SettingsDep, _admin: AdminAuth, user_id: uuid.UUID
-) -> AdapterRollback:
-    """Retire the user's active adapter and restore the one it replaced (or the base model if none)."""
-    return await ops.rollback(session, settings, user_id)
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    _admin: AdminAuth,
+    user_id: uuid.UUID,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> AdapterRollbackPublic | JSONResponse:
+    """Retire the user's active adapter and restore the one it replaced (or the base model if none).
+
+    Each call goes one version further back. With an ``Idempotency-Key``, a retry gets the first answer again
+    (header ``Idempotent-Replayed: true``) and rolls nothing further back."""
+    if idempotency_key is None:
+        return await ops.rollback(session, settings, user_id)
+    stored = await ops.rollback_once(
+        session, settings, user_id, key=idempotency_key, method=request.method, path=request.url.path
+    )
+    headers = {REPLAY_HEADER: "true"} if stored.replayed else None
+    return JSONResponse(stored.body, status_code=stored.status_code, headers=headers)

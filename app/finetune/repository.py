@@ -285,6 +285,13 @@ class FinetuneRepository:
     async def user_exists(self, user_id: uuid.UUID) -> bool:
         return await self.session.get(User, user_id) is not None
 
+    async def hold_user(self, user_id: uuid.UUID) -> bool:
+        """Key-share lock the user's row until the transaction ends (False: no such user). Taken before any
+        row of theirs, as every path does (``app.core.races``), and so that a deletion cannot remove the user
+        between this check and the insert of an idempotency key that references them."""
+        statement = select(User.id).where(User.id == user_id).with_for_update(key_share=True)
+        return (await self.session.execute(statement)).first() is not None
+
     async def get_job(self, job_id: uuid.UUID) -> FinetuneJob | None:
         return await self.session.get(FinetuneJob, job_id)
 

@@ -37,7 +37,7 @@ class FinetuneJobCreate(BaseModel):
         return self
 
 
-class FinetuneJobsQueued(BaseModel):
+class FinetuneJobsQueuedPublic(BaseModel):
     job_ids: list[uuid.UUID]
 
 
@@ -88,11 +88,11 @@ class AdapterPublic(BaseModel):
     metrics: dict[str, Any] | None
 
 
-class UserAdapters(BaseModel):
+class UserAdaptersPublic(BaseModel):
     active: AdapterPublic | None
     items: list[AdapterPublic]
 
 
-class AdapterRollback(BaseModel):
+class AdapterRollbackPublic(BaseModel):
     active: AdapterPublic | None = Field(description="The adapter the user now gets; null: the base model.")
     retired: AdapterPublic

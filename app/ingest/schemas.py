@@ -13,7 +13,13 @@ from bridges.meters.signals import SignalKind, Unit
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 MAX_POINTS = 5000
 
-__all__ = ["AppleHealthExport", "IngestPublic", "RejectedReading", "SignalBatchCreate", "SignalReadingCreate"]
+__all__ = [
+    "AppleHealthExport",
+    "IngestPublic",
+    "RejectedReadingPublic",
+    "SignalBatchCreate",
+    "SignalReadingCreate",
+]
 
 
 class SignalReadingCreate(BaseModel):
@@ -50,7 +56,7 @@ class SignalBatchCreate(BaseModel):
     readings: list[SignalReadingCreate] = Field(min_length=1, max_length=MAX_POINTS)
 
 
-class RejectedReading(BaseModel):
+class RejectedReadingPublic(BaseModel):
     index: int = Field(description="Position in the upload (Apple Health: of the readings derived from it).")
     kind: str
     code: str
@@ -62,7 +68,7 @@ class IngestPublic(BaseModel):
 
     received: int = Field(description="Readings in the upload (Apple Health: derived from known metrics).")
     written: int = Field(description="Readings stored or changed; unchanged ones are not counted.")
-    rejected: list[RejectedReading] = Field(default_factory=list)
+    rejected: list[RejectedReadingPublic] = Field(default_factory=list)
     ignored_metrics: list[str] = Field(
         default_factory=list, description="Metric names the bridge does not read."
     )

@@ -19,7 +19,7 @@ from app.core.config import Settings
 from app.core.errors import AppError
 from app.core.timebounds import allowed_range, current_max_clock_skew
 from app.ingest.repository import ReadingRepository
-from app.ingest.schemas import AppleHealthExport, IngestPublic, RejectedReading, SignalBatchCreate
+from app.ingest.schemas import AppleHealthExport, IngestPublic, RejectedReadingPublic, SignalBatchCreate
 from app.meters.service import request_recompute_async
 from app.models import User
 from bridges.apple_health import export as apple
@@ -69,7 +69,7 @@ async def ingest_signals(
     readings, rejections = normalise(raw)
     if rejections:
         details = [
-            RejectedReading(
+            RejectedReadingPublic(
                 index=r.index, kind=str(raw[r.index].kind), code=r.code, reason=r.reason
             ).model_dump()
             for r in rejections
@@ -95,7 +95,7 @@ async def ingest_apple_health(
 ) -> IngestPublic:
     items, ignored = apple.readings(export)
     _too_many(settings, len(items))
-    rejected: list[RejectedReading] = []
+    rejected: list[RejectedReadingPublic] = []
     raw: list[RawReading] = []
     positions: list[int] = []
     # The export's dates are bounded like every timestamp the API accepts (issue 10): year 1 or 9999 with an
@@ -103,10 +103,10 @@ async def ingest_apple_health(
     earliest, latest = allowed_range(now)
     for index, item in enumerate(items):
         if isinstance(item, apple.BadDate):
-            rejected.append(RejectedReading(index=index, kind="?", code="bad_date", reason=str(item)))
+            rejected.append(RejectedReadingPublic(index=index, kind="?", code="bad_date", reason=str(item)))
         elif not earliest <= item.observed_at <= latest:
             rejected.append(
-                RejectedReading(
+                RejectedReadingPublic(
                     index=index, kind=str(item.kind), code="time_out_of_range", reason=_out_of_range(item)
                 )
             )
@@ -115,7 +115,9 @@ async def ingest_apple_health(
             positions.append(index)
     readings, rejections = normalise(raw)
     rejected += [
-        RejectedReading(index=positions[r.index], kind=str(raw[r.index].kind), code=r.code, reason=r.reason)
+        RejectedReadingPublic(
+            index=positions[r.index], kind=str(raw[r.index].kind), code=r.code, reason=r.reason
+        )
         for r in rejections
     ]
     written = await ReadingRepository(session, user.id).upsert(_rows(readings, now))

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import structlog
 from kombu.connection import Connection
-from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from app.core import migrate
@@ -15,6 +14,7 @@ from app.core.db import Database
 from app.models import ProcessKind
 from app.models.base import utcnow
 from app.ops import repository
+from app.ops.schemas import ProcessLivenessPublic
 
 log = structlog.get_logger(__name__)
 
@@ -36,20 +36,9 @@ async def broker_ready(broker_url: str, limit_s: float) -> bool:
     return await asyncio.to_thread(_broker_ready_sync, broker_url, limit_s)
 
 
-class ProcessLiveness(BaseModel):
-    """What the heartbeats of one kind of background process (workers, beat) say."""
-
-    alive: bool = Field(description="A running process stamped its heartbeat within `stale_after_s`.")
-    running: int = Field(description="Processes of this kind with a fresh heartbeat.")
-    last_heartbeat_at: datetime | None = Field(description="Newest heartbeat of a running process, if any.")
-    age_s: float | None = Field(description="Seconds since `last_heartbeat_at`.")
-    stale_after_s: float
-    error: str | None = Field(default=None, description="Why the heartbeats could not be read.")
-
-
 async def process_liveness(
     db: Database, kind: ProcessKind, stale_after: timedelta, limit_s: float
-) -> ProcessLiveness:
+) -> ProcessLivenessPublic:
     """Liveness of workers or beat from their heartbeat rows; an unreadable table reads as not alive."""
     now = utcnow()
     stale_s = stale_after.total_seconds()
@@ -59,12 +48,12 @@ async def process_liveness(
     except Exception as exc:  # e.g. the database is down or not migrated: readiness says so, it does not fail
         log.warning("heartbeat_read_failed", kind=kind.value, error=repr(exc))
         reason = migrate.MISSING_SCHEMA if migrate.is_missing_schema(exc) else "heartbeats unreadable"
-        return ProcessLiveness(
+        return ProcessLivenessPublic(
             alive=False, running=0, last_heartbeat_at=None, age_s=None, stale_after_s=stale_s, error=reason
         )
     newest = seen.running_beat_at
     age = None if newest is None else max(0.0, (now - newest).total_seconds())
-    return ProcessLiveness(
+    return ProcessLivenessPublic(
         alive=seen.running > 0,
         running=seen.running,
         last_heartbeat_at=newest,

@@ -8,13 +8,13 @@ from collections.abc import Awaitable, Callable
 import structlog
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field
 
 from app.core.auth import SettingsDep
 from app.core.errors import AppError, ErrorResponse
 from app.core.middleware import Metrics
 from app.models import ProcessKind
-from app.ops.checks import ProcessLiveness, process_liveness
+from app.ops.checks import process_liveness
+from app.ops.schemas import HealthPublic, ProcessLivenessPublic, ReadinessPublic
 
 log = structlog.get_logger(__name__)
 
@@ -23,21 +23,10 @@ router = APIRouter(tags=["operations"])
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
-class Health(BaseModel):
-    status: str
-
-
-class Readiness(BaseModel):
-    status: str = Field(description="`ok`, or `degraded` when beat is not alive (requests are still served).")
-    checks: dict[str, bool]
-    worker: ProcessLiveness
-    beat: ProcessLiveness
-
-
-@router.get("/healthz", response_model=Health)
-async def healthz() -> Health:
+@router.get("/healthz", response_model=HealthPublic)
+async def healthz() -> HealthPublic:
     """The process is alive (no dependency is contacted)."""
-    return Health(status="ok")
+    return HealthPublic(status="ok")
 
 
 async def _run_check(name: str, check: ReadinessCheck, limit_s: float) -> bool:
@@ -48,8 +37,8 @@ async def _run_check(name: str, check: ReadinessCheck, limit_s: float) -> bool:
         return False
 
 
-@router.get("/readyz", response_model=Readiness, responses={503: {"model": ErrorResponse}})
-async def readyz(request: Request, settings: SettingsDep) -> Readiness:
+@router.get("/readyz", response_model=ReadinessPublic, responses={503: {"model": ErrorResponse}})
+async def readyz(request: Request, settings: SettingsDep) -> ReadinessPublic:
     """Ready to serve: database, broker and every registered check (e.g. the policy) answer, and a Celery
     worker is alive.
 
@@ -67,7 +56,7 @@ async def readyz(request: Request, settings: SettingsDep) -> Readiness:
         process_liveness(request.app.state.db, ProcessKind.BEAT, stale_after, timeout),
         *(_run_check(name, checks[name], timeout) for name in names),
     )
-    assert isinstance(worker, ProcessLiveness) and isinstance(beat, ProcessLiveness)
+    assert isinstance(worker, ProcessLivenessPublic) and isinstance(beat, ProcessLivenessPublic)
     outcome = {name: bool(ok) for name, ok in zip(names, results, strict=True)}
     failed = sorted(name for name, ok in outcome.items() if not ok)
     if settings.readiness_requires_worker and not worker.alive:
@@ -84,7 +73,9 @@ async def readyz(request: Request, settings: SettingsDep) -> Readiness:
                 "beat": beat.model_dump(mode="json"),
             },
         )
-    return Readiness(status="ok" if beat.alive else "degraded", checks=outcome, worker=worker, beat=beat)
+    return ReadinessPublic(
+        status="ok" if beat.alive else "degraded", checks=outcome, worker=worker, beat=beat
+    )
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -31,10 +31,10 @@ class _MetersBase(BaseModel):
 
 # One field per meter, named after it: the names come from ``domain.METERS``, never spelled out here.
 if TYPE_CHECKING:
-    MetersIn = _MetersBase
+    MeterValues = _MetersBase
 else:
-    MetersIn = create_model(
-        "MetersIn",
+    MeterValues = create_model(
+        "MeterValues",
         __base__=_MetersBase,
         __doc__=_MetersBase.__doc__,
         **{name: (MeterValue, ...) for name in METER_NAMES},
@@ -68,7 +68,7 @@ class RecommendationCreate(BaseModel):
         description="The moment to recommend for (default: now); decides the day and slot in the user's time "
         f"zone. {BOUND_DESCRIPTION} Times without an offset, and numbers, are refused.",
     )
-    meters: MetersIn | None = Field(
+    meters: MeterValues | None = Field(
         default=None,
         description="The person's meters now (default: their latest snapshot; none known: 0.5 each, "
         'flagged with `meters_source: "neutral"`).',
@@ -134,7 +134,7 @@ class RecommendationPublic(BaseModel):
     )
     day: str = Field(description="Weekday of the slot day: Mon … Sun.")
     slot: str = Field(description="Morning 05–12, Afternoon 12–17, Evening 17–22, Night 22–05 local time.")
-    meters: MetersIn = Field(
+    meters: MeterValues = Field(
         description="The meters the model was shown. A meter the snapshot lacks is shown as 0.5 (renderer "
         "version 1 has no missing token) and listed in `missing_meters`."
     )

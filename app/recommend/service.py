@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
+from app.core.idempotency import StoredAnswer, run_idempotent
 from app.core.races import hold_user
 from app.models import Recommendation, User
 from app.models.base import meter_row, utcnow
@@ -14,7 +16,7 @@ from app.recommend.backends.base import PolicyInput
 from app.recommend.decider import PolicyService
 from app.recommend.repository import HISTORY_ROW_CAP, RecommendationRepository, SnapshotMeters
 from app.recommend.sampling import sample, sampling_distribution
-from app.recommend.schemas import MetersIn, MetersSource, RecommendationCreate, RecommendationPublic
+from app.recommend.schemas import MetersSource, MeterValues, RecommendationCreate, RecommendationPublic
 from app.recommend.slots import local_slot, window_start, zone
 from domain import ACTIONS, DAY_NAMES, METERS, Meter, Meters, SlotState
 from policy.paths import base_model_version
@@ -117,7 +119,7 @@ async def recommend(
         date=where.date,
         day=DAY_NAMES[where.weekday],
         slot=where.slot.label,
-        meters=MetersIn.from_domain(meters),
+        meters=MeterValues.from_domain(meters),
         meters_source=source,
         meters_taken_at=snapshot.taken_at if snapshot is not None else None,
         meter_confidences=_confidences(snapshot) if snapshot is not None else None,
@@ -127,4 +129,35 @@ async def recommend(
         adapter=decision.adapter,
         belief=decision.belief,
         temperature=settings.temperature,
+    )
+
+
+async def recommend_once(
+    session: AsyncSession,
+    user: User,
+    policy: PolicyService,
+    settings: Settings,
+    data: RecommendationCreate,
+    *,
+    key: str,
+    method: str,
+    path: str,
+) -> StoredAnswer:
+    """:func:`recommend` under an ``Idempotency-Key``: a client that retries after a lost answer gets the
+    recommendation it was first given, instead of a second sampled and logged one (which would stay unanswered
+    in the user's history and the fine-tune's data, beside the one the person actually saw)."""
+
+    async def work() -> tuple[int, Any]:
+        answer = await recommend(session, user, policy, settings, data)
+        return 200, answer.model_dump(mode="json")
+
+    return await run_idempotent(
+        session,
+        scope=user.id,
+        key=key,
+        method=method,
+        path=path,
+        body=data.model_dump(mode="json"),
+        ttl=settings.idempotency_ttl,
+        work=work,
     )

@@ -5,13 +5,21 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Response, status
+from fastapi import APIRouter, Body, Request, Response, status
 
 from app.core.auth import AdminAuth, CurrentUser, SettingsDep, UserOrAdmin
 from app.core.db import SessionDep
 from app.core.errors import ErrorResponse
+from app.core.idempotency import REPLAY_HEADER, IdempotencyKeyHeader
 from app.users import service
-from app.users.schemas import TokenPublic, UserCreate, UserCreatedPublic, UserExport, UserPublic, UserUpdate
+from app.users.schemas import (
+    TokenPublic,
+    UserCreate,
+    UserCreatedPublic,
+    UserExportPublic,
+    UserPublic,
+    UserUpdate,
+)
 
 router = APIRouter(
     prefix="/v1/users",
@@ -20,12 +28,41 @@ router = APIRouter(
 )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=UserCreatedPublic)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserCreatedPublic,
+    responses={
+        409: {
+            "model": ErrorResponse,
+            "description": "A request with this Idempotency-Key is still in progress, the user it created "
+            "has since been deleted, or that user's token can no longer be shown (the server's secret key "
+            "changed; rotate the token).",
+        }
+    },
+)
 async def create_user(
-    session: SessionDep, _admin: AdminAuth, data: Annotated[UserCreate | None, Body()] = None
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    _admin: AdminAuth,
+    data: Annotated[UserCreate | None, Body()] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> UserCreatedPublic:
-    """Create a user (admin only). Returns the user's ID and bearer token; the token is shown only once."""
-    return await service.create_user(session, data or UserCreate())
+    """Create a user (admin only). Returns the user's ID and bearer token; the token is shown only once.
+
+    With an ``Idempotency-Key``, a retry with the same body gets the first user and token again (header
+    ``Idempotent-Replayed: true``) and creates no second user; reusing the key for another body is 422."""
+    body = data or UserCreate()
+    if idempotency_key is None:
+        return await service.create_user(session, body)
+    created, replayed = await service.create_user_once(
+        session, settings, body, key=idempotency_key, method=request.method, path=request.url.path
+    )
+    if replayed:
+        response.headers[REPLAY_HEADER] = "true"
+    return created
 
 
 @router.get("/me", response_model=UserPublic)
@@ -57,8 +94,8 @@ async def rotate_token(session: SessionDep, caller: UserOrAdmin, user_id: uuid.U
     return await service.rotate_token(session, caller, user_id)
 
 
-@router.get("/me/export", response_model=UserExport)
-async def export_me(session: SessionDep, user: CurrentUser) -> UserExport:
+@router.get("/me/export", response_model=UserExportPublic)
+async def export_me(session: SessionDep, user: CurrentUser) -> UserExportPublic:
     """Everything Rhythm stores about the calling user, as JSON."""
     return await service.export_user(session, user)
 

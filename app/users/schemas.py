@@ -79,7 +79,7 @@ class UserPublic(BaseModel):
     created_at: datetime
 
 
-class UserExport(BaseModel):
+class UserExportPublic(BaseModel):
     """Everything Rhythm holds about the user: one list of rows per table (secrets left out)."""
 
     user: UserPublic

@@ -4,13 +4,16 @@ deletion of everything."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.connections import service as connections
 from app.core.auth import Principal
 from app.core.config import Settings
-from app.core.errors import NotFoundError
+from app.core.crypto import DecryptionError, TokenCipher
+from app.core.errors import AppError, NotFoundError
+from app.core.idempotency import ADMIN, run_idempotent
 from app.core.jobs import Job, enqueue
 from app.core.security import display_prefix, hash_token, new_token
 from app.core.tasks import PURGE_USER_ADAPTERS
@@ -22,7 +25,7 @@ from app.users.schemas import (
     TokenPublic,
     UserCreate,
     UserCreatedPublic,
-    UserExport,
+    UserExportPublic,
     UserListed,
     UserPublic,
     UserUpdate,
@@ -47,6 +50,62 @@ async def create_user(session: AsyncSession, data: UserCreate) -> UserCreatedPub
     user = await UserRepository(session).add(User(timezone=data.timezone))
     token = await _issue_token(session, user.id)
     return UserCreatedPublic(user_id=user.id, token=token)
+
+
+# The first answer of a keyed POST /v1/users is stored for replay; its bearer token only sealed (AES-GCM bound
+# to this column), never in plain text: the table would otherwise hold working credentials for a day, which
+# api_tokens itself keeps only as hashes.
+CREATED_TOKEN_CONTEXT = "idempotency_keys.response_body"
+
+
+async def create_user_once(
+    session: AsyncSession, settings: Settings, data: UserCreate, *, key: str, method: str, path: str
+) -> tuple[UserCreatedPublic, bool]:
+    """:func:`create_user` under the admin's ``Idempotency-Key``: a provisioning script that retries after a
+    lost answer gets the user (and token) it first created, not a second user it will never know of.
+
+    The key lives in the admin's scope (no user row exists to own it before this request). Returns the answer
+    and whether it was replayed."""
+    cipher = TokenCipher(settings.secret_key.get_secret_value())
+
+    async def work() -> tuple[int, Any]:
+        created = await create_user(session, data)
+        sealed = cipher.encrypt(created.token, context=CREATED_TOKEN_CONTEXT)
+        return 201, {"user_id": str(created.user_id), "token_sealed": sealed}
+
+    stored = await run_idempotent(
+        session,
+        scope=ADMIN,
+        key=key,
+        method=method,
+        path=path,
+        body=data.model_dump(mode="json"),
+        ttl=settings.idempotency_ttl,
+        work=work,
+    )
+    user_id = uuid.UUID(stored.body["user_id"])
+    if stored.replayed and await UserRepository(session).get(user_id) is None:
+        # The admin's key outlives the user (it is not theirs), but replaying the id and token of a deleted
+        # user would answer "created" with a user that does not exist; silently creating another would not be
+        # a retry. Say what happened instead.
+        raise AppError(
+            409,
+            "The user created with this Idempotency-Key has since been deleted; "
+            "use a new key to create another",
+            code="idempotency_user_deleted",
+        )
+    try:
+        token = cipher.decrypt(stored.body["token_sealed"], context=CREATED_TOKEN_CONTEXT)
+    except DecryptionError:
+        # Only if the secret key changed since the first answer: that token cannot be shown again. Rotating
+        # it (POST /v1/users/{id}/tokens) gives the user a working one.
+        raise AppError(
+            409,
+            "The user created with this Idempotency-Key exists, but its token can no longer be shown; "
+            f"rotate it: POST /v1/users/{user_id}/tokens",
+            code="idempotency_answer_unavailable",
+        ) from None
+    return UserCreatedPublic(user_id=user_id, token=token), stored.replayed
 
 
 async def _issue_token(session: AsyncSession, user_id: uuid.UUID) -> str:
@@ -79,10 +138,10 @@ async def update_user(session: AsyncSession, user: User, data: UserUpdate) -> Us
     return to_public(user)
 
 
-async def export_user(session: AsyncSession, user: User) -> UserExport:
+async def export_user(session: AsyncSession, user: User) -> UserExportPublic:
     """All rows of all user-owned tables (GDPR Art. 15/20)."""
     tables = await UserRepository(session).export_rows(user.id, _EXPORT_EXCLUDE)
-    return UserExport(user=to_public(user), exported_at=utcnow(), tables=tables)
+    return UserExportPublic(user=to_public(user), exported_at=utcnow(), tables=tables)
 
 
 async def delete_user(

@@ -13,7 +13,7 @@ from app.core.db import SessionDep
 from app.core.errors import AppError, ErrorResponse
 from app.models.base import utcnow
 from app.webhooks import service
-from app.webhooks.schemas import WebhookChallenge, WebhookReceipt
+from app.webhooks.schemas import WebhookChallengePublic, WebhookReceiptPublic
 from bridges.webhooks import PATH_SECRET_HEADER
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
@@ -35,9 +35,9 @@ async def _read_capped(request: Request, limit: int) -> bytes:
 @router.post(
     "/{provider}",
     status_code=202,
-    response_model=WebhookReceipt,
+    response_model=WebhookReceiptPublic,
     responses={
-        200: {"model": WebhookReceipt, "description": "Already received: processed once."},
+        200: {"model": WebhookReceiptPublic, "description": "Already received: processed once."},
         400: {"model": ErrorResponse, "description": "Not in the provider's format; nothing stored."},
         401: {"model": ErrorResponse, "description": "Bad signature or stale timestamp."},
         404: {"model": ErrorResponse, "description": "Unknown or unconfigured provider."},
@@ -58,7 +58,7 @@ async def receive_webhook(
     session: SessionDep,
     settings: SettingsDep,
     provider: ProviderName,
-) -> WebhookReceipt | JSONResponse:
+) -> WebhookReceiptPublic | JSONResponse:
     """Verify a provider's delivery and store its exact bytes once; processing happens in a worker.
 
     202 for a new delivery (queued on ``ingest`` after commit), 200 for a delivery already received.
@@ -72,7 +72,7 @@ async def _receive(
     settings: SettingsDep,
     provider: str,
     extra_headers: dict[str, str],
-) -> WebhookReceipt | JSONResponse:
+) -> WebhookReceiptPublic | JSONResponse:
     body = await _read_capped(request, settings.webhook_max_body_bytes)
     headers = {name.lower(): value for name, value in request.headers.items()}
     # A client cannot smuggle the pseudo-header in: only the route's own path segment sets it.
@@ -80,16 +80,16 @@ async def _receive(
     headers.update(extra_headers)
     accepted = await service.accept(session, settings, provider, headers, body, utcnow())
     if accepted.duplicate:
-        return JSONResponse(WebhookReceipt(duplicate=True).model_dump(), status_code=200)
-    return WebhookReceipt(duplicate=False)
+        return JSONResponse(WebhookReceiptPublic(duplicate=True).model_dump(), status_code=200)
+    return WebhookReceiptPublic(duplicate=False)
 
 
 @router.post(
     "/{provider}/{path_secret}",
     status_code=202,
-    response_model=WebhookReceipt,
+    response_model=WebhookReceiptPublic,
     responses={
-        200: {"model": WebhookReceipt, "description": "Already received: processed once."},
+        200: {"model": WebhookReceiptPublic, "description": "Already received: processed once."},
         400: {"model": ErrorResponse, "description": "Not in the provider's format; nothing stored."},
         401: {"model": ErrorResponse, "description": "Wrong path secret."},
         404: {"model": ErrorResponse, "description": "Unknown or unconfigured provider."},
@@ -109,7 +109,7 @@ async def receive_unsigned_webhook(
     settings: SettingsDep,
     provider: ProviderName,
     path_secret: Annotated[str, Path(min_length=1, max_length=256)],
-) -> WebhookReceipt | JSONResponse:
+) -> WebhookReceiptPublic | JSONResponse:
     """The inbox for a provider that signs nothing (``garmin``): the secret path segment configured at the
     provider authenticates the delivery, and only records naming a linked account become readings."""
     return await _receive(request, session, settings, provider, {PATH_SECRET_HEADER: path_secret})
@@ -117,7 +117,7 @@ async def receive_unsigned_webhook(
 
 @router.get(
     "/{provider}",
-    response_model=WebhookChallenge,
+    response_model=WebhookChallengePublic,
     responses={
         401: {"model": ErrorResponse, "description": "Wrong verification token."},
         404: {"model": ErrorResponse, "description": "No such handshake, or the provider is not configured."},
@@ -128,10 +128,10 @@ async def verify_webhook_endpoint(
     provider: ProviderName,
     verification_token: Annotated[str, Query(max_length=512)] = "",
     challenge: Annotated[str, Query(max_length=512)] = "",
-) -> WebhookChallenge:
+) -> WebhookChallengePublic:
     """Oura's subscription handshake: ``?verification_token=…&challenge=…`` → ``{"challenge": …}`` when the
     token is ours (``RHYTHM_OURA_VERIFICATION_TOKEN``)."""
     answer = service.answer_challenge(
         settings, provider, {"verification_token": verification_token, "challenge": challenge}
     )
-    return WebhookChallenge(challenge=answer["challenge"])
+    return WebhookChallengePublic(challenge=answer["challenge"])

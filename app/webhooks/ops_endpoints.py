@@ -15,7 +15,7 @@ from app.core.auth import AdminAuth, SettingsDep
 from app.core.db import SessionDep
 from app.core.errors import ErrorResponse
 from app.webhooks import service
-from app.webhooks.schemas import WebhookEventPage, WebhookEventView, WebhookStatus
+from app.webhooks.schemas import WebhookEventPage, WebhookEventPublic, WebhookStatus
 
 router = APIRouter(prefix="/v1/ops/webhook-events", tags=["operations"])
 
@@ -54,12 +54,12 @@ async def list_webhook_events(
 @router.post(
     "/{event_id:uuid}/replay",
     status_code=202,
-    response_model=WebhookEventView,
+    response_model=WebhookEventPublic,
     responses={**_ADMIN_ONLY, 404: {"model": ErrorResponse, "description": "No such event."}},
 )
 async def replay_webhook_event(
     session: SessionDep, settings: SettingsDep, _admin: AdminAuth, event_id: uuid.UUID
-) -> WebhookEventView:
+) -> WebhookEventPublic:
     """Queue the event's processing again (sent after commit, on ``ingest``); 202 with the event as it is now.
 
     Safe on any event: processing is idempotent, so replaying a handled event writes nothing new; a failed

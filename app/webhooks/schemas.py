@@ -17,14 +17,14 @@ class WebhookStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-class WebhookReceipt(BaseModel):
+class WebhookReceiptPublic(BaseModel):
     """The answer to the provider: 202 for a new delivery, 200 for one already received."""
 
     received: bool = True
     duplicate: bool
 
 
-class WebhookEventView(BaseModel):
+class WebhookEventPublic(BaseModel):
     """An inbox event as operators see it: never the raw body or the stored headers (they may carry secrets
     or health data)."""
 
@@ -42,11 +42,11 @@ class WebhookEventView(BaseModel):
 class WebhookEventPage(BaseModel):
     """One page, newest first; pass ``next_cursor`` as ``cursor`` for the next (``null``: the last page)."""
 
-    items: list[WebhookEventView]
+    items: list[WebhookEventPublic]
     next_cursor: str | None
 
 
-class WebhookChallenge(BaseModel):
+class WebhookChallengePublic(BaseModel):
     """The echo a provider's callback verification expects."""
 
     challenge: str

@@ -31,7 +31,7 @@ from app.core.tasks import PROCESS_WEBHOOK_EVENT
 from app.meters import service as meters
 from app.models import DeviceConnection, WebhookEvent
 from app.webhooks.repository import InboxRepository, OpsRepository, ProcessingRepository
-from app.webhooks.schemas import WebhookEventPage, WebhookEventView, WebhookStatus
+from app.webhooks.schemas import WebhookEventPage, WebhookEventPublic, WebhookStatus
 from bridges.meters.signals import RawReading, Rejection, normalise
 from bridges.oauth import ReconsentRequired
 from bridges.rest import ConnectionApi, api_base_url
@@ -370,8 +370,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise AppError(422, "Invalid cursor", code="invalid_cursor") from exc
 
 
-def event_view(event: WebhookEvent, status: WebhookStatus | str | None = None) -> WebhookEventView:
-    return WebhookEventView(
+def event_view(event: WebhookEvent, status: WebhookStatus | str | None = None) -> WebhookEventPublic:
+    return WebhookEventPublic(
         id=event.id,
         source=event.source,
         external_id=event.external_id,
@@ -406,7 +406,7 @@ async def list_events(
     )
 
 
-async def replay(session: AsyncSession, settings: Settings, event_id: uuid.UUID) -> WebhookEventView:
+async def replay(session: AsyncSession, settings: Settings, event_id: uuid.UUID) -> WebhookEventPublic:
     """Enqueue processing of a stored event again (after commit). Processing is idempotent: a handled event
     is left as it is and writes nothing; a failed or pending one gets another attempt. Unknown id → 404."""
     event = await OpsRepository(session).get_event(event_id)

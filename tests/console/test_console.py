@@ -3,6 +3,7 @@ sessions ending with the token, the forms' effects in the database, and the read
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 from http.cookies import SimpleCookie
@@ -306,10 +307,19 @@ async def test_an_operator_filters_starts_and_rolls_back(
     )
     assert queued == 1
 
-    rolled = await browser_client.post(
-        f"/console/ops/users/{user_id}/adapters/rollback", data={"csrf_token": csrf}
+    # The form names the adapter the page showed as active, so sending it twice rolls back once.
+    form = re.search(
+        rf'action="/console/ops/users/{user_id}/adapters/rollback".*?name="retire" value="([0-9a-f-]+)"',
+        page.text,
+        re.DOTALL,
     )
+    assert form is not None, "no rollback form naming the active adapter"
+    shown = {"csrf_token": csrf, "retire": form.group(1)}
+    rolled = await browser_client.post(f"/console/ops/users/{user_id}/adapters/rollback", data=shown)
     assert rolled.headers["location"] == "/console/ops?notice=rolled_back"
+    twice = await browser_client.post(f"/console/ops/users/{user_id}/adapters/rollback", data=shown)
+    assert twice.headers["location"] == "/console/ops?notice=adapter_changed"
+    assert "already rolled back" in (await browser_client.get(twice.headers["location"])).text
     versions = {
         a.version: a.status
         for a in (await db_session.execute(select(Adapter).where(Adapter.user_id == user_id))).scalars()

@@ -81,3 +81,16 @@ async def test_a_dead_broker_does_not_undo_the_commit(settings: Settings, sessio
     jobs.enqueue(session, dead, JOB)
     await session.commit()  # the job is lost to the broker (logged); the row stays and a sweeper re-sends
     assert (await session.execute(text("SELECT count(*) FROM probe"))).scalar_one() == 1
+
+
+def test_a_worker_start_sends_the_adapter_reconciliation_through_its_own_app(isolated: Settings) -> None:
+    # The one producer without a transaction (workers.finetune's worker_ready handler) sends at once, through
+    # jobs.send, on the app of the worker that starts: a consumer-like sender carrying this test's app.
+    from types import SimpleNamespace
+
+    from app.core.tasks import RECONCILE_ADAPTERS, celery_for
+    from workers.finetune import _reconcile_on_start
+
+    _reconcile_on_start(SimpleNamespace(app=celery_for(isolated)))
+    sent = [(m["task"], m["argsrepr"]) for m in queued(isolated, "default")]
+    assert sent == [(RECONCILE_ADAPTERS, "()")]

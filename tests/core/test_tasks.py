@@ -20,6 +20,7 @@ from app.core.tasks import (
     TaskQueue,
     create_celery,
 )
+from workers.celery_app import TASK_MODULES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,7 +71,16 @@ def test_finetune_tasks_get_long_limits_and_early_ack(settings: Settings) -> Non
 def test_importing_the_celery_modules_reads_no_settings() -> None:
     # An invalid database URL fails Settings(); importing must not build them.
     env = {**os.environ, "RHYTHM_DATABASE_URL": "not-a-database", "PYTHONPATH": str(ROOT)}
-    code = "import app.core.tasks, app.core.jobs, workers.celery_app, workers.ingest, workers.maintenance"
+    # Every worker module (the app's task list, not a hand-kept copy) and the API's app factory.
+    modules = [
+        "app.core.tasks",
+        "app.core.jobs",
+        "workers.celery_app",
+        *TASK_MODULES,
+        "workers.heartbeat",
+        "app.main",
+    ]
+    code = "import " + ", ".join(modules)
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
 

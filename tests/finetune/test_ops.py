@@ -145,6 +145,46 @@ async def test_rollback_restores_the_previous_adapter_then_the_base(
     assert third.status_code == 409 and third.json()["error"]["code"] == "no_active_adapter"
 
 
+async def test_a_retried_rollback_with_its_key_goes_back_only_once(
+    ft_settings: Settings, client: httpx.AsyncClient, db_session: AsyncSession
+) -> None:
+    admin = admin_headers_for(ft_settings)
+    user_id, _ = await create_user_via_api(client, admin)
+    names = [f"u{user_id.hex}-w20264{week}" for week in (7, 8, 9)]
+    statuses = [AdapterStatus.RETIRED, AdapterStatus.RETIRED, AdapterStatus.ACTIVE]
+    for version, (name, status) in enumerate(zip(names, statuses, strict=True)):
+        # Rows only: on the local backend a rollback moves the pointer and loads nothing.
+        db_session.add(
+            Adapter(
+                user_id=user_id,
+                name=name,
+                version=202647 + version,
+                base_model=base_model_version(),
+                uri=f"/nonexistent/{name}",
+                status=status,
+            )
+        )
+    await db_session.commit()
+    url = f"/v1/ops/users/{user_id}/adapter/rollback"
+    keyed = {**admin, "Idempotency-Key": str(uuid.uuid4())}
+
+    first = await client.post(url, headers=keyed)
+    assert first.status_code == 200, first.text
+    assert (first.json()["active"]["name"], first.json()["retired"]["name"]) == (names[1], names[2])
+    # The answer was lost; the operator retries: the same answer, and still one step back.
+    retry = await client.post(url, headers=keyed)
+    assert retry.status_code == 200 and retry.json() == first.json()
+    assert retry.headers["idempotent-replayed"] == "true"
+    adapters = (await client.get(f"/v1/ops/users/{user_id}/adapters", headers=admin)).json()
+    assert adapters["active"]["name"] == names[1]
+    # A new rollback (no key, or a new one) goes one more version back, as before.
+    again = await client.post(url, headers={**admin, "Idempotency-Key": str(uuid.uuid4())})
+    assert again.status_code == 200 and again.json()["active"]["name"] == names[0]
+    # An unknown user is a 404 with a key too, and nothing is stored for it.
+    unknown = await client.post(f"/v1/ops/users/{uuid.uuid4()}/adapter/rollback", headers=keyed)
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+
+
 async def test_ops_routes_refuse_bad_input_and_unknown_ids(
     ft_settings: Settings, client: httpx.AsyncClient
 ) -> None:

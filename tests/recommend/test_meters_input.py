@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.recommend.schemas import MetersIn
+from app.recommend.schemas import MeterValues
 from domain import METER_NAMES
 from tests.support import CreateUser
 
@@ -50,7 +50,7 @@ async def test_integer_zero_and_one_are_numbers_and_are_echoed_back(
 
 
 def test_the_openapi_schema_lists_each_meter_as_a_bounded_number() -> None:
-    schema = MetersIn.model_json_schema()
+    schema = MeterValues.model_json_schema()
     assert list(schema["properties"]) == list(METER_NAMES)
     assert set(schema["required"]) == set(METER_NAMES)
     for prop in schema["properties"].values():

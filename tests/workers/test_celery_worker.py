@@ -64,9 +64,9 @@ async def test_worker_purges_expired_idempotency_keys(
     user_id, _ = await create_user()
     now = datetime.now(UTC)
 
-    def key(name: str, expires_at: datetime) -> IdempotencyKey:
+    def key(name: str, expires_at: datetime, *, admin: bool = False) -> IdempotencyKey:
         return IdempotencyKey(
-            user_id=user_id,
+            user_id=None if admin else user_id,
             key=name,
             method="POST",
             path="/v1/recommend",
@@ -74,7 +74,15 @@ async def test_worker_purges_expired_idempotency_keys(
             expires_at=expires_at,
         )
 
-    db_session.add_all([key("expired", now - timedelta(minutes=1)), key("fresh", now + timedelta(hours=23))])
+    # The admin's keys (user_id NULL, POST /v1/users) expire the same way.
+    db_session.add_all(
+        [
+            key("expired", now - timedelta(minutes=1)),
+            key("fresh", now + timedelta(hours=23)),
+            key("admin-expired", now - timedelta(minutes=1), admin=True),
+            key("admin-fresh", now + timedelta(hours=23), admin=True),
+        ]
+    )
     await db_session.commit()
 
     celery = create_celery(settings.model_copy(update={"broker_url": broker}))
@@ -85,7 +93,7 @@ async def test_worker_purges_expired_idempotency_keys(
     while time.monotonic() < deadline:
         db_session.expire_all()
         remaining = sorted((await db_session.scalars(select(IdempotencyKey.key))).all())
-        if remaining == ["fresh"]:
+        if remaining == ["admin-fresh", "fresh"]:
             break
         await asyncio.sleep(0.5)
-    assert remaining == ["fresh"], "the worker did not purge the expired key in time"
+    assert remaining == ["admin-fresh", "fresh"], "the worker did not purge the expired key in time"
