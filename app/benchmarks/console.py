@@ -37,7 +37,7 @@ from app.models import (
     Recommendation,
 )
 from app.models.signals import CONFIDENCE_SUFFIX
-from domain import ACTIONS, METER_NAMES, N_ACTIONS, Action, Response, Slot
+from domain import ACTIONS, METER_NAMES, N_ACTIONS, Action, Meter, Response, Slot
 
 CALENDAR_TITLES: tuple[tuple[str, Action | None], ...] = (
     ("Quarterly planning", Action.DEEP_WORK),
@@ -50,11 +50,11 @@ CALENDAR_TITLES: tuple[tuple[str, Action | None], ...] = (
 
 # What the meters engine would have read for each meter (kinds from bridges/meters/signals.py).
 SEED_INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
-    "vitality": (("sleep_duration", "oura"), ("hrv_rmssd", "oura")),
-    "cognition": (("sleep_score", "oura"), ("meeting_density", "google")),
-    "progress": (("task_completion_rate", "google"),),
-    "serenity": (("stress_score", "fitbit"), ("resting_heart_rate", "oura")),
-    "connection": (("social_events_7d", "google"),),
+    Meter.VITALITY.value: (("sleep_duration", "oura"), ("hrv_rmssd", "oura")),
+    Meter.COGNITION.value: (("sleep_score", "oura"), ("meeting_density", "google")),
+    Meter.PROGRESS.value: (("task_completion_rate", "google"),),
+    Meter.SERENITY.value: (("stress_score", "fitbit"), ("resting_heart_rate", "oura")),
+    Meter.CONNECTION.value: (("social_events_7d", "google"),),
 }
 
 

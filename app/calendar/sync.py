@@ -45,7 +45,8 @@ from app.models import (
 )
 from app.models.calendar import CorrectionKind
 from app.recommend.slots import local_slot, zone
-from bridges.actions import InvalidEvent, LlmClassifier, classify, from_google_event, llm_client, normalize
+from bridges.actions import InvalidEvent, classify, from_google_event, normalize
+from bridges.actions.llm import LlmClassifier, llm_client
 from bridges.connections import ConnectionStatus, cipher_for
 from bridges.google import coalesce
 from bridges.google.client import (

@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from app.core.config import Settings
-from bridges.actions import SOURCE_LLM, CalendarEvent, LlmClassifier, classify, llm_client
+from bridges.actions import CalendarEvent, classify
+from bridges.actions.llm import SOURCE_LLM, LlmClassifier, llm_client
 from domain import Action
 from tests.bridges.chat_server import ChatServer
 
