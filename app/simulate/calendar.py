@@ -303,13 +303,7 @@ def calendar_books(world: CalendarWorld, exports: dict[uuid.UUID, dict[str, Any]
     n = len(pairs)
     accuracy = sum(correct) / n if n else float("nan")
     # Wilson 95 % interval: the events are not independent (people repeat titles), so read it as a floor.
-    z = 1.96
-    if n:
-        centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
-        half = z * np.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-        interval = [float(centre - half), float(centre + half)]
-    else:
-        interval = [float("nan"), float("nan")]
+    interval = list(wilson_interval(sum(correct), n))
     return {
         "events_created": len(world.truth),
         "events_cancelled": len(world.cancelled),
@@ -328,3 +322,18 @@ def calendar_books(world: CalendarWorld, exports: dict[uuid.UUID, dict[str, Any]
         "accuracy_by_truth": dict(sorted(by_truth.items())),
         "examples": {"lost": missing[:5], "not_deleted": not_deleted[:5]},
     }
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion.
+
+    Clamped to [0, 1] and exact at the ends: at 0 or n successes one bound *is* the observed rate, and the
+    float arithmetic would otherwise put a perfect 1.0 just outside its own interval (0.9999999999999999)."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    rate = successes / n
+    centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    low = 0.0 if successes == 0 else max(0.0, float(centre - half))
+    high = 1.0 if successes == n else min(1.0, float(centre + half))
+    return low, high
