@@ -5,7 +5,11 @@ Names, added to the simulator's registry by :func:`register_model_policies` (``s
 
 * ``model`` — the shipped weights; ``model:DIR`` — any model folder (e.g. a fresh ``rhythm pretrain`` output);
 * ``base-model`` — the same architecture and tokenizer, untrained, initialised with the pretraining seed
-  (``base-model:SEED`` for another seed): the "before pretraining" contrast.
+  (``base-model:SEED`` for another seed): the "before pretraining" contrast;
+* ``served`` — what the service samples from before its exploration floor: the model combined with each
+  person's answers by :mod:`policy.evidence` with the default :class:`~policy.evidence.EvidenceConfig`
+  (``served:SPEC`` wraps any other policy spec, e.g. ``served:model:DIR``; ``served:SPEC@W/S/P`` sets weight,
+  sharpness and pool).
 
 Each simulated user keeps a list of :class:`domain.Interaction`; every step renders that user's prompt
 with :func:`policy.prompt.render_prompt` and asks :meth:`policy.local.LocalPolicyModel.distribution`. Users
@@ -24,12 +28,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from domain import ACTIONS, RESPONSES, Interaction, Meters, Slot, SlotState
+from domain import ACTIONS, N_ACTIONS, RESPONSES, SLOTS_PER_DAY, Interaction, Meters, Slot, SlotState
+from policy.evidence import WEEKEND_DAYS, EvidenceConfig, combine_batch
 from policy.paths import SHIPPED_MODEL_DIR, SHIPPED_SEED
 from policy.prompt import render_prompt
 from sim.env import Observation
-from sim.policies import register_policy
+from sim.policies import make_policy, register_policy
+from sim.policies.base import Policy
 from sim.profiles import ProfileBatch
+from sim.response import ACCEPTED
 from sim.seeds import reserve_seeds
 
 if TYPE_CHECKING:
@@ -122,9 +129,75 @@ def base_model_policy(arg: str | None, profiles: ProfileBatch) -> ModelPolicy:
     )
 
 
+class EvidencePolicy:
+    """Any simulator policy combined with each user's answers exactly as the service does
+    (:func:`policy.evidence.combine_batch`), counts kept per (day type, slot, action)."""
+
+    def __init__(self, base: Policy, config: EvidenceConfig, name: str = "served") -> None:
+        self.base = base
+        self.config = config
+        self.name = name
+        self._accepted = np.zeros((0, 2, SLOTS_PER_DAY, N_ACTIONS))
+        self._rejected = np.zeros((0, 2, SLOTS_PER_DAY, N_ACTIONS))
+
+    def reset(self, n_users: int, rng: np.random.Generator) -> None:
+        self.base.reset(n_users, rng)
+        self._accepted = np.zeros((n_users, 2, SLOTS_PER_DAY, N_ACTIONS))
+        self._rejected = np.zeros((n_users, 2, SLOTS_PER_DAY, N_ACTIONS))
+
+    def _in_slot(self, counts: np.ndarray, obs: Observation) -> np.ndarray:
+        rows = np.arange(len(obs))
+        here = np.isin(obs.day, list(WEEKEND_DAYS)).astype(np.int64)
+        return np.asarray(counts[rows, here, obs.slot] + self.config.pool * counts[rows, 1 - here, obs.slot])
+
+    def probs(self, obs: Observation) -> np.ndarray:
+        return combine_batch(
+            self.base.probs(obs),
+            self._in_slot(self._accepted, obs),
+            self._in_slot(self._rejected, obs),
+            self._accepted.sum(axis=(1, 2, 3)),
+            self._rejected.sum(axis=(1, 2, 3)),
+            self.config,
+        )
+
+    def update(self, obs: Observation, actions: np.ndarray, responses: np.ndarray) -> None:
+        self.base.update(obs, actions, responses)
+        rows = np.arange(len(obs))
+        here = np.isin(obs.day, list(WEEKEND_DAYS)).astype(np.int64)
+        accepted = responses == ACCEPTED
+        self._accepted[rows, here, obs.slot, actions] += accepted
+        self._rejected[rows, here, obs.slot, actions] += ~accepted
+
+    def belief(self) -> np.ndarray | None:
+        return self.base.belief()
+
+
+def served_policy(arg: str | None, profiles: ProfileBatch) -> EvidencePolicy:
+    """``served`` (the model with the default evidence settings), ``served:SPEC`` or ``served:SPEC@W/S/P``."""
+    spec, _, params = (arg or "model").partition("@")
+    config = EvidenceConfig()
+    if params:
+        try:
+            weight, sharpness, pool = (float(x) for x in params.split("/"))
+        except ValueError:
+            raise ValueError(f"served:{arg}: expected SPEC@WEIGHT/SHARPNESS/POOL") from None
+        config = EvidenceConfig(weight=weight, sharpness=sharpness, pool=pool)
+    name = "served" if arg is None else f"served:{arg}"
+    return EvidencePolicy(make_policy(spec or "model", profiles), config, name=name)
+
+
+def served_training_seeds(arg: str | None) -> frozenset[int]:
+    """The training seeds of the model inside ``served[:SPEC]`` (none for a policy that was not trained)."""
+    spec = (arg or "model").partition("@")[0] or "model"
+    name, sep, inner = spec.partition(":")
+    return model_training_seeds(inner if sep else None) if name == "model" else frozenset()
+
+
 def register_model_policies() -> None:
-    """Add ``model`` and ``base-model`` to :mod:`sim.policies`' registry (idempotent), and reserve the
-    model's training seeds (:mod:`sim.seeds`; the untrained ``base-model`` has none)."""
+    """Add ``model``, ``base-model`` and ``served`` to :mod:`sim.policies`' registry (idempotent), and
+    reserve the model's training seeds (:mod:`sim.seeds`; the untrained ``base-model`` has none)."""
     register_policy("model", model_policy)
     register_policy("base-model", base_model_policy)
+    register_policy("served", served_policy)
     reserve_seeds("model", model_training_seeds)
+    reserve_seeds("served", served_training_seeds)

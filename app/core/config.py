@@ -96,6 +96,14 @@ class Settings(BaseSettings):
     # Share of uniform mass mixed into every sampled distribution, so that each allowed action keeps a
     # propensity of at least floor / 10 (0.002 by default) for offline evaluation of later models.
     exploration_floor: float = Field(default=0.02, ge=0.0, lt=1.0)
+    # The person's own answers combined with every backend's distribution before the floor (policy.evidence,
+    # measured in docs/benchmarks.md): weight 0 turns it off; sharpness softens the model's log-probabilities;
+    # pool is how much answers on the other kind of day (weekday / weekend) count; answers of the last
+    # evidence_days are counted.
+    evidence_weight: float = Field(default=12.0, ge=0.0, le=100.0)
+    evidence_sharpness: float = Field(default=0.25, gt=0.0, le=1.0)
+    evidence_pool: float = Field(default=1.0, ge=0.0, le=1.0)
+    evidence_days: int = Field(default=56, ge=1, le=365)
     idempotency_ttl: timedelta = timedelta(hours=24)
     readiness_timeout: timedelta = timedelta(seconds=3)
     # Timestamps a client sends (``at``, ``rescheduled_to``, filters) must lie within this of the server's

@@ -38,6 +38,10 @@ class Recommendation(IdMixin, UserOwnedMixin, CreatedAtMixin, MeterColumnsMixin,
         CheckConstraint("slot >= 0 AND slot <= 3", name="slot_of_day"),
         CheckConstraint("propensity >= 0 AND propensity <= 1", name="propensity_unit"),
         CheckConstraint("temperature > 0", name="temperature_positive"),
+        CheckConstraint(
+            "exploration_floor IS NULL OR (exploration_floor >= 0 AND exploration_floor < 1)",
+            name="exploration_floor_unit",
+        ),
         Index("ix_recommendations_user_id_created_at", "user_id", "created_at"),
         Index("ix_recommendations_user_id_at", "user_id", "at"),
     )
@@ -64,6 +68,15 @@ class Recommendation(IdMixin, UserOwnedMixin, CreatedAtMixin, MeterColumnsMixin,
     # against ``prompt_hash`` only for rows of the current version.
     renderer_version: Mapped[int | None]
     belief: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # What the backend returned before the person's answers were combined in and before exclusions,
+    # temperature and floor (``probabilities`` is what was sampled from): a later estimator or fine-tune can
+    # recompute any of those steps. NULL on rows logged before revision 0011.
+    model_probabilities: Mapped[list[float] | None] = mapped_column(JSONType)
+    # The exploration floor the row was sampled with (NULL before 0011).
+    exploration_floor: Mapped[float | None]
+    # policy.evidence: the settings and the counts this decision's combination used (NULL before 0011 and
+    # when the combination is off).
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
 class Feedback(IdMixin, UserOwnedMixin, CreatedAtMixin, Base):

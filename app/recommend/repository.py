@@ -6,13 +6,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Adapter, AdapterStatus, Feedback, MeterSnapshot, Recommendation
 from app.models.base import meter_columns, meter_values_of
 from app.models.signals import CONFIDENCE_COLUMNS, confidences_of
 from domain import Action, Interaction, Response, Slot, SlotState
+from policy.evidence import Evidence
 from policy.prompt import DEFAULT_MAX_INTERACTIONS, shown_meters
 
 # Rows read for the history. The prompt keeps at most DEFAULT_MAX_INTERACTIONS and drops the oldest in whole
@@ -94,6 +95,32 @@ class RecommendationRepository:
             )
             for row in reversed(rows)
         ]
+
+    async def evidence(self, user_id: uuid.UUID, start: datetime, end: datetime) -> Evidence:
+        """The user's answers with ``start <= at <= end`` counted per (weekday, slot, action, accepted?): one
+        grouped query, however long the window (policy.evidence combines them with the model)."""
+        accepted = Feedback.response == Response.ACCEPTED
+        statement = (
+            select(
+                Recommendation.day,
+                Recommendation.slot,
+                Recommendation.action,
+                accepted.label("accepted"),
+                func.count().label("n"),
+            )
+            .join(Feedback, Feedback.recommendation_id == Recommendation.id)
+            .where(
+                Recommendation.user_id == user_id,
+                Feedback.user_id == user_id,
+                Recommendation.at >= start,
+                Recommendation.at <= end,
+            )
+            .group_by(Recommendation.day, Recommendation.slot, Recommendation.action, accepted)
+        )
+        evidence = Evidence()
+        for row in (await self.session.execute(statement)).all():
+            evidence.add(row.day, row.slot, Action(row.action), bool(row.accepted), int(row.n))
+        return evidence
 
     async def add(self, recommendation: Recommendation) -> Recommendation:
         self.session.add(recommendation)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +20,7 @@ from app.recommend.sampling import sample, sampling_distribution
 from app.recommend.schemas import MetersSource, MeterValues, RecommendationCreate, RecommendationPublic
 from app.recommend.slots import local_slot, window_start, zone
 from domain import ACTIONS, DAY_NAMES, METERS, Meter, Meters, SlotState
+from policy.evidence import EvidenceConfig, combine
 from policy.paths import base_model_version
 from policy.prompt import RENDERER_VERSION, render_prompt, shown_meters
 
@@ -30,6 +32,12 @@ def prompt_hash(prompt: str) -> str:
 def _confidences(snapshot: SnapshotMeters) -> dict[Meter, float] | None:
     known = {m: c for m, c in zip(METERS, snapshot.confidences, strict=True) if c is not None}
     return known or None
+
+
+def evidence_config(settings: Settings) -> EvidenceConfig:
+    return EvidenceConfig(
+        weight=settings.evidence_weight, sharpness=settings.evidence_sharpness, pool=settings.evidence_pool
+    )
 
 
 async def recommend(
@@ -77,9 +85,16 @@ async def recommend(
             adapter_uri=adapter.uri if adapter is not None else None,
         )
     )
-    probs = sampling_distribution(
-        decision.probabilities, data.exclude, settings.temperature, settings.exploration_floor
-    )
+    # The person's own answers, combined once here for every backend (policy.evidence): the model alone does
+    # not keep learning people unlike the simulator's.
+    config = evidence_config(settings)
+    evidence_log: dict[str, Any] | None = None
+    combined = decision.probabilities
+    if config.enabled:
+        evidence = await repo.evidence(user.id, at - timedelta(days=settings.evidence_days), at)
+        mixed = combine(decision.probabilities, evidence, where.weekday, int(where.slot), config)
+        combined, evidence_log = mixed.probabilities, mixed.log(config)
+    probs = sampling_distribution(combined, data.exclude, settings.temperature, settings.exploration_floor)
     chosen = sample(probs, policy.rng)
     probabilities = [float(p) for p in probs]
 
@@ -107,6 +122,9 @@ async def recommend(
             prompt_hash=prompt_hash(prompt),
             renderer_version=RENDERER_VERSION,
             belief=decision.belief,
+            model_probabilities=[float(p) for p in decision.probabilities],
+            exploration_floor=settings.exploration_floor,
+            evidence=evidence_log,
         )
     )
     policy.metrics.recommendations.labels(decision.backend).inc()
