@@ -26,7 +26,7 @@ parameters; ``weight = 0`` turns the combination off.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,12 +131,32 @@ def combine_batch(
         return np.asarray(probs / probs.sum(axis=-1, keepdims=True))
     mean = (1.0 + accepted) / (2.0 + accepted + rejected)
     w = evidence_weight(np.asarray(total_accepted), np.asarray(total_rejected), config.weight)[:, None]
-    z = config.sharpness * np.log(np.maximum(probs, _TINY)) + w * (np.log(mean) - np.log1p(-mean))
+    return _mix(probs, mean, w, config.sharpness)
+
+
+def _mix(probs: np.ndarray, mean: np.ndarray, weight: np.ndarray | float, sharpness: float) -> np.ndarray:
+    z = sharpness * np.log(np.maximum(probs, _TINY)) + weight * (np.log(mean) - np.log1p(-mean))
     # An action the model gives exactly 0 (an exclusion upstream) stays 0.
     z = np.where(probs > 0.0, z, -np.inf)
     z -= z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return np.asarray(e / e.sum(axis=-1, keepdims=True))
+
+
+def reapply(probs: Iterable[float], logged: Mapping[str, Any] | None) -> np.ndarray:
+    """The combination one logged decision used (its ``evidence`` column), applied to another distribution:
+    what a candidate model or adapter would have been served there, for an off-policy gate. ``None`` (rows
+    before the combination, or logged with it off) leaves the distribution as it is."""
+    p = np.asarray(list(probs), dtype=np.float64)
+    if p.shape != (N_ACTIONS,) or not (p > 0.0).any():
+        raise ValueError(f"expected {N_ACTIONS} probabilities with one positive")
+    if logged is None:
+        return np.asarray(p / p.sum())
+    accepted = np.asarray(logged["accepted"], dtype=np.float64)
+    rejected = np.asarray(logged["rejected"], dtype=np.float64)
+    mean = (1.0 + accepted) / (2.0 + accepted + rejected)
+    mixed = _mix(p[None, :], mean[None, :], float(logged["effective_weight"]), float(logged["sharpness"]))
+    return np.asarray(mixed[0])
 
 
 @dataclass(frozen=True)

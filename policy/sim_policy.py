@@ -37,7 +37,7 @@ from sim.policies import make_policy, register_policy
 from sim.policies.base import Policy
 from sim.profiles import ProfileBatch
 from sim.response import ACCEPTED
-from sim.seeds import reserve_seeds
+from sim.seeds import reserve_seeds, trained_seeds
 
 if TYPE_CHECKING:
     from policy.local import LocalPolicyModel
@@ -188,9 +188,7 @@ def served_policy(arg: str | None, profiles: ProfileBatch) -> EvidencePolicy:
 
 def served_training_seeds(arg: str | None) -> frozenset[int]:
     """The training seeds of the model inside ``served[:SPEC]`` (none for a policy that was not trained)."""
-    spec = (arg or "model").partition("@")[0] or "model"
-    name, sep, inner = spec.partition(":")
-    return model_training_seeds(inner if sep else None) if name == "model" else frozenset()
+    return trained_seeds((arg or "model").partition("@")[0] or "model")
 
 
 def register_model_policies() -> None:

@@ -28,16 +28,20 @@ def reserve_seeds(policy_name: str, provider: SeedProvider) -> None:
     _RESERVED[policy_name] = provider
 
 
+def trained_seeds(spec: str) -> frozenset[int]:
+    """The seeds the policy ``spec`` (``NAME`` or ``NAME:ARG``) was trained on; empty when none are reserved
+    (a wrapper such as ``blind:SPEC`` reserves those of the policy it wraps)."""
+    name, sep, arg = spec.partition(":")
+    provider = _RESERVED.get(name)
+    return frozenset() if provider is None else provider(arg if sep else None)
+
+
 def training_seed_overlap(policies: Iterable[str], seeds: Iterable[int]) -> dict[str, list[int]]:
     """``{policy spec: sorted seeds among seeds that it was trained on}`` for the specs that overlap."""
     wanted = set(seeds)
     out: dict[str, list[int]] = {}
     for spec in policies:
-        name, sep, arg = spec.partition(":")
-        provider = _RESERVED.get(name)
-        if provider is None:
-            continue
-        hit = sorted(wanted & provider(arg if sep else None))
+        hit = sorted(wanted & trained_seeds(spec))
         if hit:
             out[spec] = hit
     return out

@@ -44,6 +44,8 @@ class LoggedRow:
     renderer_version: int | None
     response: str | None
     answered_at: datetime | None
+    # policy.evidence's log of the combination this decision was served with (None before revision 0011).
+    evidence: dict[str, Any] | None = None
 
 
 class JobStore:
@@ -189,6 +191,7 @@ class JobStore:
                 Recommendation.renderer_version,
                 Feedback.response,
                 Feedback.created_at.label("answered_at"),
+                Recommendation.evidence,
             )
             .outerjoin(
                 Feedback, and_(Feedback.recommendation_id == Recommendation.id, Feedback.user_id == user_id)
@@ -214,6 +217,7 @@ class JobStore:
                     row.renderer_version,
                     None if row.response is None else str(getattr(row.response, "value", row.response)),
                     row.answered_at,
+                    row.evidence,
                 )
             )
         return rows

@@ -44,6 +44,7 @@ from app.recommend.repository import HISTORY_ROW_CAP
 from app.recommend.sampling import sampling_distribution
 from app.recommend.slots import local_slot, window_start, zone
 from domain import ACTIONS, Action, Interaction, Response, Slot, SlotState
+from policy.evidence import reapply
 from policy.gate import GateResult, decide, on_policy_stats, snips_stats
 from policy.paths import base_model_version
 from policy.prompt import RENDERER_VERSION, render_prompt
@@ -267,8 +268,15 @@ def run_job(
     _, tokenizer = load_base(settings.model_dir)
     adapter_model = load_adapter_model(out_dir, settings.model_dir)
     raw = distributions(adapter_model, tokenizer, [example.prompt for example in data.holdout])
+    # What the service would have sampled from with this adapter on each held-out decision: its distribution
+    # combined with the person's answers exactly as logged then (policy.evidence), then temperature and floor.
     served = np.stack(
-        [sampling_distribution(probs, (), settings.temperature, settings.exploration_floor) for probs in raw]
+        [
+            sampling_distribution(
+                reapply(probs, row.evidence), (), settings.temperature, settings.exploration_floor
+            )
+            for probs, row in zip(raw, data.holdout_rows, strict=True)
+        ]
     )
     actions = [example.action for example in data.holdout]
     rewards = [1.0 if example.accepted else 0.0 for example in data.holdout]

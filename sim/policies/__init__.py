@@ -6,6 +6,7 @@ particle count), ``particle-greedy`` (same posterior, greedy on the posterior-me
 acceptance, less exploration) and ``oracle`` (knows the true profiles). For the held-out families
 (:mod:`sim.heldout`): ``ref-sparse`` and ``ref-rules``, posterior sampling with that family's generator as
 prior (:mod:`sim.policies.reference`; ``ref-sparse:M`` sets the particles per user and action).
+``blind:SPEC`` runs any policy with neutral meters (no device connected, :mod:`sim.policies.blind`).
 
 Extending: call ``register_policy(name, factory)`` where ``factory(arg, profiles) -> Policy`` receives the
 text after ``name:`` in the spec (or ``None``) and the users' true profiles (only the oracle should look).
@@ -22,10 +23,12 @@ from collections.abc import Callable
 from sim.policies.base import Policy
 from sim.policies.baselines import HeuristicPolicy, OraclePolicy, RandomPolicy
 from sim.policies.bayes import ExactBayesPolicy, exact_bayes_distribution
+from sim.policies.blind import BlindPolicy
 from sim.policies.particle import ParticlePolicy
 from sim.policies.reference import FamilyReferencePolicy
 from sim.policies.thompson import ThompsonPolicy
 from sim.profiles import ProfileBatch
+from sim.seeds import reserve_seeds, trained_seeds
 
 PolicyFactory = Callable[[str | None, ProfileBatch], Policy]
 
@@ -95,6 +98,12 @@ def _reference(family: str) -> PolicyFactory:
     return factory
 
 
+def _blind(arg: str | None, profiles: ProfileBatch) -> Policy:
+    if not arg:
+        raise ValueError("blind needs the policy to wrap: blind:SPEC (e.g. blind:model)")
+    return BlindPolicy(make_policy(arg, profiles), name=f"blind:{arg}")
+
+
 register_policy("random", _simple("random", RandomPolicy))
 register_policy("heuristic", _simple("heuristic", HeuristicPolicy))
 register_policy("thompson", _simple("thompson", ThompsonPolicy))
@@ -104,6 +113,8 @@ register_policy("particle-greedy", lambda arg, profiles: _greedy(_particle(arg, 
 register_policy("oracle", _oracle)
 register_policy("ref-sparse", _reference("heldout-sparse"))
 register_policy("ref-rules", _reference("heldout-rules"))
+register_policy("blind", _blind)
+reserve_seeds("blind", lambda arg: trained_seeds(arg) if arg else frozenset())
 
 __all__ = [
     "ExactBayesPolicy",

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from domain import ACTIONS, N_ACTIONS, Action, Interaction, Meters, Response, Slot, SlotState
-from policy.evidence import Evidence, EvidenceConfig, combine, day_type
+from policy.evidence import Evidence, EvidenceConfig, combine, day_type, reapply
 
 CONFIDENT = np.array([0.96, 0.03, *([0.01 / 8] * 8)])  # a model 3.5 nats sure of DEEP_WORK over ADMIN_WORK
 MONDAY, SATURDAY = 0, 5
@@ -124,3 +124,22 @@ def test_bad_distributions_are_refused() -> None:
         combine([0.0] * N_ACTIONS, Evidence(), MONDAY, Slot.MORNING, EvidenceConfig())
     with pytest.raises(ValueError):
         Evidence().add(MONDAY, Slot.MORNING, Action.SLEEP, True, -1)
+
+
+def test_the_logged_combination_recomputes_the_served_distribution_for_another_model() -> None:
+    """A gate re-applies each row's logged combination to a candidate's distribution; on the model that was
+    served it must give back exactly what was served (the log carries everything the arithmetic used)."""
+    evidence = Evidence()
+    _answers(evidence, SATURDAY, Slot.EVENING, ACTIONS[3], accepted=2, rejected=1)
+    _answers(evidence, MONDAY, Slot.EVENING, ACTIONS[0], accepted=0, rejected=3)
+    _answers(evidence, MONDAY, Slot.MORNING, ACTIONS[5], accepted=4, rejected=0)
+    config = EvidenceConfig(weight=9.0, sharpness=0.4, pool=0.5)
+    served = combine(CONFIDENT, evidence, SATURDAY, Slot.EVENING, config)
+    log = served.log(config)
+    assert np.allclose(reapply(CONFIDENT, log), served.probabilities, atol=1e-6)
+    candidate = np.roll(CONFIDENT, 3)
+    expected = combine(candidate, evidence, SATURDAY, Slot.EVENING, config).probabilities
+    assert np.allclose(reapply(candidate, log), expected, atol=1e-6)
+    assert np.allclose(reapply(candidate, None), candidate)
+    with pytest.raises(ValueError):
+        reapply([1.0], log)
