@@ -61,9 +61,11 @@ async def test_a_healthy_server_answers_with_its_distribution(
         assert response.status_code == 200, response.text
         body = response.json()
         assert (body["backend"], body["model"]) == ("vllm", "rhythm-policy")
-        # The server's distribution, with the service's exploration floor mixed in.
+        # The server's distribution softened by the evidence sharpness (a new user has no answers to add,
+        # policy.evidence), with the service's exploration floor mixed in.
+        soft = [p**settings.evidence_sharpness for p in DEFAULT_PROBS]
         floor = settings.exploration_floor
-        expected = [(1.0 - floor) * p + floor / len(DEFAULT_PROBS) for p in DEFAULT_PROBS]
+        expected = [(1.0 - floor) * p / sum(soft) + floor / len(DEFAULT_PROBS) for p in soft]
         assert list(body["probabilities"].values()) == pytest.approx(expected, abs=1e-9)
         request = stub_server.bodies[-1]
         assert request["structured_outputs"] == {"choice": ANSWER_CHOICES}
