@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Adapter, AdapterStatus, Feedback, MeterSnapshot, Recommendation
@@ -28,6 +28,16 @@ class SnapshotMeters:
     taken_at: datetime
     values: tuple[float | None, ...]
     confidences: tuple[float | None, ...]
+
+
+def _answered_between(user_id: uuid.UUID, start: datetime, end: datetime) -> tuple[ColumnElement[bool], ...]:
+    """The user's answered recommendations with ``start <= at <= end`` (both tables scoped by the user)."""
+    return (
+        Recommendation.user_id == user_id,
+        Feedback.user_id == user_id,
+        Recommendation.at >= start,
+        Recommendation.at <= end,
+    )
 
 
 class RecommendationRepository:
@@ -77,12 +87,7 @@ class RecommendationRepository:
                 Feedback.response,
             )
             .join(Feedback, Feedback.recommendation_id == Recommendation.id)
-            .where(
-                Recommendation.user_id == user_id,
-                Feedback.user_id == user_id,
-                Recommendation.at >= start,
-                Recommendation.at <= end,
-            )
+            .where(*_answered_between(user_id, start, end))
             .order_by(Recommendation.at.desc(), Recommendation.created_at.desc())
             .limit(limit)
         )
@@ -109,12 +114,7 @@ class RecommendationRepository:
                 func.count().label("n"),
             )
             .join(Feedback, Feedback.recommendation_id == Recommendation.id)
-            .where(
-                Recommendation.user_id == user_id,
-                Feedback.user_id == user_id,
-                Recommendation.at >= start,
-                Recommendation.at <= end,
-            )
+            .where(*_answered_between(user_id, start, end))
             .group_by(Recommendation.day, Recommendation.slot, Recommendation.action, accepted)
         )
         evidence = Evidence()
