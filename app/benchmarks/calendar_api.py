@@ -16,9 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
+
+from app.benchmarks.local_http import serving
 
 # Small pages by default, so every listing in the calendar tests crosses several; Google's own default is 250.
 PAGE_SIZE = 2
@@ -79,15 +81,8 @@ class CalendarApi:
     def serving(self) -> Iterator[str]:
         """Serve on 127.0.0.1 (a free port); yields the base URL."""
         handler = type("Handler", (_Handler,), {"api": self})
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_address[1]}"
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
+        with serving(handler, "calendar-api") as url:
+            yield url
 
 
 class _Handler(BaseHTTPRequestHandler):

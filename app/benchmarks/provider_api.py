@@ -22,9 +22,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from app.benchmarks.local_http import serving
 
 
 @dataclass
@@ -126,17 +128,9 @@ def _handler(api: LocalApi) -> type[BaseHTTPRequestHandler]:
 def local_api(respond: Responder, *, record: bool = True) -> Iterator[LocalApi]:
     """Serve ``respond`` on a free 127.0.0.1 port in a daemon thread (one thread per connection)."""
     api = LocalApi(respond, record=record)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(api))
-    httpd.daemon_threads = True
-    api.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, name="local-provider-api", daemon=True)
-    thread.start()
-    try:
+    with serving(_handler(api), "local-provider-api") as url:
+        api.url = url
         yield api
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
 
 
 # --- generated provider records ---------------------------------------------------------------------------

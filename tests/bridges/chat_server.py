@@ -10,10 +10,11 @@ but names the label), ``unknown`` (names no action) and ``hang``.
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from app.benchmarks.local_http import LocalHttpServer
 
 
 class ChatServer:
@@ -23,21 +24,18 @@ class ChatServer:
         self.hang_s = 3.0
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server = LocalHttpServer(self._handler(), "chat-server")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        return f"{self._server.base_url}/v1"
 
     def start(self) -> ChatServer:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def titles(self) -> list[str]:
         return [json.loads(r["messages"][-1]["content"])["title"] for r in self.requests]

@@ -28,9 +28,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from app.benchmarks.local_http import serving
 
 CLIENT_ID = "rhythm-test-client"
 CLIENT_SECRET = "rhythm-test-secret"
@@ -295,15 +297,8 @@ class ProviderServer:
 @contextmanager
 def provider_server() -> Iterator[ProviderServer]:
     state = ProviderState()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield ProviderServer(f"http://127.0.0.1:{server.server_address[1]}", state)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serving(_handler(state), "provider-server") as url:
+        yield ProviderServer(url, state)
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.2) -> bool:

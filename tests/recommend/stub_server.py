@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from app.benchmarks.local_http import LocalHttpServer
 from policy.prompt import ANSWER_CHOICES
 
 # Token ids the stub's "tokenizer" gives the 10 actions.
@@ -35,21 +35,18 @@ class StubModelServer:
         self.models = {"rhythm-policy"}
         self.hits: Counter[str] = Counter()
         self.bodies: list[dict[str, Any]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server = LocalHttpServer(self._handler(), "vllm-stub")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        return f"{self._server.base_url}/v1"
 
     def start(self) -> StubModelServer:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def completion(self) -> tuple[int, bytes]:
         logprobs = {f"token_id:{t}": math.log(p) for t, p in zip(TOKEN_IDS, self.probs, strict=True)}
