@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 
 class LocalHttpServer:
@@ -26,7 +27,7 @@ class LocalHttpServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def start(self) -> LocalHttpServer:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
@@ -35,7 +36,7 @@ class LocalHttpServer:
         self.server.server_close()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> LocalHttpServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -17,25 +17,18 @@ from typing import Any
 from app.benchmarks.local_http import LocalHttpServer
 
 
-class ChatServer:
+class ChatServer(LocalHttpServer):
     def __init__(self, labels: dict[str, str]) -> None:
         self.labels = labels
         self.mode = "ok"
         self.hang_s = 3.0
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
-        self._server = LocalHttpServer(self._handler(), "chat-server")
+        super().__init__(self._handler(), "chat-server")
 
     @property
     def url(self) -> str:
-        return f"{self._server.base_url}/v1"
-
-    def start(self) -> ChatServer:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
+        return f"{self.base_url}/v1"
 
     def titles(self) -> list[str]:
         return [json.loads(r["messages"][-1]["content"])["title"] for r in self.requests]

@@ -23,7 +23,7 @@ TOKEN_IDS = list(range(4, 4 + len(ANSWER_CHOICES)))
 DEFAULT_PROBS = [0.3, 0.2, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05]
 
 
-class StubModelServer:
+class StubModelServer(LocalHttpServer):
     """``mode`` decides how ``/v1/completions`` answers: ``ok``, ``http500``, ``garbage``, ``not_an_action``,
     ``missing_logprobs``, ``too_much_mass``, ``nan`` or ``hang``."""
 
@@ -35,18 +35,11 @@ class StubModelServer:
         self.models = {"rhythm-policy"}
         self.hits: Counter[str] = Counter()
         self.bodies: list[dict[str, Any]] = []
-        self._server = LocalHttpServer(self._handler(), "vllm-stub")
+        super().__init__(self._handler(), "vllm-stub")
 
     @property
     def url(self) -> str:
-        return f"{self._server.base_url}/v1"
-
-    def start(self) -> StubModelServer:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
+        return f"{self.base_url}/v1"
 
     def completion(self) -> tuple[int, bytes]:
         logprobs = {f"token_id:{t}": math.log(p) for t, p in zip(TOKEN_IDS, self.probs, strict=True)}
