@@ -74,8 +74,9 @@ class ConsoleRepository:
 
     async def recommendations(
         self, user_id: uuid.UUID, since: datetime
-    ) -> Sequence[Row[datetime, int, int, Action, list[float], Response | None]]:
-        """Recommendations since ``since`` with the response they got (None: none yet), oldest first."""
+    ) -> Sequence[Row[datetime, int, int, Action, list[float], Response | None, dict[str, Any] | None]]:
+        """Recommendations since ``since`` with the response they got (None: none yet) and the evidence
+        combination they were served with (policy.evidence; None before it), oldest first."""
         statement = (
             select(
                 Recommendation.at,
@@ -84,6 +85,7 @@ class ConsoleRepository:
                 Recommendation.action,
                 Recommendation.probabilities,
                 Feedback.response,
+                Recommendation.evidence,
             )
             .outerjoin(
                 Feedback, (Feedback.recommendation_id == Recommendation.id) & (Feedback.user_id == user_id)

@@ -99,6 +99,8 @@ class PersonView:
     responded: int
     accepted: int
     beliefs: list[SlotBelief]
+    # policy.evidence's log on the newest recommendation: how much the person's answers weighed there.
+    latest_evidence: dict[str, Any] | None
     events: Sequence[CalendarEvent]
     devices: list[dict[str, Any]]
     active_adapter: Adapter | None
@@ -263,6 +265,9 @@ async def person_view(session: AsyncSession, user: User, now: datetime | None = 
         responded=responded,
         accepted=accepted,
         beliefs=beliefs,
+        latest_evidence=next(
+            (row.evidence for row in reversed(recommendations) if isinstance(row.evidence, dict)), None
+        ),
         events=await repo.calendar_events(user.id, now - timedelta(days=RECENT_DAYS)),
         devices=[dict(row._mapping) for row in await repo.devices(user.id)],
         active_adapter=next((a for a in adapters if a.status is AdapterStatus.ACTIVE), None),

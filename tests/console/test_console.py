@@ -752,3 +752,24 @@ async def test_a_snapshot_with_missing_meters_is_drawn_with_gaps_not_a_server_er
     assert "0.41" in rows["Vitality"] and "0.83" in rows["Vitality"]
     assert "sleep_duration from oura, 5 h old" in rows["Vitality"]
     assert "missing" in rows["Cognition"] and "none recorded" in rows["Progress"]
+
+
+async def test_the_belief_section_says_how_much_the_persons_answers_weighed(
+    browser_client: httpx.AsyncClient, client: httpx.AsyncClient, create_user: CreateUser
+) -> None:
+    """The served distributions include the person's answers (policy.evidence): the page says so, with the
+    count and the weight the newest recommendation used (3 accepted of 3: 12 × (1 − 4/5) = 2.4)."""
+    user_id, headers = await create_user()
+    for _ in range(3):
+        served = await client.post("/v1/recommend", headers=headers)
+        assert served.status_code == 200, served.text
+        answer = {"recommendation_id": served.json()["recommendation_id"], "response": "accepted"}
+        assert (await client.post("/v1/feedback", json=answer, headers=headers)).status_code in (200, 201)
+    assert (await client.post("/v1/recommend", headers=headers)).status_code == 200
+    await sign_in(browser_client, bearer_token(headers))
+    page = await browser_client.get(f"/console/users/{user_id}")
+    assert page.status_code == 200
+    note = re.search(r'<p id="evidence-note">(.*?)</p>', page.text, re.S)
+    assert note is not None, page.text[:2000]
+    text = " ".join(note.group(1).split())
+    assert "3 answers counted" in text and "weight 2.4" in text, text
