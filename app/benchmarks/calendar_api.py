@@ -11,6 +11,7 @@ calendar tests and for ``rhythm simulate``'s books. It lives in the package, not
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,46 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from app.benchmarks.local_http import serving
+
+
+def rfc3339(moment: datetime) -> str:
+    """A UTC timestamp as Google Calendar writes it (``2026-11-24T08:30:00.000Z``)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def google_event(
+    event_id: str,
+    summary: str,
+    start: datetime,
+    minutes: int = 60,
+    *,
+    created: datetime,
+    updated: datetime | None = None,
+    time_zone: str = "UTC",
+    owner: str = "me@example.com",
+) -> dict[str, Any]:
+    """A confirmed timed event as ``events.list`` returns it (without ``updated``, a server sets it)."""
+    body: dict[str, Any] = {
+        "kind": "calendar#event",
+        "etag": f'"{secrets.randbelow(10**15)}"',
+        "id": event_id,
+        "status": "confirmed",
+        "htmlLink": f"https://www.google.com/calendar/event?eid={event_id}",
+        "created": rfc3339(created),
+        "summary": summary,
+        "creator": {"email": owner, "self": True},
+        "organizer": {"email": owner, "self": True},
+        "start": {"dateTime": start.isoformat(), "timeZone": time_zone},
+        "end": {"dateTime": (start + timedelta(minutes=minutes)).isoformat(), "timeZone": time_zone},
+        "iCalUID": f"{event_id}@google.com",
+        "sequence": 0,
+        "reminders": {"useDefault": True},
+        "eventType": "default",
+    }
+    if updated is not None:
+        body["updated"] = rfc3339(updated)
+    return body
+
 
 # Small pages by default, so every listing in the calendar tests crosses several; Google's own default is 250.
 PAGE_SIZE = 2

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from app.benchmarks.calendar_api import CalendarApi, CalendarState
+from app.benchmarks.calendar_api import CalendarApi, CalendarState, google_event
 from bridges.google.push import WEBHOOK_PATH, token_hash
 from domain import Action
 
@@ -86,29 +86,9 @@ LIFE: tuple[LifeEvent, ...] = (
 )
 
 
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def resource(event_id: str, summary: str, start: datetime, minutes: int, guests: int = 0) -> dict[str, Any]:
     """A confirmed timed event as ``events.list`` returns it (``updated`` is set by the server)."""
-    body: dict[str, Any] = {
-        "kind": "calendar#event",
-        "etag": f'"{secrets.randbelow(10**15)}"',
-        "id": event_id,
-        "status": "confirmed",
-        "htmlLink": f"https://www.google.com/calendar/event?eid={event_id}",
-        "created": rfc3339(start - timedelta(days=1)),
-        "summary": summary,
-        "creator": {"email": "me@example.com", "self": True},
-        "organizer": {"email": "me@example.com", "self": True},
-        "start": {"dateTime": start.isoformat(), "timeZone": "UTC"},
-        "end": {"dateTime": (start + timedelta(minutes=minutes)).isoformat(), "timeZone": "UTC"},
-        "iCalUID": f"{event_id}@google.com",
-        "sequence": 0,
-        "reminders": {"useDefault": True},
-        "eventType": "default",
-    }
+    body = google_event(event_id, summary, start, minutes, created=start - timedelta(days=1))
     if guests:
         body["attendees"] = [{"email": "me@example.com", "self": True, "responseStatus": "accepted"}] + [
             {"email": f"guest{n}@example.com", "responseStatus": "accepted"} for n in range(guests)

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
+from app.benchmarks.calendar_api import google_event, rfc3339
 from app.core.config import Settings
 from app.models import DeviceConnection, GoogleCalendar, GoogleChannel, User
 from bridges.connections import TokenSet, cipher_for, read_tokens, write_tokens
@@ -73,10 +74,6 @@ def stored_tokens(settings: Settings, connection: DeviceConnection) -> TokenSet 
     return read_tokens(connection, cipher_for(settings.secret_key.get_secret_value()))
 
 
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def event(
     event_id: str,
     summary: str,
@@ -87,24 +84,16 @@ def event(
     **extra: Any,
 ) -> dict[str, Any]:
     """A confirmed timed event as ``events.list`` returns it."""
-    body: dict[str, Any] = {
-        "kind": "calendar#event",
-        "etag": f'"{secrets.randbelow(10**15)}"',
-        "id": event_id,
-        "status": "confirmed",
-        "htmlLink": f"https://www.google.com/calendar/event?eid={event_id}",
-        "created": rfc3339(start - timedelta(days=3)),
-        "updated": rfc3339(updated or start - timedelta(days=1)),
-        "summary": summary,
-        "creator": {"email": "anna@example.com", "self": True},
-        "organizer": {"email": "anna@example.com", "self": True},
-        "start": {"dateTime": start.isoformat(), "timeZone": "Europe/Berlin"},
-        "end": {"dateTime": (start + timedelta(minutes=minutes)).isoformat(), "timeZone": "Europe/Berlin"},
-        "iCalUID": f"{event_id}@google.com",
-        "sequence": 0,
-        "reminders": {"useDefault": True},
-        "eventType": "default",
-    }
+    body = google_event(
+        event_id,
+        summary,
+        start,
+        minutes,
+        created=start - timedelta(days=3),
+        updated=updated or start - timedelta(days=1),
+        time_zone="Europe/Berlin",
+        owner="anna@example.com",
+    )
     body.update(extra)
     return body
 

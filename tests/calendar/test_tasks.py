@@ -11,11 +11,12 @@ from urllib.parse import parse_qs, urlparse
 from googleapiclient.http import HttpMockSequence
 from sqlalchemy import select
 
+from app.benchmarks.calendar_api import rfc3339
 from app.calendar import runner
 from app.core.config import Settings
 from app.core.db import task_session
 from app.models import DeviceConnection, GoogleTask
-from tests.calendar.google import linked_account, ok, rfc3339
+from tests.calendar.google import linked_account, ok
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
