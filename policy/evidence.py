@@ -43,6 +43,19 @@ def day_type(weekday: int) -> int:
     return 1 if weekday in WEEKEND_DAYS else 0
 
 
+def day_types(weekdays: np.ndarray) -> np.ndarray:
+    """:func:`day_type` of each weekday in an array."""
+    return np.isin(weekdays, list(WEEKEND_DAYS)).astype(np.int64)
+
+
+def slot_counts(counts: np.ndarray, weekdays: np.ndarray, slots: np.ndarray, pool: float) -> np.ndarray:
+    """``(N, A)`` from ``counts (N, 2, SLOTS_PER_DAY, A)``: each row's counts in its slot, its kind of day's
+    plus ``pool`` × the other kind's (the one pooling rule, for one person or a batch of simulated ones)."""
+    rows = np.arange(len(slots))
+    here = day_types(weekdays)
+    return np.asarray(counts[rows, here, slots] + pool * counts[rows, 1 - here, slots])
+
+
 @dataclass(frozen=True)
 class EvidenceConfig:
     """How strongly a person's answers move the model's distribution (see the module docstring)."""
@@ -100,11 +113,10 @@ class Evidence:
 
     def in_slot(self, weekday: int, slot: int, pool: float) -> tuple[np.ndarray, np.ndarray]:
         """``(accepted, rejected)`` per action in this slot: this day type's + ``pool`` × the other's."""
-        here, other = day_type(weekday), 1 - day_type(weekday)
-        slot = int(slot)
+        weekdays, slots = np.array([weekday]), np.array([int(slot)])
         return (
-            self.accepted[here, slot] + pool * self.accepted[other, slot],
-            self.rejected[here, slot] + pool * self.rejected[other, slot],
+            slot_counts(self.accepted[None], weekdays, slots, pool)[0],
+            slot_counts(self.rejected[None], weekdays, slots, pool)[0],
         )
 
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from domain import ACTIONS, N_ACTIONS, RESPONSES, SLOTS_PER_DAY, Interaction, Meters, Slot, SlotState
-from policy.evidence import WEEKEND_DAYS, EvidenceConfig, combine_batch
+from policy.evidence import EvidenceConfig, combine_batch, day_types, slot_counts
 from policy.paths import SHIPPED_MODEL_DIR, SHIPPED_SEED
 from policy.prompt import render_prompt
 from sim.env import Observation
@@ -145,16 +145,11 @@ class EvidencePolicy:
         self._accepted = np.zeros((n_users, 2, SLOTS_PER_DAY, N_ACTIONS))
         self._rejected = np.zeros((n_users, 2, SLOTS_PER_DAY, N_ACTIONS))
 
-    def _in_slot(self, counts: np.ndarray, obs: Observation) -> np.ndarray:
-        rows = np.arange(len(obs))
-        here = np.isin(obs.day, list(WEEKEND_DAYS)).astype(np.int64)
-        return np.asarray(counts[rows, here, obs.slot] + self.config.pool * counts[rows, 1 - here, obs.slot])
-
     def probs(self, obs: Observation) -> np.ndarray:
         return combine_batch(
             self.base.probs(obs),
-            self._in_slot(self._accepted, obs),
-            self._in_slot(self._rejected, obs),
+            slot_counts(self._accepted, obs.day, obs.slot, self.config.pool),
+            slot_counts(self._rejected, obs.day, obs.slot, self.config.pool),
             self._accepted.sum(axis=(1, 2, 3)),
             self._rejected.sum(axis=(1, 2, 3)),
             self.config,
@@ -163,7 +158,7 @@ class EvidencePolicy:
     def update(self, obs: Observation, actions: np.ndarray, responses: np.ndarray) -> None:
         self.base.update(obs, actions, responses)
         rows = np.arange(len(obs))
-        here = np.isin(obs.day, list(WEEKEND_DAYS)).astype(np.int64)
+        here = day_types(obs.day)
         accepted = responses == ACCEPTED
         self._accepted[rows, here, obs.slot, actions] += accepted
         self._rejected[rows, here, obs.slot, actions] += ~accepted

@@ -143,3 +143,17 @@ def test_the_logged_combination_recomputes_the_served_distribution_for_another_m
     assert np.allclose(reapply(candidate, None), candidate)
     with pytest.raises(ValueError):
         reapply([1.0], log)
+
+
+def test_the_service_settings_default_to_the_measured_evidence_config() -> None:
+    """app.core.config repeats the defaults as literals (importing numpy there would slow every start-up):
+    they must stay the settings docs/benchmarks.md measured."""
+    from app.core.config import Settings
+
+    fields = Settings.model_fields
+    defaults = EvidenceConfig()
+    assert (
+        fields["evidence_weight"].default,
+        fields["evidence_sharpness"].default,
+        fields["evidence_pool"].default,
+    ) == (defaults.weight, defaults.sharpness, defaults.pool)
