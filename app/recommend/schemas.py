@@ -124,8 +124,8 @@ class RecommendationPublic(BaseModel):
     action: Action
     probabilities: dict[Action, float] = Field(
         description="Probability of every action (all 10, summing to 1) in the distribution the action was "
-        "sampled from: after exclusions, temperature and the exploration floor (every allowed action keeps "
-        "at least floor / 10)."
+        "sampled from: the model's distribution combined with the person's own answers in this slot, then "
+        "exclusions, temperature and the exploration floor (every allowed action keeps at least floor / 10)."
     )
     propensity: float = Field(description="Probability of the chosen action; logged for offline evaluation.")
     at: dt.datetime
