@@ -155,7 +155,9 @@ def bench_local_model(
 
 def bench_finetune(
     users: Annotated[int, typer.Option(help="Simulated users per profile mode.")] = 4,
-    modes: Annotated[str, typer.Option(help="Profile modes, comma-separated.")] = "archetypes,continuous,ood",
+    modes: Annotated[
+        str, typer.Option(help="Profile modes, comma-separated.")
+    ] = "archetypes,continuous,ood,heldout-sparse,heldout-rules",
     epochs: Annotated[int, typer.Option(help="Fine-tune epochs per user.")] = 6,
     objective: Annotated[
         str,
@@ -164,23 +166,32 @@ def bench_finetune(
             "or distill (distillation only)."
         ),
     ] = "combined",
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[
+        int, typer.Option(help="An evaluation seed (100-999), not one the model trained on.")
+    ] = 123,
     min_ess: Annotated[float, typer.Option(help="The gate's minimum effective sample size.")] = 20.0,
+    workers: Annotated[int, typer.Option(min=1, max=8, help="Processes training the adapters.")] = 1,
     throughput: Annotated[bool, typer.Option(help="Also time the sweep with 1 and 2 workers.")] = True,
+    plot: Annotated[Path | None, typer.Option(help="Write a PNG of week-5 acceptance per arm here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Week-5 acceptance of adapter + 7 days vs base + 30 days vs base + 7 days (same users, 4 logged weeks),
-    the offline gate's accuracy, training seconds per user and the sweep's throughput."""
+    """Week-5 acceptance of adapter + 7 days vs base + 30 days vs base + 7 days, each with the person's
+    answers combined in (as served) and without (same users, 4 logged weeks), the offline gate's accuracy,
+    training seconds per user and the sweep's throughput."""
     import torch
     from rich.console import Console
 
     from policy.finetune import FinetuneConfig
-    from policy.finetune_bench import BenchConfig, run_benchmark
+    from policy.finetune_bench import BenchConfig, check_seed, plot_week5, run_benchmark
 
     # (reward weight, distillation weight) of each objective.
     weights = {"combined": (1.0, 1.0), "reward": (1.0, 0.0), "distill": (0.0, 1.0)}
     if objective not in weights:
         raise typer.BadParameter("one of combined, reward, distill", param_hint="--objective")
+    try:
+        check_seed(seed)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--seed") from None
     torch.set_num_threads(1)
     config = BenchConfig(
         users=users,
@@ -190,11 +201,15 @@ def bench_finetune(
             epochs=epochs, reward_weight=weights[objective][0], distill_weight=weights[objective][1]
         ),
         min_ess=min_ess,
+        train_workers=workers,
         throughput=throughput,
     )
     err = Console(stderr=True)
     with err.status("starting") as status:
         results = run_benchmark(config, on_stage=lambda text: status.update(text))
+    if plot is not None:
+        plot_week5(results, plot)
+        results["plot"] = str(plot)
     if as_json:
         typer.echo(json.dumps(results))
         return
@@ -202,14 +217,16 @@ def bench_finetune(
     for mode in results["modes"]:
         typer.echo(f"{mode['mode']} ({mode['users']} users), week-5 acceptance (95 % CI over users):")
         for arm, value in mode["week5_acceptance"].items():
-            typer.echo(f"  {arm:<11} {value['mean']:.3f} {value['ci95']}")
-        diff = mode["adapter_minus_base30"]
-        met = "met" if mode["target_met"] else "NOT met"
-        typer.echo(f"  adapter+7d - base+30d: {diff['mean']:+.3f} {diff['ci95']}  target {met}")
+            typer.echo(f"  {arm:<19} {value['mean']:.3f} {value['ci95']}")
+        for layer, diff in mode["adapter_minus_base30"].items():
+            met = "met" if mode["target_met"][layer] else "NOT met"
+            typer.echo(f"  adapter+7d - base+30d ({layer}): {diff['mean']:+.3f} {diff['ci95']}  target {met}")
         typer.echo(f"  gate: {mode['gate']}")
         typer.echo(f"  training seconds per user: {mode['train_seconds_per_user']}")
     if "sweep_users_per_minute" in results:
         typer.echo(f"sweep users/minute: {results['sweep_users_per_minute']}")
+    if plot is not None:
+        typer.echo(f"plot: {plot}")
 
 
 def _join_bench_group() -> None:
