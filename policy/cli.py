@@ -171,6 +171,13 @@ def bench_finetune(
     ] = 123,
     min_ess: Annotated[float, typer.Option(help="The gate's minimum effective sample size.")] = 20.0,
     workers: Annotated[int, typer.Option(min=1, max=8, help="Processes training the adapters.")] = 1,
+    adapter_answers: Annotated[
+        str,
+        typer.Option(
+            help="Answers combined with an adapter: since_training (as the service does) or all (also those "
+            "the adapter trained on)."
+        ),
+    ] = "since_training",
     throughput: Annotated[bool, typer.Option(help="Also time the sweep with 1 and 2 workers.")] = True,
     plot: Annotated[Path | None, typer.Option(help="Write a PNG of week-5 acceptance per arm here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -188,6 +195,8 @@ def bench_finetune(
     weights = {"combined": (1.0, 1.0), "reward": (1.0, 0.0), "distill": (0.0, 1.0)}
     if objective not in weights:
         raise typer.BadParameter("one of combined, reward, distill", param_hint="--objective")
+    if adapter_answers not in ("since_training", "all"):
+        raise typer.BadParameter("since_training or all", param_hint="--adapter-answers")
     try:
         check_seed(seed)
     except ValueError as exc:
@@ -202,6 +211,7 @@ def bench_finetune(
         ),
         min_ess=min_ess,
         train_workers=workers,
+        adapter_answers=adapter_answers,
         throughput=throughput,
     )
     err = Console(stderr=True)

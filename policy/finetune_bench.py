@@ -68,6 +68,9 @@ class BenchConfig:
     # The service's defaults: RHYTHM_EVIDENCE_* and RHYTHM_EXPLORATION_FLOOR (the share of uniform mixed in).
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     floor: float = 0.02
+    # Which answers the layer combines with an adapter: "since_training" (those after the adapter's training
+    # rows, as the service does: the adapter already learnt from the earlier ones) or "all".
+    adapter_answers: str = "since_training"
     margin: float = 0.02
     min_ess: float = 20.0
     train_workers: int = 1
@@ -86,9 +89,12 @@ class ArmPolicy:
         evidence: EvidenceConfig | None,
         floor: float,
         logged: Trajectories | None = None,
+        count_from: int = 0,
     ) -> None:
         self.name = f"arm-{days}d"
         self.models, self.days, self.evidence, self.floor, self.logged = models, days, evidence, floor, logged
+        # Answers to decisions before this step are not counted (an adapter trained on them already).
+        self.count_from = count_from
         self.histories: list[list[Interaction]] = []
         self._accepted = np.zeros((0, 2, SLOTS_PER_DAY, N_ACTIONS))
         self._rejected = np.zeros((0, 2, SLOTS_PER_DAY, N_ACTIONS))
@@ -130,12 +136,30 @@ class ArmPolicy:
             history.append(
                 Interaction(_state(obs, user), ACTIONS[int(actions[user])], RESPONSES[int(responses[user])])
             )
+        if obs.t < self.count_from:
+            return
         rows, here, accepted = np.arange(len(obs)), day_types(obs.day), responses == ACCEPTED
         self._accepted[rows, here, obs.slot, actions] += accepted
         self._rejected[rows, here, obs.slot, actions] += ~accepted
 
     def belief(self) -> np.ndarray | None:
         return None
+
+
+def answer_counts(
+    traj: Trajectories, start: int, evidence: EvidenceConfig
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """For each decision ``t >= start`` of ``traj``: the counts the combination uses (this slot's accepted
+    and rejected per action, each user's totals) over the answers to decisions ``start … t - 1``."""
+    counter = ArmPolicy([], 0, evidence, 0.0, count_from=start)
+    counter.reset(traj.actions.shape[0], np.random.default_rng(0))
+    out = []
+    for t in range(traj.n_steps):
+        obs = Observation(t, traj.day[:, t], traj.slot[:, t], traj.meters[:, t])
+        if t >= start:
+            out.append(counter.counts(obs))
+        counter.update(obs, traj.actions[:, t], traj.responses[:, t])
+    return out
 
 
 def served(probs: np.ndarray, floor: float) -> np.ndarray:
@@ -226,6 +250,10 @@ def run_mode(
     train_seconds = np.array([m["train_seconds"] for m in metrics])
 
     stage(f"{mode}: offline gate")
+    # The answers each held-out decision's combination would have counted for the adapter.
+    adapter_from = train_steps.stop if config.adapter_answers == "since_training" else 0
+    gate_counts = answer_counts(logged, adapter_from, config.evidence)
+    t0 = holdout_steps.start - adapter_from
     _, tokenizer = load_base()
     adapters: list[LocalPolicyModel] = []
     gates: list[GateResult] = []
@@ -236,7 +264,7 @@ def run_mode(
         raw = distributions(merged, tokenizer, [e.prompt for e in held])
         # What the adapter would have been served at each held-out decision: its distribution combined
         # with the answers as that decision's combination had them, then the floor (the job's reapply).
-        counts = [logger.trace[t] for t in holdout_steps]
+        counts = gate_counts[t0 : t0 + len(held)]
         new = np.concatenate(
             [
                 combine_batch(
@@ -274,6 +302,7 @@ def run_mode(
                 config.evidence if answers else None,
                 config.floor,
                 logged=logged,
+                count_from=adapter_from if with_adapter else 0,
             )
             traj = rollout(policy, profiles, LOG_WEEKS + 1, config.seed)
             if not np.array_equal(traj.actions[:, :logged_steps], logged.actions):
@@ -316,7 +345,12 @@ def run_benchmark(config: BenchConfig, on_stage: Callable[[str], None] | None = 
         },
         "posterior_layer": (
             "policy.evidence with the service's settings: arms named '+answers' have it on (what the service "
-            "serves), the others off; weeks 1-4 were logged with it on"
+            "serves), the others off; weeks 1-4 were logged with it on; with an adapter it counts "
+            + (
+                "only the answers after the adapter's training rows"
+                if config.adapter_answers == "since_training"
+                else "all the answers"
+            )
         ),
     }
     with tempfile.TemporaryDirectory(prefix="rhythm-bench-finetune-") as tmp:

@@ -42,9 +42,10 @@ from app.models import Adapter, AdapterStatus, FinetuneJob, FinetuneStatus
 from app.models.base import utcnow
 from app.recommend.repository import HISTORY_ROW_CAP
 from app.recommend.sampling import sampling_distribution
+from app.recommend.service import evidence_config
 from app.recommend.slots import local_slot, window_start, zone
 from domain import ACTIONS, Action, Interaction, Response, Slot, SlotState
-from policy.evidence import reapply
+from policy.evidence import Evidence, combine
 from policy.gate import GateResult, decide, on_policy_stats, snips_stats
 from policy.paths import base_model_version
 from policy.prompt import RENDERER_VERSION, render_prompt
@@ -120,6 +121,10 @@ class Dataset:
     train: list[Any] = field(default_factory=list)  # policy.finetune.Example
     holdout: list[Any] = field(default_factory=list)
     holdout_rows: list[LoggedRow] = field(default_factory=list)
+    # The training rows' span: the adapter learnt from the answers up to ``trained_to``, so the service
+    # combines it only with the answers after that (app.recommend.service).
+    trained_from: datetime | None = None
+    trained_to: datetime | None = None
     checked: int = 0
     mismatched: int = 0
 
@@ -155,6 +160,7 @@ def build_dataset(rows: list[LoggedRow], timezone: str, settings: Settings) -> D
     if not answered:
         return data
     cutoff = rows[answered[-1]].at - timedelta(days=settings.finetune_holdout_days)
+    data.trained_to = cutoff
     short, long = settings.adapter_history_days, settings.history_days
     for index in answered:
         row = rows[index]
@@ -179,7 +185,29 @@ def build_dataset(rows: list[LoggedRow], timezone: str, settings: Settings) -> D
             data.holdout_rows.append(row)
         else:
             data.train.append(example)
+            if data.trained_from is None:
+                data.trained_from = row.at
     return data
+
+
+def holdout_evidence(rows: list[LoggedRow]) -> list[Evidence]:
+    """For each held-out row: the answers to the earlier held-out rows given before it was made. That is
+    what the service combines with this adapter there (only answers after the adapter's training rows; the
+    adapter learnt the earlier ones), where the row's logged combination counted all of them."""
+    out = []
+    for index, row in enumerate(rows):
+        evidence = Evidence()
+        for other in rows[:index]:
+            if (
+                other.response is not None
+                and other.answered_at is not None
+                and other.answered_at <= row.created_at
+            ):
+                evidence.add(
+                    other.day, other.slot, Action(other.action), other.response == Response.ACCEPTED.value
+                )
+        out.append(evidence)
+    return out
 
 
 def ineligible_reason(rows: list[LoggedRow], settings: Settings) -> str | None:
@@ -269,13 +297,19 @@ def run_job(
     adapter_model = load_adapter_model(out_dir, settings.model_dir)
     raw = distributions(adapter_model, tokenizer, [example.prompt for example in data.holdout])
     # What the service would have sampled from with this adapter on each held-out decision: its distribution
-    # combined with the person's answers exactly as logged then (policy.evidence), then temperature and floor.
+    # combined with the answers it would count there (policy.evidence: those after the training rows), then
+    # temperature and floor.
+    evidence = evidence_config(settings)
+    combined = [
+        combine(probs, answers, row.day, row.slot, evidence).probabilities if evidence.enabled else probs
+        for probs, answers, row in zip(
+            raw, holdout_evidence(data.holdout_rows), data.holdout_rows, strict=True
+        )
+    ]
     served = np.stack(
         [
-            sampling_distribution(
-                reapply(probs, row.evidence), (), settings.temperature, settings.exploration_floor
-            )
-            for probs, row in zip(raw, data.holdout_rows, strict=True)
+            sampling_distribution(probs, (), settings.temperature, settings.exploration_floor)
+            for probs in combined
         ]
     )
     actions = [example.action for example in data.holdout]
@@ -299,7 +333,9 @@ def run_job(
     }
     if gate.promote and deploy.uses_vllm(settings):
         deploy.load(settings, name, str(out_dir))  # before the pointer moves; raises → retried
-    previous = _complete(settings, job_id, owner, user_id, gate, metrics, config, name, out_dir, base_model)
+    previous = _complete(
+        settings, job_id, owner, user_id, gate, metrics, config, name, out_dir, base_model, data
+    )
     if deploy.uses_vllm(settings):
         for old in previous:
             deploy.unload(settings, old)
@@ -323,6 +359,7 @@ def _complete(
     name: str,
     out_dir: Path,
     base_model: str,
+    data: Dataset,
 ) -> list[str]:
     """One transaction: the job's result (if this run still holds it), the adapter row, and — when promoted —
     the user's pointer. Returns the names of the adapters it retired."""
@@ -337,6 +374,8 @@ def _complete(
                 uri=str(out_dir),
                 status=AdapterStatus.READY,
                 n_interactions=int(metrics["examples"]),
+                trained_from=data.trained_from,
+                trained_to=data.trained_to,
                 metrics={**metrics, "gate": gate.decision.value},
             )
         )

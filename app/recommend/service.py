@@ -91,9 +91,15 @@ async def recommend(
     evidence_log: dict[str, Any] | None = None
     combined = decision.probabilities
     if config.enabled:
-        evidence = await repo.evidence(user.id, at - timedelta(days=settings.evidence_days), at)
+        since = at - timedelta(days=settings.evidence_days)
+        if adapter is not None and decision.adapter is not None and adapter.trained_to is not None:
+            # The adapter learnt from the answers up to its training cut; counting them here as well would
+            # count them twice (docs/finetune.md, "Which answers an adapter is combined with"). Rows at the
+            # cut itself were training rows.
+            since = max(since, adapter.trained_to + timedelta(microseconds=1))
+        evidence = await repo.evidence(user.id, since, at)
         mixed = combine(decision.probabilities, evidence, where.weekday, int(where.slot), config)
-        combined, evidence_log = mixed.probabilities, mixed.log(config)
+        combined, evidence_log = mixed.probabilities, {**mixed.log(config), "since": since.isoformat()}
     probs = sampling_distribution(combined, data.exclude, settings.temperature, settings.exploration_floor)
     chosen = sample(probs, policy.rng)
     probabilities = [float(p) for p in probs]

@@ -8,6 +8,7 @@ import asyncio
 import secrets
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.config import Settings
 from app.core.tasks import PURGE_USER_ADAPTERS
 from app.finetune import service
-from app.models import Adapter, AdapterStatus
+from app.models import Adapter, AdapterStatus, Recommendation
 from policy.finetune import Example, FinetuneConfig, finetune
 from policy.paths import base_model_version
 from policy.prompt import render_prompt
@@ -246,3 +247,49 @@ async def test_an_adapter_of_another_base_model_is_not_served(
     assert (await _recommend(client, headers))["adapter"] is None
     adapters = (await client.get(f"/v1/ops/users/{user_id}/adapters", headers=admin)).json()
     assert adapters["active"] is None and len(adapters["items"]) == 1
+
+
+async def test_an_adapter_is_combined_only_with_the_answers_after_its_training_rows(
+    ft_settings: Settings, client: httpx.AsyncClient, db_session: AsyncSession, tmp_path: Path
+) -> None:
+    """The adapter learnt from the answers up to ``trained_to``; counting them again in the combination would
+    count them twice. The base model (after a rollback, say) is combined with all of them."""
+    admin = admin_headers_for(ft_settings)
+    user_id, headers = await create_user_via_api(client, admin)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    cut = now - timedelta(days=3, hours=12)
+    for days_ago in range(6, 0, -1):  # 3 answers before the cut, 3 after
+        at = now - timedelta(days=days_ago)
+        body = (
+            await client.post("/v1/recommend", json={"at": at.isoformat(), "meters": METERS}, headers=headers)
+        ).json()
+        answer = {"recommendation_id": body["recommendation_id"], "response": "ignored"}
+        assert (await client.post("/v1/feedback", json=answer, headers=headers)).status_code in (200, 201)
+
+    path = await asyncio.to_thread(_quick_adapter, tmp_path / "w", liked=2, seed=0)
+    adapter = Adapter(
+        user_id=user_id,
+        name=f"u{user_id.hex}-w202649",
+        version=202649,
+        base_model=base_model_version(),
+        uri=str(path),
+        status=AdapterStatus.ACTIVE,
+        trained_from=now - timedelta(days=30),
+        trained_to=cut,
+    )
+    db_session.add(adapter)
+    await db_session.commit()
+
+    served = await _recommend(client, headers)
+    assert served["adapter"] == adapter.name
+    row = await db_session.get(Recommendation, uuid.UUID(str(served["recommendation_id"])))
+    assert row is not None and row.evidence is not None
+    assert row.evidence["answers"] == 3
+    assert datetime.fromisoformat(row.evidence["since"]) > cut
+
+    rolled = await client.post(f"/v1/ops/users/{user_id}/adapter/rollback", headers=admin)
+    assert rolled.status_code == 200, rolled.text
+    base = await _recommend(client, headers)
+    assert base["adapter"] is None
+    base_row = await db_session.get(Recommendation, uuid.UUID(str(base["recommendation_id"])))
+    assert base_row is not None and base_row.evidence is not None and base_row.evidence["answers"] == 6
