@@ -10,7 +10,16 @@ import pytest
 from domain import N_ACTIONS
 from policy.evidence import EvidenceConfig
 from policy.finetune import FinetuneConfig
-from policy.finetune_bench import ARMS, ArmPolicy, BenchConfig, arm_name, check_seed, run_benchmark, served
+from policy.finetune_bench import (
+    ARMS,
+    ArmPolicy,
+    BenchConfig,
+    answer_counts,
+    arm_name,
+    check_seed,
+    run_benchmark,
+    served,
+)
 from policy.sim_policy import EvidencePolicy
 from sim.env import Observation
 from sim.profiles import sample_profiles
@@ -64,6 +73,14 @@ def test_the_logging_arm_serves_the_services_combination_and_floor() -> None:
         np.testing.assert_allclose(ours.probs[:, t], expected, atol=1e-12)
         replay.update(obs, ours.actions[:, t], ours.responses[:, t])
     assert ours.probs.min() >= 0.02 / N_ACTIONS - 1e-12
+    # The gate's recount from the trajectory is the logger's own trace; from a later step it counts less.
+    for logged, recount in zip(arm.trace, answer_counts(ours, 0, config), strict=True):
+        for a, b in zip(logged, recount, strict=True):
+            np.testing.assert_array_equal(a, b)
+    later = answer_counts(ours, 28, config)
+    assert len(later) == ours.n_steps - 28
+    np.testing.assert_array_equal(later[0][2] + later[0][3], np.zeros(3))
+    np.testing.assert_array_equal(later[-1][2] + later[-1][3], np.full(3, ours.n_steps - 29))
     # The answers move the distribution away from the model's (else the layer would do nothing here).
     assert np.abs(theirs.probs[:, -1] - FIXED).max() > 0.05
     # Without the layer the arm is the model plus the floor.
