@@ -8,6 +8,11 @@ days, so a signal that moves by ``k`` of its day-to-day spread per logit unit of
 that meter. ``rhythm simulate`` reports how well the engine recovers the meters: a consistency check of this
 model against its inverse, not evidence about real people.
 
+A person with a Google account also keeps a task list (:class:`TaskLists`): tasks come in at a personal rate,
+each due a few days later, and an open task is ticked off on a given day with a probability that rises with
+the person's true progress that morning; the meters engine reads the list back as the share of the week's
+tasks done and the days to the nearest open deadline (``bridges.google.context``).
+
 Pure numpy and vectorised over users, like the rest of :mod:`sim`; units are the providers' (ms, bpm,
 seconds, 0-100 scores, counts).
 """
@@ -22,6 +27,7 @@ from domain import METER_INDEX, Meter
 
 VITALITY = METER_INDEX[Meter.VITALITY]
 COGNITION = METER_INDEX[Meter.COGNITION]
+PROGRESS = METER_INDEX[Meter.PROGRESS]
 SERENITY = METER_INDEX[Meter.SERENITY]
 
 # Logit of a meter is clipped here: a meter of exactly 0 or 1 must not become an infinite signal.
@@ -122,3 +128,67 @@ def observe(
         has_sleep=np.asarray(rng.random(n) >= missing),
         has_daily=np.asarray(rng.random(n) >= missing),
     )
+
+
+# Task lists. A task is due 1-6 days after it comes in (never today: a task put in this morning and due
+# today would say nothing about progress). The daily chance of ticking an open task off is
+# logistic(TASK_DONE_BASE + TASK_DONE_SLOPE * logit(progress) + the person's diligence): 0.23 at progress 0.5,
+# 0.69 two logit units up, 0.04 two down. Measured after three weeks at a constant progress (300 people), the
+# engine's completion rate (share done of the tasks due or completed in the past week; fixed scale 60 ± 20 %)
+# is 61 % at progress 0.27, 82 % at 0.5, 94 % at 0.73: about one scale unit per logit unit below 0.5, less
+# above, where it saturates. Simulated people mostly live below 0.5 (mean true progress 0.24 in the run of
+# docs/simulate.md), so their rates sit around the scale's centre. The days to the nearest open due date are
+# 0 (something due today or overdue) for most people below 0.5: that input speaks only at the top.
+TASK_DUE_DAYS = (1, 6)
+TASK_DONE_BASE = -1.2
+TASK_DONE_SLOPE = 1.0
+# Between people: tasks a day (a list kept for everything or for the big things only) and diligence (some
+# tick everything off, some let done tasks linger); a device-free analogue of DeviceBaselines.
+TASKS_PER_DAY = (1.0, 3.0)
+DILIGENCE_SD = 0.4
+
+
+@dataclass
+class TaskLists:
+    """Every task of N people so far, by day index of the run: ``due`` (N, M) with -1 where a person has no
+    M-th task, ``done`` (N, M) the day it was ticked off (-1: open), ``created`` (N, M)."""
+
+    per_day: np.ndarray
+    diligence: np.ndarray
+    due: np.ndarray
+    done: np.ndarray
+    created: np.ndarray
+
+    @staticmethod
+    def empty(rng: np.random.Generator, n: int) -> TaskLists:
+        none = np.full((n, 0), -1, dtype=np.int64)
+        return TaskLists(
+            per_day=rng.uniform(*TASKS_PER_DAY, n),
+            diligence=rng.normal(0.0, DILIGENCE_SD, n),
+            due=none,
+            done=none.copy(),
+            created=none.copy(),
+        )
+
+    def day(
+        self, rng: np.random.Generator, day: int, meters: np.ndarray, *, missing: float = DEFAULT_MISSING
+    ) -> None:
+        """Morning of ``day``: open tasks ticked off with the day's chance (not at all on a day the person
+        did not open the list, share ``missing``), then today's new tasks put in."""
+        n = meters.shape[0]
+        chance = 1.0 / (
+            1.0 + np.exp(-(TASK_DONE_BASE + TASK_DONE_SLOPE * _logit(meters[:, PROGRESS]) + self.diligence))
+        )
+        chance = np.where(rng.random(n) >= missing, chance, 0.0)
+        is_open = (self.due >= 0) & (self.done < 0)
+        ticked = is_open & (rng.random(self.due.shape) < chance[:, None])
+        self.done = np.where(ticked, day, self.done)
+        new = rng.poisson(self.per_day)
+        width = int(new.max(initial=0))
+        if width == 0:
+            return
+        columns = np.arange(width)[None, :] < new[:, None]
+        due = np.where(columns, day + rng.integers(TASK_DUE_DAYS[0], TASK_DUE_DAYS[1] + 1, (n, width)), -1)
+        self.due = np.concatenate([self.due, due], axis=1)
+        self.done = np.concatenate([self.done, np.full((n, width), -1, dtype=np.int64)], axis=1)
+        self.created = np.concatenate([self.created, np.where(columns, day, -1)], axis=1)

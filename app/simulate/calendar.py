@@ -10,6 +10,10 @@ it with the action the bridge stored. The titles are written as people write the
 from the classifier's lexicon, so the accuracy says something about the classifier and not about this file.
 Some life events are cancelled the next day (an incremental sync must delete them).
 
+For the meters, :meth:`CalendarWorld.synced_events` reads a person's calendar as the sync stores it (the
+bridge's own ``from_google_event`` and rule classifier on each live event), and :func:`task_records` their
+simulated task list (``sim.observe.TaskLists``) as Google Tasks rows, for ``bridges.google.context``.
+
 The connect flow (consent → callback → ``calendar.setup_connection``) cannot be clicked through, so the
 connection, its calendar and a live push channel are stored directly, tokens encrypted with the stack's key,
 as the setup task would leave them; the setup task itself is covered by ``tests/calendar/test_end_to_end``.
@@ -21,14 +25,16 @@ import secrets
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 import numpy as np
 
 from app.benchmarks.calendar_api import CalendarApi, CalendarState, google_event
+from bridges.actions import InvalidEvent, classify, from_google_event
 from bridges.google.push import WEBHOOK_PATH, token_hash
 from domain import Action
+from sim.observe import TaskLists
 
 SOURCE = "google-calendar"
 PATH = WEBHOOK_PATH
@@ -121,6 +127,74 @@ class Notification:
     headers: dict[str, str]
 
 
+@dataclass(frozen=True)
+class SyncedEvent:
+    """The fields of a ``calendar_events`` row that the meters' context inputs read."""
+
+    starts_at: datetime
+    ends_at: datetime
+    all_day: bool
+    transparent: bool
+    attendees: int
+    action: Action | None
+    event_type: str | None
+    context: str | None
+
+
+def synced_event(item: dict[str, Any], tz: tzinfo) -> SyncedEvent | None:
+    """What the sync (``app.calendar.sync.apply_events``, without an LLM or corrections) stores of a live
+    event resource; ``None`` where it stores nothing."""
+    try:
+        event = from_google_event(item, tz)
+    except InvalidEvent:
+        return None
+    if event.start is None:
+        return None
+    verdict = classify(event)
+    starts_at = event.start.astimezone(UTC)
+    return SyncedEvent(
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(minutes=event.minutes or 0),
+        all_day=event.all_day,
+        transparent=event.transparent,
+        attendees=event.attendees,
+        action=verdict.action,
+        event_type=event.event_type[:32],
+        context=verdict.context,
+    )
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """The fields of a ``google_tasks`` row that the meters' context inputs read."""
+
+    status: str
+    due: date | None
+    completed_at: datetime | None
+
+
+# A task ticked off on a morning's list was done the evening before (before that morning's slot).
+TICKED_AT = timedelta(hours=-2)
+
+
+def task_records(tasks: TaskLists, person: int, start: datetime) -> list[TaskRecord]:
+    """Person ``person``'s tasks so far as rows: due dates and completions on the run's days from ``start``
+    (Tasks keeps only the due date; a task is completed at ``TICKED_AT`` from its day's midnight)."""
+    out = []
+    for due, done in zip(tasks.due[person], tasks.done[person], strict=True):
+        if due < 0:
+            continue
+        completed_at = None if done < 0 else start + timedelta(days=int(done)) + TICKED_AT
+        out.append(
+            TaskRecord(
+                "completed" if done >= 0 else "needsAction",
+                (start + timedelta(days=int(due))).date(),
+                completed_at,
+            )
+        )
+    return out
+
+
 @dataclass
 class CalendarWorld:
     """Every calendar person's account and events, and the truth about each event."""
@@ -132,6 +206,8 @@ class CalendarWorld:
     cancelled: set[str] = field(default_factory=set)
     _changed: set[uuid.UUID] = field(default_factory=set)
     _to_cancel: list[tuple[uuid.UUID, str]] = field(default_factory=list)
+    # event id -> (revision, what the sync stores of it): each resource is read and classified once.
+    _synced: dict[str, tuple[int, SyncedEvent | None]] = field(default_factory=dict)
 
     def add(self, user_id: uuid.UUID) -> Account:
         state = CalendarState(
@@ -204,6 +280,24 @@ class CalendarWorld:
             }
             out.append(Notification(user_id, f"{account.channel_id}:{number}", headers))
         self._changed.clear()
+        return out
+
+    def synced_events(self, user_id: uuid.UUID, tz: tzinfo) -> list[SyncedEvent]:
+        """The person's calendar now, as the sync stores it: every live event, read and classified by the
+        bridge (``calendar_events`` once the last notification's sync ran)."""
+        state = self.accounts[user_id].state
+        with state.lock:
+            resources = list(state.events.items())
+        out = []
+        for event_id, (revision, item) in resources:
+            if item.get("status") == "cancelled":
+                continue
+            cached = self._synced.get(event_id)
+            if cached is None or cached[0] != revision:
+                cached = (revision, synced_event(item, tz))
+                self._synced[event_id] = cached
+            if cached[1] is not None:
+                out.append(cached[1])
         return out
 
     def live_events(self) -> dict[str, Truth]:

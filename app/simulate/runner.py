@@ -13,7 +13,10 @@ signatures, leases and beat keep the real clock.
 Meters: the service computes its snapshots at its own clock, which a simulation running weeks in minutes
 cannot move, so the meters sent with each recommendation are what the bridge's own code (Terra or WHOOP
 mapping, ``normalise``, ``estimate_meters``) gives at the simulated moment from the readings the service
-accepted. The books at the end check that the service stored exactly those readings.
+accepted. The books at the end check that the service stored exactly those readings. With calendars, the
+context inputs go in too, as the meters job adds them (``bridges.google.context.context_inputs`` at that
+moment, no history of them): from the person's calendar as the sync stores it, and from a simulated task
+list (``sim.observe.TaskLists``) whose ticks follow the person's true progress.
 
 With ``sweep``, people come in twins with the same hidden profile: one of each pair gets the weekly
 fine-tune (queued through the ops API at each week boundary, waited for), the other never does.
@@ -28,6 +31,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -35,6 +39,7 @@ from app.simulate import calendar as calendar_sim
 from app.simulate import terra
 from app.simulate import whoop as whoop_sim
 from app.simulate.client import Api, Calls
+from bridges.google.context import context_inputs
 from bridges.meters import Reading, estimate_meters
 from bridges.meters.baselines import BASELINE_DAYS
 from bridges.meters.signals import normalise
@@ -42,7 +47,7 @@ from bridges.terra.provider import TerraProvider
 from bridges.whoop.provider import WhoopProvider
 from domain import ACTION_INDEX, METERS, N_ACTIONS, RESPONSES, Action, Response
 from sim.env import LifeEnv
-from sim.observe import DEFAULT_MISSING, DayObservation, DeviceBaselines, observe
+from sim.observe import DEFAULT_MISSING, DayObservation, DeviceBaselines, TaskLists, observe
 from sim.profiles import sample_profiles
 
 # The hour each slot is simulated at (local = UTC for simulated people): inside Morning 05-12, Afternoon
@@ -60,6 +65,8 @@ FINETUNE_DONE = frozenset({"succeeded", "skipped", "cancelled"})
 ARM_ALL, ARM_ADAPTERS, ARM_BASE = "all", "adapters", "base"
 # Whose wearable is which: Terra pushes its data; WHOOP notifies and the worker fetches from its API.
 PROVIDERS = ("terra", "whoop", "mix")
+# Simulated people live in UTC (``POST /v1/users`` with ``"timezone": "UTC"``).
+PEOPLE_TZ = ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)
@@ -209,6 +216,9 @@ class Simulation:
         self.events: list[dict[str, Any]] = []
         # Every simulated morning's true meters (N, 5), warm-up included: the trailing baseline of the truth.
         self._mornings: list[np.ndarray] = []
+        # With calendars: everybody's Google task list, and the run's first midnight (its day 0).
+        self.tasks: TaskLists | None = None
+        self._start = datetime.min.replace(tzinfo=UTC)
 
     def _admin(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.config.admin_token}"}
@@ -315,13 +325,18 @@ class Simulation:
         device = DeviceBaselines.sample(np.random.default_rng([config.seed, 1]), n)
         observe_rng = np.random.default_rng([config.seed, 2])
         warmup_rng = np.random.default_rng([config.seed, 3])
+        tasks_rng = np.random.default_rng([config.seed, 5])  # [seed, 4] is the CalendarWorld's
+        if self.calendar is not None:
+            self.tasks = TaskLists.empty(tasks_rng, n)
         await self._create_people(n)
         total_weeks = config.warmup_weeks + config.weeks
-        start = simulation_start(datetime.now(UTC), total_weeks)
+        start = self._start = simulation_start(datetime.now(UTC), total_weeks)
         for day in range(7 * total_weeks):
             day_start = start + timedelta(days=day)
             self._mornings.append(env.observation().meters)
             seen = observe(observe_rng, device, self._mornings[-1], missing=config.missing)
+            if self.tasks is not None:
+                self.tasks.day(tasks_rng, day, self._mornings[-1], missing=config.missing)
             await asyncio.gather(
                 *(self._deliver(d, p) for p in self.people for d in self._morning(p, seen, day_start))
             )
@@ -344,7 +359,9 @@ class Simulation:
         true = env.observation().meters
         history = np.array(self._mornings[-1 - BASELINE_DAYS : -1])
         deviation = true - history.mean(axis=0) if len(history) >= MIN_HISTORY else np.full_like(true, np.nan)
-        estimates = [estimate_meters(p.readings, at, UTC) for p in self.people]
+        estimates = [
+            estimate_meters([*p.readings, *self._context(p, at)], at, PEOPLE_TZ) for p in self.people
+        ]
         sent: list[dict[str, float]] = []
         for p, report in zip(self.people, estimates, strict=True):
             values = report.values()
@@ -382,6 +399,14 @@ class Simulation:
                 self._accepted.append((p, answer[0], at))
             feedback.append(self._feedback(p, rec_id, RESPONSES[int(code)].value, at))
         await asyncio.gather(*feedback)
+
+    def _context(self, person: Person, at: datetime) -> list[Reading]:
+        """The calendar and task inputs the meters job would add at ``at`` (none without calendars)."""
+        if self.calendar is None or self.tasks is None:
+            return []
+        events = self.calendar.synced_events(person.user_id, PEOPLE_TZ)
+        tasks = calendar_sim.task_records(self.tasks, person.index, self._start)
+        return context_inputs(at, PEOPLE_TZ, events, tasks).readings()
 
     async def _recommend(
         self, person: Person, at: datetime, meters: dict[str, float]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,7 +12,7 @@ from app.core.config import Settings
 from app.core.db import task_session
 from app.meters.service import recompute
 from app.models import CalendarEvent, GoogleTask
-from bridges.google.context import CalendarContextSource
+from bridges.google.context import CalendarContextSource, context_inputs
 from bridges.meters.signals import SignalKind
 from domain import Action
 from tests.calendar.google import linked_account
@@ -140,3 +141,76 @@ def test_the_meters_recompute_reads_the_calendar(google: Settings) -> None:
         assert meters["connection"]["value"] is not None and meters["connection"]["confidence"] > 0
         # Nothing from a wearable: Vitality stays missing rather than made up.
         assert meters["vitality"]["value"] is None
+
+
+@dataclass(frozen=True)
+class _Event:
+    starts_at: datetime
+    ends_at: datetime
+    action: Action | None = None
+    attendees: int = 0
+    all_day: bool = False
+    transparent: bool = False
+    event_type: str | None = "default"
+    context: str | None = None
+
+
+@dataclass(frozen=True)
+class _Task:
+    status: str
+    due: date | None = None
+    completed_at: datetime | None = None
+
+
+def test_the_pure_computation_is_the_meters_jobs(google: Settings) -> None:
+    """``context_inputs`` over plain records (as ``rhythm simulate`` passes them) gives the numbers the meters
+    job reads from the synced rows, also when it is handed events the job's query leaves out."""
+    events = [
+        _Event(_at(9), _at(10), Action.ADMIN_WORK, attendees=3),
+        _Event(_at(10), _at(12), Action.DEEP_WORK),
+        _Event(_at(13, 30), _at(14, 30), Action.DEEP_WORK, event_type="focusTime"),
+        _Event(_at(15), _at(16), transparent=True),
+        _Event(_at(19, days=-2), _at(21, days=-2), Action.SOCIALIZE),
+        _Event(_at(17, days=-6), _at(18, days=-6), Action.FAMILY_TIME, attendees=2),
+        _Event(_at(20, days=-8), _at(23, days=-8), Action.SOCIALIZE),  # more than a week ago
+        _Event(_at(19, days=1), _at(21, days=1), Action.SOCIALIZE),  # tomorrow
+        _Event(_at(0, days=1), _at(0, days=3), all_day=True, context="out_of_office"),  # from tomorrow
+    ]
+    tasks = [
+        _Task("completed", due=TODAY - timedelta(days=2), completed_at=NOW - timedelta(days=2)),
+        _Task("needsAction", due=TODAY - timedelta(days=1)),
+        _Task("needsAction", due=TODAY + timedelta(days=4)),
+        _Task("completed", completed_at=NOW - timedelta(days=9)),
+    ]
+    with task_session(google.sync_database_url) as session:
+        user, connection, _ = linked_account(session, google, timezone="Europe/Berlin")
+        for n, e in enumerate(events):
+            _event(
+                session,
+                user.id,
+                f"e{n}",
+                e.starts_at,
+                e.ends_at,
+                **{
+                    k: getattr(e, k)
+                    for k in ("action", "attendees", "all_day", "transparent", "event_type", "context")
+                },
+            )
+        for n, t in enumerate(tasks):
+            _task(
+                session,
+                user.id,
+                connection.id,
+                f"t{n}",
+                status=t.status,
+                due=t.due,
+                completed_at=t.completed_at,
+            )
+        session.flush()
+        from_rows = CalendarContextSource(session).inputs(user.id, NOW)
+
+    pure = context_inputs(NOW, BERLIN, events, tasks)
+    assert pure == from_rows
+    assert pure.social_events_7d == 2.0 and pure.focus_time == 180.0
+    assert pure.calendar_density == round(100 * 240 / 540, 2)  # the hold is free time
+    assert context_inputs(NOW, BERLIN, None).readings() == []  # no calendar, no tasks: nothing known

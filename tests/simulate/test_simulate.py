@@ -19,7 +19,9 @@ import os
 import secrets
 import socket
 from collections.abc import Iterator
+from datetime import UTC, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -30,6 +32,7 @@ from typer.testing import CliRunner
 from app.benchmarks.calendar_api import CalendarApi
 from app.benchmarks.provider_api import RecordApi
 from app.core.config import get_settings
+from app.core.db import task_session
 from app.simulate import calendar as calendar_sim
 from app.simulate import report as reports
 from app.simulate.cli import simulate
@@ -37,6 +40,7 @@ from app.simulate.faults import FaultPlan
 from app.simulate.runner import SimConfig, SimResult, Simulation
 from app.simulate.stack import BIN, Stack
 from app.simulate.whoop import WhoopWorld
+from bridges.google.context import CalendarContextSource, context_inputs
 from tests.support import broker_url, temporary_postgres_database
 
 pytestmark = pytest.mark.skipif(not (BIN / "rhythm").exists(), reason="needs the rhythm console script")
@@ -111,7 +115,12 @@ def _sync_url(stack: Stack) -> str:
 
 
 @pytest.fixture(scope="module")
-def result(stack: Stack, calendar_api: tuple[CalendarApi, str]) -> SimResult:
+def world(calendar_api: tuple[CalendarApi, str]) -> calendar_sim.CalendarWorld:
+    return calendar_sim.CalendarWorld(calendar_api[0], np.random.default_rng(7))
+
+
+@pytest.fixture(scope="module")
+def result(stack: Stack, world: calendar_sim.CalendarWorld) -> SimResult:
     config = SimConfig(
         stack.base_url,
         stack.env["RHYTHM_ADMIN_TOKEN"],
@@ -125,7 +134,6 @@ def result(stack: Stack, calendar_api: tuple[CalendarApi, str]) -> SimResult:
         sync_database_url=_sync_url(stack),
         secret_key=stack.env["RHYTHM_SECRET_KEY"],
     )
-    world = calendar_sim.CalendarWorld(calendar_api[0], np.random.default_rng(7))
     return asyncio.run(Simulation(config, calendar=world).run())
 
 
@@ -172,6 +180,22 @@ def test_the_calendar_books_balance(result: SimResult) -> None:
     assert low <= books["accuracy"] <= high
 
 
+def test_the_simulated_calendar_inputs_are_the_synced_rows(
+    stack: Stack, result: SimResult, world: calendar_sim.CalendarWorld
+) -> None:
+    """What the simulation hands the meters from a person's calendar is what the meters job computes from
+    the rows the service synced, at the last simulated morning and a week before it."""
+    end = result.start + timedelta(weeks=3)
+    with task_session(_sync_url(stack)) as session:
+        for person in result.people:
+            for now in (end - timedelta(hours=16), end - timedelta(days=7, hours=16)):
+                synced = CalendarContextSource(session).inputs(person.user_id, now)
+                simulated = context_inputs(now, ZoneInfo("UTC"), world.synced_events(person.user_id, UTC))
+                # The service gets no tasks (the local API serves no Tasks API): compare the calendar alone.
+                assert simulated == synced
+                assert synced.social_events_7d is not None
+
+
 def test_no_request_failed(result: SimResult) -> None:
     summary = reports.endpoints(result)
     assert set(summary) >= {"POST /v1/recommend", "POST /v1/feedback", "POST /v1/webhooks/terra"}
@@ -187,10 +211,11 @@ def test_the_report_has_every_part(result: SimResult, tmp_path: Path) -> None:
     for row in weeks:
         assert row["people"] == 3 and 0.0 <= row["low"] <= row["accepted"] <= row["high"] <= 1.0
     meters = summary["fidelity"]["meters"]
-    # The wearable feeds vitality, cognition and serenity; progress and connection need the calendar.
-    for name in ("vitality", "cognition", "serenity"):
-        assert meters[name]["n"] > 0 and not math.isnan(meters[name]["spearman"])
-    assert meters["progress"]["n"] == meters["connection"]["n"] == 0
+    # The wearable feeds vitality, cognition and serenity; the calendar and the task list progress and
+    # connection, which follow the true meters in the same direction.
+    for name in ("vitality", "cognition", "serenity", "progress", "connection"):
+        assert meters[name]["n"] == meters[name]["of"] > 0 and not math.isnan(meters[name]["spearman"])
+    assert meters["progress"]["spearman"] > 0 and meters["connection"]["spearman"] > 0
     assert summary["storage"]["rows_per_user_week"]["feedback"] == pytest.approx(28 * 2 / 3)
     reports.plot(result, summary, tmp_path / "sim.png")
     assert (tmp_path / "sim.png").stat().st_size > 10_000
