@@ -174,10 +174,10 @@ def bench_finetune(
     adapter_answers: Annotated[
         str,
         typer.Option(
-            help="Answers combined with an adapter: since_training (as the service does) or all (also those "
-            "the adapter trained on)."
+            help="Answers combined with an adapter: all (as the service does, also those the adapter trained "
+            "on) or since_training (only those after its training rows)."
         ),
-    ] = "since_training",
+    ] = "all",
     throughput: Annotated[bool, typer.Option(help="Also time the sweep with 1 and 2 workers.")] = True,
     plot: Annotated[Path | None, typer.Option(help="Write a PNG of week-5 acceptance per arm here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,

@@ -68,9 +68,9 @@ class BenchConfig:
     # The service's defaults: RHYTHM_EVIDENCE_* and RHYTHM_EXPLORATION_FLOOR (the share of uniform mixed in).
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     floor: float = 0.02
-    # Which answers the layer combines with an adapter: "since_training" (those after the adapter's training
-    # rows, as the service does: the adapter already learnt from the earlier ones) or "all".
-    adapter_answers: str = "since_training"
+    # Which answers the layer combines with an adapter: "all" (as the service does, though the adapter learnt
+    # those of its training rows already) or "since_training" (only those after its training rows).
+    adapter_answers: str = "all"
     margin: float = 0.02
     min_ess: float = 20.0
     train_workers: int = 1

@@ -42,10 +42,9 @@ from app.models import Adapter, AdapterStatus, FinetuneJob, FinetuneStatus
 from app.models.base import utcnow
 from app.recommend.repository import HISTORY_ROW_CAP
 from app.recommend.sampling import sampling_distribution
-from app.recommend.service import evidence_config
 from app.recommend.slots import local_slot, window_start, zone
 from domain import ACTIONS, Action, Interaction, Response, Slot, SlotState
-from policy.evidence import Evidence, combine
+from policy.evidence import reapply
 from policy.gate import GateResult, decide, on_policy_stats, snips_stats
 from policy.paths import base_model_version
 from policy.prompt import RENDERER_VERSION, render_prompt
@@ -121,8 +120,7 @@ class Dataset:
     train: list[Any] = field(default_factory=list)  # policy.finetune.Example
     holdout: list[Any] = field(default_factory=list)
     holdout_rows: list[LoggedRow] = field(default_factory=list)
-    # The training rows' span: the adapter learnt from the answers up to ``trained_to``, so the service
-    # combines it only with the answers after that (app.recommend.service).
+    # The training rows' span (stored on the adapter row): the held-out days start after ``trained_to``.
     trained_from: datetime | None = None
     trained_to: datetime | None = None
     checked: int = 0
@@ -188,26 +186,6 @@ def build_dataset(rows: list[LoggedRow], timezone: str, settings: Settings) -> D
             if data.trained_from is None:
                 data.trained_from = row.at
     return data
-
-
-def holdout_evidence(rows: list[LoggedRow]) -> list[Evidence]:
-    """For each held-out row: the answers to the earlier held-out rows given before it was made. That is
-    what the service combines with this adapter there (only answers after the adapter's training rows; the
-    adapter learnt the earlier ones), where the row's logged combination counted all of them."""
-    out = []
-    for index, row in enumerate(rows):
-        evidence = Evidence()
-        for other in rows[:index]:
-            if (
-                other.response is not None
-                and other.answered_at is not None
-                and other.answered_at <= row.created_at
-            ):
-                evidence.add(
-                    other.day, other.slot, Action(other.action), other.response == Response.ACCEPTED.value
-                )
-        out.append(evidence)
-    return out
 
 
 def ineligible_reason(rows: list[LoggedRow], settings: Settings) -> str | None:
@@ -297,19 +275,13 @@ def run_job(
     adapter_model = load_adapter_model(out_dir, settings.model_dir)
     raw = distributions(adapter_model, tokenizer, [example.prompt for example in data.holdout])
     # What the service would have sampled from with this adapter on each held-out decision: its distribution
-    # combined with the answers it would count there (policy.evidence: those after the training rows), then
-    # temperature and floor.
-    evidence = evidence_config(settings)
-    combined = [
-        combine(probs, answers, row.day, row.slot, evidence).probabilities if evidence.enabled else probs
-        for probs, answers, row in zip(
-            raw, holdout_evidence(data.holdout_rows), data.holdout_rows, strict=True
-        )
-    ]
+    # combined with the person's answers exactly as logged then (policy.evidence), then temperature and floor.
     served = np.stack(
         [
-            sampling_distribution(probs, (), settings.temperature, settings.exploration_floor)
-            for probs in combined
+            sampling_distribution(
+                reapply(probs, row.evidence), (), settings.temperature, settings.exploration_floor
+            )
+            for probs, row in zip(raw, data.holdout_rows, strict=True)
         ]
     )
     actions = [example.action for example in data.holdout]

@@ -91,12 +91,9 @@ async def recommend(
     evidence_log: dict[str, Any] | None = None
     combined = decision.probabilities
     if config.enabled:
+        # With an adapter too: it learnt the answers of its training rows, yet counting them again measured
+        # better than leaving them out (docs/finetune.md, "Which answers an adapter is combined with").
         since = at - timedelta(days=settings.evidence_days)
-        if adapter is not None and decision.adapter is not None and adapter.trained_to is not None:
-            # The adapter learnt from the answers up to its training cut; counting them here as well would
-            # count them twice (docs/finetune.md, "Which answers an adapter is combined with"). Rows at the
-            # cut itself were training rows.
-            since = max(since, adapter.trained_to + timedelta(microseconds=1))
         evidence = await repo.evidence(user.id, since, at)
         mixed = combine(decision.probabilities, evidence, where.weekday, int(where.slot), config)
         combined, evidence_log = mixed.probabilities, {**mixed.log(config), "since": since.isoformat()}

@@ -4,7 +4,6 @@ user and ISO week, and that a finished job cannot run again."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,10 +16,9 @@ from app.core.db import task_session
 from app.core.jobs import pending_jobs
 from app.core.tasks import RUN_FINETUNE_JOB
 from app.finetune import service
-from app.finetune.repository import JobStore, LoggedRow
+from app.finetune.repository import JobStore
 from app.models import Adapter, AdapterStatus, FinetuneJob, FinetuneStatus, Recommendation
 from app.models.base import utcnow
-from domain import Meters
 from tests.finetune.conftest import log_history
 from tests.support import CreateUser, make_settings
 
@@ -69,8 +67,7 @@ async def test_a_job_trains_checks_prompts_gates_and_runs_once(
         adapter = session.get(Adapter, done.adapter_id)
         assert adapter is not None
         assert await asyncio.to_thread(Path(adapter.uri, "adapter_config.json").is_file)
-        # The training rows' span, which decides the answers the service combines with this adapter: the
-        # held-out days are after it.
+        # The training rows' span: the held-out days are after it.
         logged = JobStore(session).logged_rows(user_id)
         assert adapter.trained_from == logged[0].at
         assert adapter.trained_to is not None
@@ -115,40 +112,3 @@ async def test_a_row_whose_prompt_does_not_match_its_hash_is_left_out(
     assert len(data.train) + len(data.holdout) == len(rows) - 1
     # The adapter reads the short window: no prompt shows more than 7 days x 2 answers.
     assert max(example.prompt.count("→ user:") for example in data.train) <= 14
-
-
-def test_the_gate_counts_only_held_out_answers_given_before_each_decision() -> None:
-    """What the service will combine with the adapter on held-out row i: the answers to earlier held-out rows
-    given before row i was made (the training rows' answers are in the adapter already)."""
-    start = utcnow().replace(microsecond=0)
-
-    def row(hour: int, action: str, response: str | None, answered_after_h: float | None) -> LoggedRow:
-        at = start + timedelta(hours=hour)
-        answered = None if answered_after_h is None else at + timedelta(hours=answered_after_h)
-        meters = Meters.from_sequence([0.5] * 5)
-        return LoggedRow(
-            uuid.uuid4(),
-            at,
-            at,
-            at.weekday(),
-            0,
-            meters,
-            action,
-            [0.1] * 10,
-            0.1,
-            None,
-            None,
-            None,
-            response,
-            answered,
-        )
-
-    rows = [
-        row(0, "LEARN", "accepted", 1),
-        row(2, "SLEEP", "ignored", 30),  # answered after rows 2 and 3 were made
-        row(4, "LEARN", "ignored", 1),
-        row(48, "MEDITATE", None, None),
-    ]
-    counts = service.holdout_evidence(rows)
-    assert [c.answers for c in counts] == [0, 1, 1, 3]
-    assert counts[3].accepted.sum() == 1 and counts[3].rejected.sum() == 2
