@@ -170,6 +170,9 @@ def bench_finetune(
         int, typer.Option(help="An evaluation seed (100-999), not one the model trained on.")
     ] = 123,
     min_ess: Annotated[float, typer.Option(help="The gate's minimum effective sample size.")] = 20.0,
+    max_halfwidth: Annotated[
+        float, typer.Option(help="Widest interval half-width one user's gate decides on alone (else pooled).")
+    ] = 0.1,
     workers: Annotated[int, typer.Option(min=1, max=8, help="Processes training the adapters.")] = 1,
     adapter_answers: Annotated[
         str,
@@ -210,6 +213,7 @@ def bench_finetune(
             epochs=epochs, reward_weight=weights[objective][0], distill_weight=weights[objective][1]
         ),
         min_ess=min_ess,
+        max_halfwidth=max_halfwidth,
         train_workers=workers,
         adapter_answers=adapter_answers,
         throughput=throughput,

@@ -73,6 +73,7 @@ class BenchConfig:
     adapter_answers: str = "all"
     margin: float = 0.02
     min_ess: float = 20.0
+    max_halfwidth: float = 0.1
     train_workers: int = 1
     throughput: bool = True
 
@@ -286,6 +287,7 @@ def run_mode(
                 on_policy_stats(rewards),
                 margin=config.margin,
                 min_ess=config.min_ess,
+                max_halfwidth=config.max_halfwidth,
                 z=1.645,
                 pool=[g.stats for g in gates],
             )

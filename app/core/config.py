@@ -246,10 +246,12 @@ class Settings(BaseSettings):
     finetune_sweep_interval: timedelta = timedelta(minutes=1)
     # Offline gate: the newest days are held out of training for the SNIPS estimate; promote only if the
     # adapter's acceptance is not worse than the current policy's by more than the margin (lower confidence
-    # bound), with at least min_ess effective samples (else the week's jobs are pooled, or it is held back).
+    # bound), with at least min_ess effective samples and a bound at most max_halfwidth below the estimate
+    # (else the week's jobs are pooled, or it is held back as not enough evidence).
     finetune_holdout_days: int = Field(default=7, ge=1, le=60)
     finetune_gate_margin: float = Field(default=0.02, ge=0.0, le=1.0)
     finetune_gate_min_ess: float = Field(default=20.0, ge=1.0)
+    finetune_gate_max_halfwidth: float = Field(default=0.1, gt=0.0, le=1.0)
     finetune_gate_z: float = Field(default=1.645, gt=0.0)
     finetune_rank: int = Field(default=8, ge=1, le=512)
     finetune_epochs: int = Field(default=6, ge=1, le=100)

@@ -295,6 +295,7 @@ def run_job(
         margin=settings.finetune_gate_margin,
         min_ess=settings.finetune_gate_min_ess,
         z=settings.finetune_gate_z,
+        max_halfwidth=settings.finetune_gate_max_halfwidth,
         pool=pool,
     )
     metrics = {

@@ -64,3 +64,33 @@ def test_better_promotes_worse_holds_back_and_thin_evidence_is_not_enough() -> N
     pooled = decide(snips_stats(good[:30], a30, p30, r30), on_policy_stats(r30), pool=others, **kwargs)
     assert pooled.decision is GateDecision.PROMOTED_POOLED and pooled.pooled is not None
     assert pooled.pooled["users"] == 16 and pooled.pooled["ess"] >= 50.0
+
+
+def test_a_user_whose_interval_is_too_wide_is_decided_on_the_weeks_pool() -> None:
+    """Enough effective samples but a wide interval (a month's held-out week of one person): alone that is
+    not enough evidence, neither promoted nor called worse; the week's pool decides."""
+    kwargs: dict[str, Any] = {"margin": 0.02, "min_ess": 20.0, "z": 1.645, "max_halfwidth": 0.1}
+    rng = np.random.default_rng(4)
+
+    def user(seed: int) -> tuple[Stats, Stats]:
+        # Logged near-uniformly; the person accepts action 3 and, half the time, action 5.
+        local = np.random.default_rng(seed)
+        logged = np.full((28, 10), 0.1)
+        actions = local.integers(0, 10, 28)
+        rewards = ((actions == 3) | ((actions == 5) & (local.random(28) < 0.5))).astype(float)
+        candidate = np.full((28, 10), 0.09)
+        candidate[:, 3] = 0.19
+        propensities = logged[np.arange(28), actions]
+        return snips_stats(candidate, actions, propensities, rewards), on_policy_stats(rewards)
+
+    new, cur = user(int(rng.integers(1 << 30)))
+    alone = decide(new, cur, **kwargs)
+    assert new.ess >= 20.0 and alone.difference - alone.difference_lower > 0.1
+    assert alone.decision is GateDecision.NOT_ENOUGH_EVIDENCE and not alone.promote
+    # Without the width rule the same user is decided alone (and, with this interval, only held back).
+    assert decide(new, cur, **{**kwargs, "max_halfwidth": np.inf}).decision is GateDecision.HELD_BACK
+    others = [decide(*user(s), **kwargs).stats for s in range(100, 140)]
+    pooled = decide(new, cur, pool=others, **kwargs)
+    assert pooled.pooled is not None and pooled.pooled["users"] == 41
+    assert pooled.pooled["difference_halfwidth"] <= 0.1
+    assert pooled.decision is GateDecision.PROMOTED_POOLED
