@@ -41,6 +41,7 @@ from app.simulate.runner import SimConfig, SimResult, Simulation
 from app.simulate.stack import BIN, Stack
 from app.simulate.whoop import WhoopWorld
 from bridges.google.context import CalendarContextSource, context_inputs
+from domain import METER_NAMES
 from tests.support import broker_url, temporary_postgres_database
 
 pytestmark = pytest.mark.skipif(not (BIN / "rhythm").exists(), reason="needs the rhythm console script")
@@ -213,9 +214,18 @@ def test_the_report_has_every_part(result: SimResult, tmp_path: Path) -> None:
     meters = summary["fidelity"]["meters"]
     # The wearable feeds vitality, cognition and serenity; the calendar and the task list progress and
     # connection, which follow the true meters in the same direction.
-    for name in ("vitality", "cognition", "serenity", "progress", "connection"):
-        assert meters[name]["n"] == meters[name]["of"] > 0 and not math.isnan(meters[name]["spearman"])
-    assert meters["progress"]["spearman"] > 0 and meters["connection"]["spearman"] > 0
+    truth = np.array([pair.true for pair in result.meters])
+    for index, name in enumerate(METER_NAMES):
+        assert meters[name]["n"] == meters[name]["of"] > 0
+        # A rank correlation needs a truth that moves: 3 people's true connection can sit at 0 on every
+        # morning (only accepted recommendations move it in the simulator, and the service samples
+        # unseeded), and then there is nothing to rank; that happened once in CI.
+        if np.ptp(truth[:, index]) == 0.0:
+            assert math.isnan(meters[name]["spearman"])
+        elif name in ("progress", "connection"):
+            assert meters[name]["spearman"] > 0
+        else:
+            assert not math.isnan(meters[name]["spearman"])
     assert summary["storage"]["rows_per_user_week"]["feedback"] == pytest.approx(28 * 2 / 3)
     reports.plot(result, summary, tmp_path / "sim.png")
     assert (tmp_path / "sim.png").stat().st_size > 10_000
