@@ -271,9 +271,12 @@ def print_tables(report: dict[str, Any]) -> None:
     table.add_column("item")
     table.add_column("value")
     for key, value in report["books"].items():
-        if key not in ("rows_by_table", "examples", "finetune_attempts", "calendar"):
+        if key not in ("rows_by_table", "examples", "finetune_attempts", "calendar", "queue_lag"):
             table.add_row(key, str(value))
     console.print(table)
+    lag = report["books"].get("queue_lag")
+    if lag:
+        _print_lag(console, lag)
     calendar = report["books"].get("calendar")
     if calendar:
         _print_calendar(console, calendar)
@@ -291,6 +294,20 @@ def print_tables(report: dict[str, Any]) -> None:
             f"provider outage: {outage['seconds']} s, refused inside it {outage['refused']} "
             f"(Retry-After {outage['retry_after_s']} s); events retried {report['books']['events_retried']}"
         )
+
+
+def _print_lag(console: Any, lag: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title="Queue lag (service rows: webhook received → handled, fine-tune job waits and runs)")
+    for col in ("what", "n", "p50 s", "p95 s", "p99 s", "max s"):
+        table.add_column(col)
+    rows = [(f"webhook {s}", v) for s, v in lag["webhooks_received_to_handled"].items()]
+    rows += [("fine-tune created → started", lag["finetune_created_to_started"])]
+    rows += [("fine-tune started → finished", lag["finetune_started_to_finished"])]
+    for name, row in rows:
+        table.add_row(name, str(row["n"]), *(_f(row[k], 2) for k in ("p50_s", "p95_s", "p99_s", "max_s")))
+    console.print(table)
 
 
 def _print_calendar(console: Any, books: dict[str, Any]) -> None:
