@@ -1,7 +1,10 @@
-"""Start and stop a real vLLM CPU server (``scripts/vllm-serve.sh``) for integration tests.
+"""Start, crash, restart and stop a real vLLM CPU server (``scripts/vllm-serve.sh``): for the integration
+tests and for ``rhythm simulate --vllm`` (whose fault run restarts it).
 
 The server runs in its own process group; :meth:`VLLMServer.stop` signals exactly that group (the API server
-and the engine processes it spawned), never anything matched by name.
+and the engine processes it spawned), never anything matched by name. A restart keeps the port, so the API
+that points at it (``RHYTHM_VLLM_URL``) needs no change, as with a production model server behind a fixed
+address.
 """
 
 from __future__ import annotations
@@ -90,6 +93,15 @@ class VLLMServer:
         # A thread of its own: this may be called from a fixture while the tests' event loop is running.
         with ThreadPoolExecutor(max_workers=1) as pool:
             pool.submit(asyncio.run, decide()).result()
+
+    def restart(self, timeout_s: float = 180.0) -> VLLMServer:
+        """Crash the server and start a new one on the same port (it forgets every runtime LoRA adapter)."""
+        self.kill()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        self.log_path = self.log_path.with_name(f"{self.log_path.stem}-restarted{self.log_path.suffix}")
+        return self.start(timeout_s)
 
     def kill(self) -> None:
         """Crash the server (SIGKILL to its process group), as an outage would."""

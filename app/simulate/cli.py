@@ -8,6 +8,7 @@ import os
 import secrets
 import socket
 import tempfile
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
@@ -62,6 +63,14 @@ def simulate(
             "plus a life of their own, push notifications); reports classification accuracy. Needs --spawn."
         ),
     ] = False,
+    vllm: Annotated[
+        bool,
+        typer.Option(
+            "--vllm",
+            help="Serve recommendations from a real vLLM CPU server started here (the shipped model, "
+            "adapters hot-loaded by the sweep); with --faults it is crashed and restarted. Needs --spawn.",
+        ),
+    ] = False,
     outage_s: Annotated[
         float, typer.Option(min=1.0, max=3600.0, help="With --faults: seconds WHOOP's API answers 429/503.")
     ] = 60.0,
@@ -108,6 +117,8 @@ def simulate(
         raise typer.BadParameter(
             "--provider whoop/mix needs --spawn (the workers must fetch from this run's local WHOOP API)"
         )
+    if vllm and not spawn:
+        raise typer.BadParameter("--vllm needs --spawn (the stack it starts is pointed at this run's vLLM)")
     if calendar and not spawn:
         raise typer.BadParameter(
             "--calendar needs --spawn (the workers must sync from this run's local Calendar API)"
@@ -132,10 +143,21 @@ def simulate(
     secret_key = secrets.token_urlsafe(32) if whoop or calendars else ""
     with ExitStack() as cleanup:
         stack: Stack | None = None
+        server: Any = None
         if spawn:
             port = _free_port()
             logs = Path(tempfile.mkdtemp(prefix="rhythm-simulate-"))
             env = {**os.environ, "RHYTHM_PORT": str(port)}
+            if vllm:
+                server = _start_vllm(logs)
+                cleanup.callback(server.stop)
+                env |= {
+                    "RHYTHM_POLICY_BACKEND": "vllm",
+                    "RHYTHM_VLLM_URL": server.url,
+                    "RHYTHM_VLLM_MODEL": server.name,
+                    # A restarted vLLM lists no adapter until the reconcile: check often in a simulation.
+                    "RHYTHM_ADAPTER_RECONCILE_INTERVAL": f"PT{VLLM_RECONCILE_S}S",
+                }
             if whoop is not None:
                 served = cleanup.enter_context(whoop.api.serving())
                 env |= {
@@ -177,7 +199,7 @@ def simulate(
             secret_key=secret_key,
             calendar=calendar,
         )
-        summary = asyncio.run(_run(config, stack, faults, whoop, outage_s, calendars))
+        summary = asyncio.run(_run(config, stack, faults, whoop, outage_s, calendars, server))
     result, report = summary
     if plot is not None:
         reports.plot(result, report, plot)
@@ -192,16 +214,68 @@ def simulate(
         raise typer.Exit(code=1)
 
 
+VLLM_RECONCILE_S = 15
+
+
+def _start_vllm(logs: Path) -> Any:
+    from app.benchmarks.vllm_server import VLLMServer, ensure_venv
+    from policy.paths import SHIPPED_MODEL_DIR
+
+    typer.echo("starting vLLM (CPU build; builds its venv on first use)", err=True)
+    ensure_venv()
+    return VLLMServer(SHIPPED_MODEL_DIR, logs / "vllm.log").start()
+
+
+async def vllm_adapter_books(server: Any, people: list[Any], config: Any, wait_s: float) -> dict[str, Any]:
+    """Every person's active adapter against what vLLM lists, after waiting up to ``wait_s`` for the
+    reconcile to load the ones a restart made it forget."""
+    import httpx
+
+    started = time.monotonic()
+    active: set[str] = set()
+    async with httpx.AsyncClient(base_url=config.base_url, timeout=30.0) as client:
+        for person in people:
+            response = await client.get(
+                f"/v1/ops/users/{person.user_id}/adapters",
+                headers={"authorization": f"Bearer {config.admin_token}"},
+            )
+            response.raise_for_status()
+            if response.json()["active"] is not None:
+                active.add(str(response.json()["active"]["name"]))
+    async with httpx.AsyncClient(base_url=server.root, timeout=10.0) as client:
+        while True:
+            listed = {
+                str(m["id"]) for m in (await client.get("/v1/models")).json()["data"] if m.get("parent")
+            }
+            if active <= listed or time.monotonic() - started > wait_s:
+                break
+            await asyncio.sleep(1.0)
+    return {
+        "active_adapters": len(active),
+        "listed_by_vllm": len(active & listed),
+        "missing_from_vllm": sorted(active - listed),
+        "waited_s": round(time.monotonic() - started, 1),
+    }
+
+
 async def _run(
-    config: Any, stack: Any, faults: bool, whoop: Any, outage_s: float, calendars: Any = None
+    config: Any,
+    stack: Any,
+    faults: bool,
+    whoop: Any,
+    outage_s: float,
+    calendars: Any = None,
+    vllm: Any = None,
 ) -> tuple[Any, dict[str, Any]]:
+    from app.core.config import get_settings
     from app.simulate import report as reports
     from app.simulate.faults import FaultPlan
     from app.simulate.runner import Simulation
 
     days = 7 * (config.warmup_weeks + config.weeks)
     provider_api = whoop.api if whoop is not None else None
-    plan = FaultPlan.spread(stack, days, provider_api, outage_s) if faults else None
+    cooldown = get_settings().policy_cooldown.total_seconds()
+    plan = FaultPlan.spread(stack, days, provider_api, outage_s, vllm, cooldown) if faults else None
     simulation = Simulation(
         config,
         on_day=plan.on_day if plan else None,
@@ -214,12 +288,18 @@ async def _run(
         plan.open_events = simulation.open_events
     result = await simulation.run()
     report = reports.summary(result)
+    if vllm is not None:
+        wait_s = 3 * VLLM_RECONCILE_S + 30.0
+        report["books"]["vllm"] = await vllm_adapter_books(vllm, result.people, config, wait_s)
+        report["books"]["lost_vllm_adapters"] = len(report["books"]["vllm"]["missing_from_vllm"])
     if plan is not None:
         outside = plan.outside_restarts(result.calls.server_errors)
         report["unexpected_5xx"] = len(outside)
         report["faults"] = {
             "events": plan.events,
             "restart_windows": plan.windows,
+            "vllm_restart_windows": plan.vllm_windows,
+            "recommendations_by_backend": plan.backends_report(result.ledger.backends),
             "provider_outage": plan.outage_report()
             or "not applicable: nobody wears WHOOP (Terra pushes its data, nothing is fetched)",
         }

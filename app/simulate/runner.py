@@ -39,6 +39,7 @@ from app.simulate import calendar as calendar_sim
 from app.simulate import terra
 from app.simulate import whoop as whoop_sim
 from app.simulate.client import Api, Calls
+from app.simulate.lag import queue_lag
 from bridges.google.context import context_inputs
 from bridges.meters import Reading, estimate_meters
 from bridges.meters.baselines import BASELINE_DAYS
@@ -156,6 +157,8 @@ class Ledger:
     calendar_notifications: dict[str, tuple[uuid.UUID, int]] = field(default_factory=dict)
     recommendations: int = 0
     recommend_failed: int = 0
+    # (wall time, who answered: local / vllm / fallback) of each answered recommendation.
+    backends: list[tuple[float, str]] = field(default_factory=list)
     finetune_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)  # job id -> last view
     sweeps: list[dict[str, Any]] = field(default_factory=list)
 
@@ -424,6 +427,7 @@ class Simulation:
             return None
         self.ledger.recommendations += 1
         body = response.json()
+        self.ledger.backends.append((time.time(), str(body.get("backend"))))
         return Action(body["action"]), uuid.UUID(body["recommendation_id"]), body.get("adapter")
 
     async def _feedback(self, person: Person, rec_id: uuid.UUID, answer: str, at: datetime) -> None:
@@ -621,6 +625,7 @@ class Simulation:
             raise RuntimeError("the inbox listing failed")
         books = keep_books(self.people, self.ledger, inbox, exports, export_bytes, drain_s)
         books["open_after_drain"] = await self.open_events()
+        books["queue_lag"] = queue_lag(inbox, self.ledger.finetune_jobs.values())
         if self.calendar is not None:
             books["calendar"] = await self._calendar_books(inbox)
         if self.whoop is not None and self.whoop.api.api is not None and self.whoop.users:
@@ -717,6 +722,7 @@ def keep_books(
         "events_retried": retried,
         "recommendations": ledger.recommendations,
         "recommend_failed": ledger.recommend_failed,
+        "recommendations_by_backend": dict(Counter(backend for _, backend in ledger.backends)),
         "feedback_sent": len(ledger.feedback),
         "feedback_acknowledged": len(feedback_ok),
         "feedback_stored": len([r for r in feedback_ok if str(r) in stored_feedback]),

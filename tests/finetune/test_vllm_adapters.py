@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.benchmarks.vllm_server import VLLMServer, ensure_venv
 from app.core.config import PolicyBackend, Settings
 from app.core.db import task_session
 from app.finetune import deploy, service
@@ -24,7 +25,6 @@ from policy.local import LocalPolicyModel
 from policy.paths import SHIPPED_MODEL_DIR, base_model_version
 from policy.prompt import render_prompt
 from tests.policy.conftest import make_history
-from tests.recommend.vllm_server import VLLMServer, ensure_venv
 from tests.support import CreateUser, make_settings
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow, pytest.mark.usefixtures("clean_database")]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from app.benchmarks.vllm_server import VLLMServer, ensure_venv
 from policy.paths import SHIPPED_MODEL_DIR
 from tests.recommend.stub_server import StubModelServer
-from tests.recommend.vllm_server import VLLMServer, ensure_venv
 
 
 @pytest.fixture(scope="session")

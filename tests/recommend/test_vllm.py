@@ -15,6 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
+from app.benchmarks.vllm_server import SERVED_NAME, VLLMServer
 from app.core.config import PolicyBackend, Settings
 from app.models import Adapter, AdapterStatus, Recommendation
 from app.recommend.backends.base import PolicyInput
@@ -24,7 +25,6 @@ from domain import ACTIONS, RESPONSES, Interaction, Meters, Slot, SlotState
 from policy.paths import SHIPPED_MODEL_DIR, base_model_version
 from policy.prompt import render_prompt
 from tests.recommend.helpers import app_with, metric, new_user
-from tests.recommend.vllm_server import SERVED_NAME, VLLMServer
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 

@@ -15,9 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
-import secrets
-import socket
 from collections.abc import Iterator
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -25,7 +22,6 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
-import redis
 import typer
 from typer.testing import CliRunner
 
@@ -42,15 +38,9 @@ from app.simulate.stack import BIN, Stack
 from app.simulate.whoop import WhoopWorld
 from bridges.google.context import CalendarContextSource, context_inputs
 from domain import METER_NAMES
-from tests.support import broker_url, temporary_postgres_database
+from tests.simulate.stacks import running_stack, sync_url
 
 pytestmark = pytest.mark.skipif(not (BIN / "rhythm").exists(), reason="needs the rhythm console script")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -71,48 +61,8 @@ def calendar_api() -> Iterator[tuple[CalendarApi, str]]:
 def stack(
     tmp_path_factory: pytest.TempPathFactory, whoop_api: RecordApi, calendar_api: tuple[CalendarApi, str]
 ) -> Iterator[Stack]:
-    logs = tmp_path_factory.mktemp("stack")
-    port = _free_port()
-    assert whoop_api.api is not None
-    with temporary_postgres_database("rhythm_sim") as database:
-        env = {key: value for key, value in os.environ.items() if not key.startswith("RHYTHM_")}
-        env.update(
-            {
-                "RHYTHM_ENV": "test",
-                "RHYTHM_DATA_DIR": str(logs),
-                "RHYTHM_DATABASE_URL": database,
-                "RHYTHM_BROKER_URL": broker_url(),
-                "RHYTHM_BROKER_KEY_PREFIX": f"rhythm-sim-{secrets.token_hex(6)}:",
-                "RHYTHM_ADMIN_TOKEN": secrets.token_urlsafe(32),
-                "RHYTHM_SECRET_KEY": secrets.token_urlsafe(32),
-                "RHYTHM_TERRA_WEBHOOK_SECRET": "terra-sim-" + secrets.token_hex(16),
-                "RHYTHM_WHOOP_CLIENT_SECRET": "whoop-sim-" + secrets.token_hex(16),
-                "RHYTHM_WHOOP_API_BASE_URL": whoop_api.api.url,
-                "RHYTHM_WHOOP_TOKEN_URL": f"{whoop_api.api.url}/oauth/token",
-                "RHYTHM_GOOGLE_CLIENT_ID": "sim.apps.googleusercontent.com",
-                "RHYTHM_GOOGLE_CLIENT_SECRET": "google-sim-" + secrets.token_hex(16),
-                "RHYTHM_GOOGLE_API_BASE_URL": calendar_api[1],
-                "RHYTHM_GOOGLE_TOKEN_URL": f"{calendar_api[1]}/token",
-                "RHYTHM_POLICY_BACKEND": "fallback",
-                "RHYTHM_PORT": str(port),
-                "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
-            }
-        )
-        running = Stack(env, logs, port)
-        try:
-            running.start()
-            yield running
-        finally:
-            running.stop()
-            # Leave no messages or beat state of this stack in the shared Redis.
-            client = redis.Redis.from_url(broker_url())
-            keys = list(client.scan_iter(match=f"{env['RHYTHM_BROKER_KEY_PREFIX']}*"))
-            if keys:
-                client.delete(*keys)
-
-
-def _sync_url(stack: Stack) -> str:
-    return stack.env["RHYTHM_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1)
+    with running_stack(tmp_path_factory.mktemp("stack"), whoop_api, calendar_api[1]) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +82,7 @@ def result(stack: Stack, world: calendar_sim.CalendarWorld) -> SimResult:
         seed=7,
         drain_timeout=90.0,
         calendar=True,
-        sync_database_url=_sync_url(stack),
+        sync_database_url=sync_url(stack),
         secret_key=stack.env["RHYTHM_SECRET_KEY"],
     )
     return asyncio.run(Simulation(config, calendar=world).run())
@@ -151,6 +101,13 @@ def test_the_books_balance(result: SimResult) -> None:
     assert books["readings_stored"] == books["readings_expected"] > 3 * 21 * 8
     assert books["meter_snapshots"] > 0 and books["users_without_snapshot"] == 0
     assert books["meter_recomputes_queued"] == 0
+    # Every handled event has its lag (received -> handled, from the service's own rows), and it is
+    # positive: a worker handles an event after the API stored it.
+    lag = books["queue_lag"]["webhooks_received_to_handled"]
+    assert lag["terra"]["n"] == books["inbox_events"]
+    assert 0.0 < lag["terra"]["p50_s"] <= lag["terra"]["p99_s"] <= lag["terra"]["max_s"]
+    assert lag["google-calendar"]["n"] == result.books["calendar"]["notifications_handled"]
+    assert books["queue_lag"]["finetune_created_to_started"]["n"] == 0  # no sweep in this run
 
 
 def test_the_calendar_books_balance(result: SimResult) -> None:
@@ -187,7 +144,7 @@ def test_the_simulated_calendar_inputs_are_the_synced_rows(
     """What the simulation hands the meters from a person's calendar is what the meters job computes from
     the rows the service synced, at the last simulated morning and a week before it."""
     end = result.start + timedelta(weeks=3)
-    with task_session(_sync_url(stack)) as session:
+    with task_session(sync_url(stack)) as session:
         for person in result.people:
             for now in (end - timedelta(hours=16), end - timedelta(days=7, hours=16)):
                 synced = CalendarContextSource(session).inputs(person.user_id, now)
