@@ -14,6 +14,7 @@ non-empty folder without ``--force``: the shipped ``policy/weights/rhythm-tiny/`
 from __future__ import annotations
 
 import json
+import math
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -181,6 +182,21 @@ def bench_finetune(
             "on) or since_training (only those after its training rows)."
         ),
     ] = "all",
+    adapter_sharpness: Annotated[
+        str,
+        typer.Option(
+            help="Extra week-5 arms: the adapter combined with the answers at these sharpness values in "
+            "(0, 1], comma-separated (the service's is RHYTHM_EVIDENCE_SHARPNESS)."
+        ),
+    ] = "",
+    max_train_seconds: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Stop each training after this many seconds, as the job does (0: never; every adapter then "
+            "trains its planned steps, so results do not depend on the machine's load).",
+        ),
+    ] = 55.0,
     throughput: Annotated[bool, typer.Option(help="Also time the sweep with 1 and 2 workers.")] = True,
     plot: Annotated[Path | None, typer.Option(help="Write a PNG of week-5 acceptance per arm here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -204,18 +220,30 @@ def bench_finetune(
         check_seed(seed)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--seed") from None
+    try:
+        sharpness = tuple(float(x) for x in adapter_sharpness.split(",") if x.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            "numbers in (0, 1], comma-separated", param_hint="--adapter-sharpness"
+        ) from None
+    if not all(0.0 < x <= 1.0 for x in sharpness):
+        raise typer.BadParameter("numbers in (0, 1], comma-separated", param_hint="--adapter-sharpness")
     torch.set_num_threads(1)
     config = BenchConfig(
         users=users,
         modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
         seed=seed,
         finetune=FinetuneConfig(
-            epochs=epochs, reward_weight=weights[objective][0], distill_weight=weights[objective][1]
+            epochs=epochs,
+            reward_weight=weights[objective][0],
+            distill_weight=weights[objective][1],
+            max_seconds=max_train_seconds or math.inf,
         ),
         min_ess=min_ess,
         max_halfwidth=max_halfwidth,
         train_workers=workers,
         adapter_answers=adapter_answers,
+        adapter_sharpness=sharpness,
         throughput=throughput,
     )
     err = Console(stderr=True)
@@ -231,8 +259,11 @@ def bench_finetune(
     for mode in results["modes"]:
         typer.echo(f"{mode['mode']} ({mode['users']} users), week-5 acceptance (95 % CI over users):")
         for arm, value in mode["week5_acceptance"].items():
-            typer.echo(f"  {arm:<19} {value['mean']:.3f} {value['ci95']}")
+            typer.echo(f"  {arm:<27} {value['mean']:.3f} {value['ci95']}")
         for layer, diff in mode["adapter_minus_base30"].items():
+            if layer not in mode["target_met"]:
+                typer.echo(f"  {layer} - base+30d+answers: {diff['mean']:+.3f} {diff['ci95']}")
+                continue
             met = "met" if mode["target_met"][layer] else "NOT met"
             typer.echo(f"  adapter+7d - base+30d ({layer}): {diff['mean']:+.3f} {diff['ci95']}  target {met}")
         typer.echo(f"  gate: {mode['gate']}")

@@ -24,6 +24,7 @@ deterministic per seed (seeded init, seeded shuffling, one torch thread count se
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -80,6 +81,9 @@ class FinetuneConfig:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["target_modules"] = list(self.target_modules)
+        # JSON has no infinity: no time cap is written as null.
+        if not math.isfinite(self.max_seconds):
+            data["max_seconds"] = None
         return data
 
 

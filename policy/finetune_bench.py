@@ -71,6 +71,9 @@ class BenchConfig:
     # Which answers the layer combines with an adapter: "all" (as the service does, though the adapter learnt
     # those of its training rows already) or "since_training" (only those after its training rows).
     adapter_answers: str = "all"
+    # Extra week-5 arms: the adapter combined with the answers at these sharpness values instead of the
+    # service's (an adapter has learnt this person, so softening it to a stranger's prior may waste it).
+    adapter_sharpness: tuple[float, ...] = ()
     margin: float = 0.02
     min_ess: float = 20.0
     max_halfwidth: float = 0.1
@@ -206,6 +209,10 @@ def arm_name(name: str, answers: bool) -> str:
     return f"{name}+answers" if answers else name
 
 
+def sharpness_arm(sharpness: float) -> str:
+    return f"adapter+7d+answers@{sharpness:g}"
+
+
 def check_seed(seed: int) -> None:
     """Refuse a seed the shipped model's training rollouts used (it would be scored on seen histories)."""
     if seed in model_training_seeds(None):
@@ -310,6 +317,19 @@ def run_mode(
             if not np.array_equal(traj.actions[:, :logged_steps], logged.actions):
                 raise AssertionError("the replayed weeks 1-4 differ from the logged ones")
             week5[arm] = (traj.responses[:, logged_steps:] == ACCEPTED).mean(axis=1)
+    for sharpness in config.adapter_sharpness:
+        arm = sharpness_arm(sharpness)
+        stage(f"{mode}: week 5, {arm}")
+        policy = ArmPolicy(
+            adapters,
+            config.short_days,
+            replace(config.evidence, sharpness=sharpness),
+            config.floor,
+            logged=logged,
+            count_from=adapter_from,
+        )
+        traj = rollout(policy, profiles, LOG_WEEKS + 1, config.seed)
+        week5[arm] = (traj.responses[:, logged_steps:] == ACCEPTED).mean(axis=1)
 
     on, off = week5["adapter+7d+answers"] - week5["base+30d+answers"], week5["adapter+7d"] - week5["base+30d"]
     better = on > 0
@@ -320,7 +340,14 @@ def run_mode(
         "users": n,
         "weeks_1_4_acceptance": _mean_ci((logged.responses == ACCEPTED).mean(axis=1)),
         "week5_acceptance": {name: _mean_ci(values) for name, values in week5.items()},
-        "adapter_minus_base30": {"answers_on": _mean_ci(on), "answers_off": _mean_ci(off)},
+        "adapter_minus_base30": {
+            "answers_on": _mean_ci(on),
+            "answers_off": _mean_ci(off),
+            **{
+                sharpness_arm(s): _mean_ci(week5[sharpness_arm(s)] - week5["base+30d+answers"])
+                for s in config.adapter_sharpness
+            },
+        },
         "target_met": {"answers_on": bool(on.mean() >= 0), "answers_off": bool(off.mean() >= 0)},
         "gate": {
             "decisions": {d: sum(g.decision.value == d for g in gates) for d in sorted(decisions)},
