@@ -26,7 +26,11 @@ from app.simulate.stack import BIN, Stack
 from policy.paths import SHIPPED_MODEL_DIR
 from tests.simulate.stacks import running_stack
 
-pytestmark = pytest.mark.skipif(not (BIN / "rhythm").exists(), reason="needs the rhythm console script")
+pytestmark = [
+    pytest.mark.vllm,
+    pytest.mark.slow,
+    pytest.mark.skipif(not (BIN / "rhythm").exists(), reason="needs the rhythm console script"),
+]
 # The API's circuit breaker probes vLLM again this long after its last failure (RHYTHM_POLICY_COOLDOWN).
 COOLDOWN_S = 3
 
