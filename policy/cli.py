@@ -167,6 +167,12 @@ def bench_finetune(
             "or distill (distillation only)."
         ),
     ] = "combined",
+    reward_weight: Annotated[
+        float | None, typer.Option(min=0.0, help="Override the objective's reward-term weight.")
+    ] = None,
+    distill_weight: Annotated[
+        float | None, typer.Option(min=0.0, help="Override the objective's distillation weight.")
+    ] = None,
     seed: Annotated[
         int, typer.Option(help="An evaluation seed (100-999), not one the model trained on.")
     ] = 123,
@@ -235,8 +241,8 @@ def bench_finetune(
         seed=seed,
         finetune=FinetuneConfig(
             epochs=epochs,
-            reward_weight=weights[objective][0],
-            distill_weight=weights[objective][1],
+            reward_weight=weights[objective][0] if reward_weight is None else reward_weight,
+            distill_weight=weights[objective][1] if distill_weight is None else distill_weight,
             max_seconds=max_train_seconds or math.inf,
         ),
         min_ess=min_ess,

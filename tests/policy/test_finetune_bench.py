@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from policy.finetune_bench import (
     check_seed,
     run_benchmark,
     served,
+    sharpness_arm,
 )
 from policy.sim_policy import EvidencePolicy
 from sim.env import Observation
@@ -100,14 +102,22 @@ def test_a_small_run_reports_every_arm_with_the_answers_layer_on_and_off() -> No
     config = BenchConfig(
         users=2,
         modes=("heldout-rules",),
-        finetune=FinetuneConfig(epochs=1),
+        finetune=FinetuneConfig(epochs=1, max_seconds=math.inf),
+        # The service's own sharpness as an extra arm must reproduce the as-served adapter arm exactly.
+        adapter_sharpness=(EvidenceConfig().sharpness, 1.0),
         throughput=False,
     )
     results: dict[str, Any] = run_benchmark(config)
     assert "on" in results["posterior_layer"] and results["config"]["evidence"] == EvidenceConfig().as_dict()
     (mode,) = results["modes"]
     arms = {arm_name(name, answers) for name, _, _ in ARMS for answers in (True, False)}
-    assert set(mode["week5_acceptance"]) == arms
+    extra = {sharpness_arm(0.25), sharpness_arm(1.0)}
+    assert set(mode["week5_acceptance"]) == arms | extra
+    assert mode["week5_acceptance"][sharpness_arm(0.25)] == mode["week5_acceptance"]["adapter+7d+answers"]
+    same = mode["adapter_minus_base30"][sharpness_arm(0.25)]
+    assert same == mode["adapter_minus_base30"]["answers_on"]
+    # No time cap: written as null, never as a non-JSON infinity.
+    assert results["config"]["finetune"]["max_seconds"] is None
     for layer, suffix in (("answers_on", "+answers"), ("answers_off", "")):
         diff = mode["adapter_minus_base30"][layer]["mean"]
         adapter = mode["week5_acceptance"][f"adapter+7d{suffix}"]["mean"]
@@ -118,3 +128,17 @@ def test_a_small_run_reports_every_arm_with_the_answers_layer_on_and_off() -> No
     assert sum(gate["decisions"].values()) == 2
     assert 0 <= gate["promoted_really_better"] <= gate["promoted"] <= 2
     assert 0.0 < mode["train_seconds_per_user"]["mean"] <= mode["train_seconds_per_user"]["max"]
+
+
+@pytest.mark.parametrize("value", ["2", "0", "-0.5", "half", "0.5,1.5"])
+def test_the_command_refuses_a_sharpness_outside_0_to_1(value: str) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from policy.cli import bench_finetune
+
+    app = typer.Typer()
+    app.command()(bench_finetune)
+    app.command("other")(lambda: None)  # two commands: the first is invoked by name
+    done = CliRunner().invoke(app, ["bench-finetune", "--adapter-sharpness", value])
+    assert done.exit_code == 2 and "adapter-sharpness" in done.output

@@ -313,6 +313,7 @@ def test_the_command_prints_the_report_as_json_and_exits_0_when_nothing_is_lost(
         (["--provider", "whoop"], "needs --spawn"),
         (["--provider", "fitbit"], "expected one of terra"),
         (["--calendar"], "--calendar needs --spawn"),
+        (["--vllm"], "--vllm needs --spawn"),
     ],
 )
 def test_the_command_refuses_bad_options(args: list[str], message: str) -> None:
