@@ -62,10 +62,56 @@ def load(settings: Settings, name: str, path: str) -> None:
         raise DeployError(f"vLLM unreachable: {type(exc).__name__}") from exc
     if response.status_code == 200:
         log.info("adapter_loaded", adapter=name)
+        warm(settings, name)
         return
     if response.status_code == 400 and "already" in response.text:
         return
     raise DeployError(f"vLLM refused adapter {name}: {response.status_code} {response.text[:300]}")
+
+
+WARM_TIMEOUT_S = 60.0
+
+
+def warm(settings: Settings, name: str) -> None:
+    """One decision with the new adapter, exactly as recommendations ask (structured output, action
+    logprobs), with a generous timeout.
+
+    vLLM's first request through a freshly loaded LoRA is slow on CPU (seconds: more than a decision's
+    ``vllm_timeout``). ``rhythm simulate --vllm --faults`` showed what that costs: after a restart the
+    reconcile loaded four adapters, their users' first requests timed out, the circuit breaker opened and
+    *every* user got the fallback for its cooldown. Paying it here, in the worker, keeps it off the request
+    path. A failure is only logged: the adapter is loaded, and a slow first request falls back as before.
+    """
+    import asyncio
+
+    from app.recommend.backends.base import BackendError, PolicyInput
+    from app.recommend.backends.vllm import VLLMBackend, server_root
+    from domain import Meters, Slot, SlotState
+    from policy.prompt import render_prompt
+
+    current = SlotState(0, Slot.MORNING, Meters.neutral())
+    headers = {}
+    if key := settings.vllm_api_key.get_secret_value():
+        headers["Authorization"] = f"Bearer {key}"
+
+    async def decide() -> str | None:
+        async with httpx.AsyncClient(
+            base_url=server_root(settings.vllm_url), timeout=WARM_TIMEOUT_S, headers=headers
+        ) as http:
+            backend = VLLMBackend(http, model=settings.vllm_model)
+            inp = PolicyInput(render_prompt([], current), [], current, adapter=name)
+            return (await backend.decide(inp)).adapter
+
+    try:
+        served = asyncio.run(decide())
+    except BackendError as exc:
+        log.warning("adapter_warm_failed", adapter=name, error=str(exc)[:200])
+        return
+    if served != name:
+        # A 404 for the adapter: the server forgot it right after loading (restarted in between).
+        log.warning("adapter_warm_failed", adapter=name, error="not served by the adapter")
+        return
+    log.info("adapter_warmed", adapter=name)
 
 
 def unload(settings: Settings, name: str) -> None:

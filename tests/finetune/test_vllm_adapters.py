@@ -60,6 +60,15 @@ def _train(directory: Path) -> Path:
     return directory
 
 
+async def _completed_requests(server: VLLMServer) -> float:
+    """vLLM's own count of finished requests (its Prometheus ``/metrics``), over every label."""
+    async with httpx.AsyncClient(base_url=server.root, timeout=10.0) as http:
+        text = (await http.get("/metrics")).text
+    rows = [line for line in text.splitlines() if line.startswith("vllm:request_success_total")]
+    assert rows, "vLLM exports no vllm:request_success_total"
+    return sum(float(line.rsplit(" ", 1)[1]) for line in rows)
+
+
 async def test_vllm_and_local_agree_and_a_restarted_vllm_gets_the_adapter_back(
     settings: Settings,
     create_user: CreateUser,
@@ -99,9 +108,13 @@ async def test_vllm_and_local_agree_and_a_restarted_vllm_gets_the_adapter_back(
         server = await asyncio.to_thread(spawn)
         ft = make_settings(settings.database_url, policy_backend=PolicyBackend.VLLM, vllm_url=server.url)
         assert name not in await asyncio.to_thread(deploy.listed, ft)
+        completed = await _completed_requests(server)
         with task_session(ft.sync_database_url) as session:
             assert await asyncio.to_thread(service.reconcile, session, ft) == {"loaded": 1, "unloaded": 0}
         assert name in await asyncio.to_thread(deploy.listed, ft)
+        # Loading warmed the adapter with one decision (its first request is slow on CPU), off the request
+        # path: exactly one completion ran on the server.
+        assert await _completed_requests(server) == completed + 1
         async with httpx.AsyncClient(base_url=server.root, timeout=60.0) as http:
             on_vllm = await VLLMBackend(http).decide(PolicyInput(prompt, history, current, adapter=name))
         assert on_vllm.adapter == name, f"restart {restart}"
