@@ -8,8 +8,9 @@ probability vector is ``ACTIONS[i]`` everywhere.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 SLOTS_PER_DAY = 4
 DAYS_PER_WEEK = 7
@@ -98,16 +99,18 @@ class Meters:
     :class:`Meter` alone, so adding or renaming a meter changes one definition and everything else follows.
     """
 
-    __slots__ = ("_values",)
+    __slots__ = ("_missing", "_values")
     _values: tuple[float, ...]
+    _missing: frozenset[Meter]
 
-    def __init__(self, *values: float) -> None:
+    def __init__(self, *values: float, missing: Iterable[Meter | str] = ()) -> None:
         if len(values) != N_METERS:
             raise ValueError(f"expected {N_METERS} meter values, got {len(values)}")
         for meter, value in zip(METERS, values, strict=True):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{meter.value}={value!r} is outside [0, 1]")
         object.__setattr__(self, "_values", tuple(float(v) for v in values))
+        object.__setattr__(self, "_missing", frozenset(Meter(m) for m in missing))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Meters is immutable")
@@ -116,17 +119,39 @@ class Meters:
         return self._values[METER_INDEX[Meter(meter)]]
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Meters) and self._values == other._values
+        return isinstance(other, Meters) and self._values == other._values and self._missing == other._missing
 
     def __hash__(self) -> int:
-        return hash(self._values)
+        return hash((self._values, self._missing))
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{m.value}={v!r}" for m, v in zip(METERS, self._values, strict=True))
+        inner = ", ".join(
+            f"{m.value}=missing" if m in self._missing else f"{m.value}={v!r}"
+            for m, v in zip(METERS, self._values, strict=True)
+        )
         return f"Meters({inner})"
 
-    def __reduce__(self) -> tuple[type[Meters], tuple[float, ...]]:
-        return (Meters, self._values)
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        if not self._missing:
+            return (Meters, self._values)
+        return (_meters_with_missing, (self._values, tuple(sorted(self._missing))))
+
+    @property
+    def missing(self) -> frozenset[Meter]:
+        """Meters with no fresh input (the bridge stored NULL, confidence 0). Their value is a stand-in the
+        caller chose (the neutral 0.5 for numeric consumers); a renderer that has a token for a missing meter
+        shows that token instead."""
+        return self._missing
+
+    @classmethod
+    def with_missing(cls, values: Sequence[float | None], neutral: float = 0.5) -> Meters:
+        """From values in ``METERS`` order where ``None`` is a missing meter (stood in for by ``neutral``)."""
+        if len(values) != N_METERS:
+            raise ValueError(f"expected {N_METERS} meter values, got {len(values)}")
+        return cls(
+            *(neutral if value is None else float(value) for value in values),
+            missing=[meter for meter, value in zip(METERS, values, strict=True) if value is None],
+        )
 
     @classmethod
     def neutral(cls) -> Meters:
@@ -171,3 +196,7 @@ class Interaction:
     state: SlotState
     action: Action
     response: Response
+
+
+def _meters_with_missing(values: tuple[float, ...], missing: tuple[str, ...]) -> Meters:
+    return Meters(*values, missing=missing)

@@ -81,6 +81,13 @@ def pretrain(
     eval_users: Annotated[
         int | None, typer.Option(help="Users per profile family in the card's check.")
     ] = None,
+    renderer_version: Annotated[
+        int | None,
+        typer.Option(
+            help="Prompt text version the model reads; 2 gives a missing meter its own token and trains "
+            "with missing meters (no device, some meters, gaps)."
+        ),
+    ] = None,
 ) -> None:
     """Pretrain the policy model from the simulator's expert and write the model folder and its card."""
     out = default_out_dir(seed) if out is None else out
@@ -106,6 +113,7 @@ def pretrain(
         "soft_responses": soft_responses,
         "bf16": bf16,
         "eval_users": eval_users,
+        "renderer_version": renderer_version,
     }
     config = PretrainConfig(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
     # Without a terminal the progress bar cannot redraw; print a line per 50 steps instead.

@@ -42,7 +42,7 @@ from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 from domain import N_ACTIONS
 from policy.paths import MODEL_NAME, SHIPPED_MODEL_DIR
 from policy.prompt import CURRENT_PREFIX
-from policy.tokenizer import action_token_ids, response_token_ids
+from policy.tokenizer import action_token_ids, renderer_version_of, response_token_ids
 
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
 # Spare positions a new arena gets past what it holds: about 20 history lines, so a growing user's keys and
@@ -195,6 +195,8 @@ class LocalPolicyModel:
         self.model_name = model_name
         self.cache = PrefixCache(cache_bytes)
         self.action_ids = action_token_ids(tokenizer)
+        # The prompt text version this model reads (policy.prompt.RENDERER_VERSION): from its tokenizer.
+        self.renderer_version = renderer_version_of(tokenizer)
         self.max_length = int(model.config.max_position_embeddings)
         self._current_id = tokenizer.convert_tokens_to_ids(CURRENT_PREFIX.split()[0])
         self._response_ids = set(response_token_ids(tokenizer))

@@ -16,6 +16,7 @@ import torch
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from domain import METERS
+from policy.prompt import MISSING_METER_TEXT, RENDERER_VERSION
 from policy.tokenizer import MODEL_MAX_LENGTH, build_tokenizer
 
 MODEL_FILES = (
@@ -57,9 +58,11 @@ def build_config(spec: ModelSpec, tokenizer: PreTrainedTokenizerFast) -> LlamaCo
     )
 
 
-def build_model(spec: ModelSpec, seed: int) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
-    """A freshly initialised model (deterministic in ``seed``) and its tokenizer."""
-    tokenizer = build_tokenizer()
+def build_model(
+    spec: ModelSpec, seed: int, renderer_version: int = RENDERER_VERSION
+) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
+    """A freshly initialised model (deterministic in ``seed``) and its tokenizer for ``renderer_version``."""
+    tokenizer = build_tokenizer(renderer_version)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(build_config(spec, tokenizer))
     _init_meter_embeddings(model, tokenizer)
@@ -87,6 +90,11 @@ def _init_meter_embeddings(model: LlamaForCausalLM, tokenizer: PreTrainedTokeniz
             x = 2.0 * hundredths / 100 - 1.0
             noise = torch.randn(hidden, generator=generator) * std * 0.25
             embed[token_id] = a + x * b + x * x * c + noise
+        # Renderer version 2's "missing" word for this meter starts at the neutral value's place (x = 0) with
+        # its own direction added, so it begins close to "0.50" (what version 1 showed) and can move away.
+        missing = tokenizer.convert_tokens_to_ids(f"{meter.label}={MISSING_METER_TEXT}{comma}")
+        if missing != tokenizer.unk_token_id:
+            embed[missing] = a + torch.randn(hidden, generator=generator) * std
 
 
 def save_model_folder(

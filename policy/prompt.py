@@ -55,11 +55,17 @@ TOKENS_PER_INTERACTION = 13
 
 # The version of the text this module renders for given inputs. Bump whenever the rendered text changes:
 # logged rows carry it, and a fine-tune checks its re-rendered prompts against the logged ``prompt_hash`` only
-# for rows of the current version. Version 1 has no token for a missing meter (the shipped model never saw
-# one): a meter the bridge could not estimate is shown as the neutral value below. Issue 14's renderer adds a
-# "missing" token under a new version.
+# for rows of the current version.
+# * Version 1 has no token for a missing meter: a meter the bridge could not estimate is shown as the neutral
+#   value below, indistinguishable from a measured 0.50.
+# * Version 2 shows a missing meter as ``Vitality=?`` (one token of its own per meter). Where no meter is
+#   missing its text is version 1's, character for character, so every prompt of a person with a device is
+#   unchanged. A model reads the version its tokenizer was built for (``policy.tokenizer``); the service
+#   renders :data:`RENDERER_VERSION`, the shipped model's.
 RENDERER_VERSION = 1
+RENDERER_VERSIONS = (1, 2)
 MISSING_METER_VALUE = 0.5
+MISSING_METER_TEXT = "?"
 
 
 class PromptFormatError(ValueError):
@@ -67,11 +73,16 @@ class PromptFormatError(ValueError):
 
 
 def shown_meters(values: Sequence[float | None]) -> Meters:
-    """The meters as this renderer version shows them, from values in ``METERS`` order where ``None`` is a
-    missing meter: rendered as :data:`MISSING_METER_VALUE` (the caller stores the ``None``, not this)."""
-    if len(values) != len(METERS):
-        raise ValueError(f"expected {len(METERS)} meter values, got {len(values)}")
-    return Meters(*(MISSING_METER_VALUE if value is None else value for value in values))
+    """The meters for a prompt, from values in ``METERS`` order where ``None`` is a missing meter: flagged
+    missing, with :data:`MISSING_METER_VALUE` standing in for numeric consumers and for version 1's text (the
+    caller stores the ``None``, not this)."""
+    return Meters.with_missing(values, neutral=MISSING_METER_VALUE)
+
+
+def check_version(version: int) -> int:
+    if version not in RENDERER_VERSIONS:
+        raise ValueError(f"unknown renderer version {version}; expected one of {RENDERER_VERSIONS}")
+    return version
 
 
 # A state line as one format string: ``_state_text`` runs once per history line (121 times for a full prompt),
@@ -81,8 +92,15 @@ _SLOT_LABELS: dict[Slot, str] = {slot: slot.label for slot in Slot}
 _STATE_FORMAT = "{} {}, " + ", ".join(f"{meter.label}={{:.2f}}" for meter in METERS)
 
 
-def _state_text(state: SlotState) -> str:
-    return _STATE_FORMAT.format(DAY_NAMES[state.day], _SLOT_LABELS[state.slot], *state.meters.as_tuple())
+def _state_text(state: SlotState, version: int = RENDERER_VERSION) -> str:
+    meters = state.meters
+    if version >= 2 and meters.missing:
+        words = ", ".join(
+            f"{meter.label}={MISSING_METER_TEXT}" if meter in meters.missing else f"{meter.label}={value:.2f}"
+            for meter, value in zip(METERS, meters.as_tuple(), strict=True)
+        )
+        return f"{DAY_NAMES[state.day]} {_SLOT_LABELS[state.slot]}, {words}"
+    return _STATE_FORMAT.format(DAY_NAMES[state.day], _SLOT_LABELS[state.slot], *meters.as_tuple())
 
 
 # The tail of a history line per (action, response): looked up, not formatted, 120 times per prompt.
@@ -93,9 +111,9 @@ _OUTCOME_TEXT: dict[tuple[Action, Response], str] = {
 }
 
 
-def render_interaction(interaction: Interaction) -> str:
+def render_interaction(interaction: Interaction, version: int = RENDERER_VERSION) -> str:
     """One history line, e.g. ``Mon Morning, Vitality=0.70, … → recommended DEEP_WORK → user: IGNORED``."""
-    return _state_text(interaction.state) + _OUTCOME_TEXT[interaction.action, interaction.response]
+    return _state_text(interaction.state, version) + _OUTCOME_TEXT[interaction.action, interaction.response]
 
 
 def kept_history(history: Sequence[Interaction], max_interactions: int) -> Sequence[Interaction]:
@@ -115,23 +133,25 @@ def render_history(
     *,
     window_days: int | None = None,
     max_interactions: int = DEFAULT_MAX_INTERACTIONS,
+    version: int = RENDERER_VERSION,
 ) -> str:
     """The static header and the history block: the part of the prompt that only ever grows."""
     days = DEFAULT_WINDOW_DAYS if window_days is None else window_days
     if not 1 <= days <= MAX_WINDOW_DAYS:
         raise ValueError(f"window_days must be in [1, {MAX_WINDOW_DAYS}], got {days}")
+    check_version(version)
     kept = kept_history(history, max_interactions)
     lines = [SYSTEM_LINE, HISTORY_HEADER.format(days=days)]
     if kept:
-        lines.extend(render_interaction(item) for item in kept)
+        lines.extend(render_interaction(item, version) for item in kept)
     else:
         lines.append(EMPTY_HISTORY)
     return "\n".join(lines) + "\n"
 
 
-def render_question(current: SlotState) -> str:
+def render_question(current: SlotState, version: int = RENDERER_VERSION) -> str:
     """The variable tail: the current state and the question whose answer is one action token."""
-    return f"{CURRENT_PREFIX} {_state_text(current)}\n{QUESTION}"
+    return f"{CURRENT_PREFIX} {_state_text(current, check_version(version))}\n{QUESTION}"
 
 
 def render_prompt(
@@ -140,15 +160,17 @@ def render_prompt(
     *,
     window_days: int | None = None,
     max_interactions: int = DEFAULT_MAX_INTERACTIONS,
+    version: int = RENDERER_VERSION,
 ) -> str:
     """Render the prompt for recommending an action in ``current`` given the person's ``history``.
 
     ``history`` is oldest first; ``window_days`` only labels the header (the caller chooses which interactions
-    fall in the window). At most ``max_interactions`` of the newest interactions are shown.
+    fall in the window). At most ``max_interactions`` of the newest interactions are shown. ``version`` is the
+    text version (see :data:`RENDERER_VERSION`): the one the reading model was trained on.
     """
     return render_history(
-        history, window_days=window_days, max_interactions=max_interactions
-    ) + render_question(current)
+        history, window_days=window_days, max_interactions=max_interactions, version=version
+    ) + render_question(current, version)
 
 
 def _parse_state(text: str) -> SlotState:
@@ -157,13 +179,13 @@ def _parse_state(text: str) -> SlotState:
         day_name, slot_label = head.split()
         if len(meter_parts) != len(METERS):
             raise PromptFormatError(f"expected {len(METERS)} meters in {text!r}")
-        values = []
+        values: list[float | None] = []
         for meter, part in zip(METERS, meter_parts, strict=True):
             name, value = part.split("=")
             if name != meter.label:
                 raise PromptFormatError(f"expected meter {meter.label} in {text!r}, got {name}")
-            values.append(float(value))
-        return SlotState(DAY_NAMES.index(day_name), Slot.from_label(slot_label), Meters.from_sequence(values))
+            values.append(None if value == MISSING_METER_TEXT else float(value))
+        return SlotState(DAY_NAMES.index(day_name), Slot.from_label(slot_label), shown_meters(values))
     except PromptFormatError:
         raise
     except (ValueError, KeyError) as exc:

@@ -31,7 +31,7 @@ import numpy as np
 from domain import ACTIONS, N_ACTIONS, RESPONSES, SLOTS_PER_DAY, Interaction, Meters, Slot, SlotState
 from policy.evidence import EvidenceConfig, combine_batch, day_types, slot_counts
 from policy.paths import SHIPPED_MODEL_DIR, SHIPPED_SEED
-from policy.prompt import render_prompt
+from policy.prompt import render_prompt, shown_meters
 from sim.env import Observation
 from sim.policies import make_policy, register_policy
 from sim.policies.base import Policy
@@ -46,7 +46,14 @@ _MAX_TOKENS_PER_USER = 2048
 
 
 def _state(obs: Observation, user: int) -> SlotState:
-    meters = Meters.from_sequence(np.clip(obs.meters[user], 0.0, 1.0))
+    values = np.clip(obs.meters[user], 0.0, 1.0)
+    # NaN is a missing meter (``missing:SPEC``, sim.policies.blind): shown as the service shows a NULL meter.
+    missing = np.isnan(values)
+    meters = (
+        shown_meters([None if gone else float(v) for v, gone in zip(values, missing, strict=True)])
+        if missing.any()
+        else Meters.from_sequence(values)
+    )
     return SlotState(int(obs.day[user]), Slot(int(obs.slot[user])), meters)
 
 
@@ -69,7 +76,8 @@ class ModelPolicy:
     def probs(self, obs: Observation) -> np.ndarray:
         out = np.empty((len(obs), len(ACTIONS)))
         for user, history in enumerate(self._histories):
-            out[user] = self.local.distribution(render_prompt(history, _state(obs, user)))
+            prompt = render_prompt(history, _state(obs, user), version=self.local.renderer_version)
+            out[user] = self.local.distribution(prompt)
         return out
 
     def update(self, obs: Observation, actions: np.ndarray, responses: np.ndarray) -> None:

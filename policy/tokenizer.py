@@ -31,8 +31,18 @@ def meter_tokens() -> list[str]:
     return words
 
 
-def vocabulary() -> list[str]:
-    """The full, ordered vocabulary. Order is stable: specials, the 10 actions, then the prompt's words."""
+def missing_meter_tokens() -> list[str]:
+    """Renderer version 2's word for each missing meter, with the comma like :func:`meter_tokens`."""
+    return [
+        f"{meter.label}={p.MISSING_METER_TEXT}{',' if position < len(METERS) - 1 else ''}"
+        for position, meter in enumerate(METERS)
+    ]
+
+
+def vocabulary(renderer_version: int = p.RENDERER_VERSION) -> list[str]:
+    """The full, ordered vocabulary for a renderer version. Order is stable: specials, the 10 actions, the
+    prompt's words; version 2 appends its missing-meter words, so every version-1 id keeps its meaning."""
+    p.check_version(renderer_version)
     words: list[str] = [*SPECIAL_TOKENS, *(action.value for action in ACTIONS)]
     fixed_text = " ".join(
         [
@@ -51,12 +61,21 @@ def vocabulary() -> list[str]:
     words.extend(f"{slot.label}," for slot in Slot)
     words.extend(meter_tokens())
     words.extend(response.value.upper() for response in RESPONSES)
+    if renderer_version >= 2:
+        words.extend(missing_meter_tokens())
     return list(dict.fromkeys(words))
 
 
-def build_tokenizer() -> PreTrainedTokenizerFast:
+def renderer_version_of(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The newest prompt text version ``tokenizer`` can read: 2 when it has the missing-meter words, else 1
+    (a model folder carries its tokenizer, so this is the version the model was trained on)."""
+    vocab = tokenizer.get_vocab()
+    return 2 if all(word in vocab for word in missing_meter_tokens()) else 1
+
+
+def build_tokenizer(renderer_version: int = p.RENDERER_VERSION) -> PreTrainedTokenizerFast:
     """Build the tokenizer object (deterministic: the same vocabulary and ids on every call)."""
-    vocab = {word: index for index, word in enumerate(vocabulary())}
+    vocab = {word: index for index, word in enumerate(vocabulary(renderer_version))}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     backend.post_processor = processors.TemplateProcessing(

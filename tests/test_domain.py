@@ -77,3 +77,17 @@ def test_meter_names_are_spelled_only_in_domain() -> None:
 def test_the_spelling_check_finds_a_hand_written_meter_list() -> None:
     source = 'class T:\n    serenity: float\nCOLUMNS = ("vitality", "x")\nrow.cognition\nf(serenity=1)\n'
     assert sorted(line for line, _ in _spellings(ast.parse(source))) == [2, 3, 4, 5]
+
+
+def test_missing_meters_are_flagged_stood_in_for_and_survive_pickling() -> None:
+    meters = Meters.with_missing([0.7, None, 0.2, None, 0.9])
+    assert meters.as_tuple() == (0.7, 0.5, 0.2, 0.5, 0.9)
+    assert meters.missing == {Meter.COGNITION, Meter.SERENITY}
+    # A measured 0.5 is not a missing meter.
+    measured = Meters(0.7, 0.5, 0.2, 0.5, 0.9)
+    assert meters != measured and not measured.missing
+    assert pickle.loads(pickle.dumps(meters)) == meters
+    assert pickle.loads(pickle.dumps(meters)).missing == meters.missing
+    assert "cognition=missing" in repr(meters)
+    with pytest.raises(ValueError):
+        Meters.with_missing([None, None])

@@ -77,6 +77,7 @@ def reproduce_command(config: PretrainConfig) -> str:
         "bf16",
         "minutes",
         "eval_users",
+        "renderer_version",
     )
     for name in names:
         value = getattr(config, name)
@@ -130,6 +131,17 @@ def model_card(config: PretrainConfig, result: PretrainResult, *, n_train: int, 
             "the simulator's true response distribution of that action in that state"
             if config.soft_responses
             else "the sampled response"
+        ),
+        *(
+            [
+                f"- prompt text version {config.renderer_version}: a missing meter is its own token "
+                f"(`Vitality=?`); per user, no meters at all {config.missing.no_device:.0%}, a random subset "
+                f"missing throughout {config.missing.some:.0%}, and gaps at a rate U(0, "
+                f"{config.missing.max_gap_rate}) for {config.missing.gaps:.0%} of users; the targets are "
+                "those of the full state"
+            ]
+            if config.renderer_version >= 2
+            else []
         ),
         "",
         "## Settings",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from policy.model import ModelSpec
 from policy.paths import SHIPPED_SEED
+from policy.prompt import RENDERER_VERSION
 from policy.teacher import ProfileMix
 
 THREADS = 2
@@ -54,6 +55,25 @@ def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     lines = (line for line in text.splitlines() if line.startswith("flags"))
     flags = next((line.split(":", 1)[1].split() for line in lines), [])
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+@dataclass(frozen=True)
+class MissingMeters:
+    """How training histories lose meters (renderer version 2 and later), per user:
+
+    * ``no_device``: every meter is missing at every step (no device connected, no calendar);
+    * ``some``: a random non-empty subset of the meters is missing at every step (e.g. a watch but no
+      calendar: Progress and Connection have no input);
+    * ``gaps``: on top of either, each remaining meter is missing at a step with a per-user rate drawn from
+      U(0, ``max_gap_rate``) (a device not worn that day, a sync that failed).
+
+    The teacher's targets still come from the person's true state, so the soft cross-entropy teaches the
+    model the target averaged over what it cannot see: the marginal the missing token should stand for."""
+
+    no_device: float = 0.15
+    some: float = 0.15
+    gaps: float = 0.2
+    max_gap_rate: float = 0.3
 
 
 @dataclass
@@ -108,6 +128,10 @@ class PretrainConfig:
     # AVX2-only EPYC one step took 45-58 s with it against 5-9 s without (1 thread, load 5). So the default
     # follows the CPU.
     bf16: bool = field(default_factory=lambda: cpu_has_native_bf16())
+    # The prompt text version the model reads (policy.prompt.RENDERER_VERSION). From version 2 on, a missing
+    # meter has a token of its own, and the histories are trained with missing meters (below).
+    renderer_version: int = RENDERER_VERSION
+    missing: MissingMeters = field(default_factory=MissingMeters)
     eval_users: int = 60
     # Processes for the teacher rollouts; the data are the same for any count (see generate_sequences).
     data_workers: int = THREADS

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 from transformers import PreTrainedTokenizerFast
 
-from domain import ACTIONS, RESPONSES, Interaction, Meters, Slot, SlotState
-from policy.prompt import DEFAULT_MAX_INTERACTIONS, render_prompt
+from domain import ACTIONS, N_METERS, RESPONSES, Interaction, Meters, Slot, SlotState
+from policy.prompt import DEFAULT_MAX_INTERACTIONS, RENDERER_VERSION, render_prompt, shown_meters
 from policy.teacher import Episodes, generate_episodes
 from policy.tokenizer import build_tokenizer
-from policy.training.config import PretrainConfig, chunk_plan
+from policy.training.config import MissingMeters, PretrainConfig, chunk_plan
 from policy.training.dpt import generate_dpt_episodes
 from policy.training.seeds import chunk_seed, chunk_sizes
 
@@ -45,9 +45,36 @@ class Sequence:
     response_targets: np.ndarray
 
 
-def _interaction(day: int, slot: int, meters: np.ndarray, action: int, response: int) -> Interaction:
-    state = SlotState(day, Slot(slot), Meters.from_sequence(np.clip(meters, 0.0, 1.0)))
+def _meters(values: np.ndarray, missing: np.ndarray | None) -> Meters:
+    clipped = np.clip(values, 0.0, 1.0)
+    if missing is None or not missing.any():
+        return Meters.from_sequence(clipped)
+    return shown_meters([None if gone else float(v) for v, gone in zip(clipped, missing, strict=True)])
+
+
+def _interaction(
+    day: int, slot: int, meters: np.ndarray, action: int, response: int, missing: np.ndarray | None = None
+) -> Interaction:
+    state = SlotState(day, Slot(slot), _meters(meters, missing))
     return Interaction(state, ACTIONS[action], RESPONSES[response])
+
+
+def missing_masks(n_steps: int, plan: MissingMeters, rng: np.random.Generator) -> np.ndarray:
+    """One user's (n_steps, N_METERS) mask of missing meters under ``plan`` (see :class:`MissingMeters`)."""
+    mask = np.zeros((n_steps, N_METERS), dtype=bool)
+    draw = rng.random()
+    if draw < plan.no_device:
+        mask[:] = True
+        return mask
+    if draw < plan.no_device + plan.some:
+        subset = rng.random(N_METERS) < 0.5
+        if not subset.any():
+            subset[rng.integers(N_METERS)] = True
+        mask[:, subset] = True
+    if rng.random() < plan.gaps:
+        rate = rng.uniform(0.0, plan.max_gap_rate)
+        mask |= rng.random((n_steps, N_METERS)) < rate
+    return mask
 
 
 def episodes_to_sequences(
@@ -56,8 +83,15 @@ def episodes_to_sequences(
     rng: np.random.Generator,
     *,
     soft_responses: bool = False,
+    renderer_version: int = RENDERER_VERSION,
+    missing: MissingMeters | None = None,
 ) -> list[Sequence]:
-    """One training sequence per user: the episode cut at a random length, rendered for production."""
+    """One training sequence per user: the episode cut at a random length, rendered for production.
+
+    With ``missing`` (renderer version 2 and later) each user's meters are hidden by :func:`missing_masks`;
+    the targets stay those of the full state."""
+    if missing is not None and renderer_version < 2:
+        raise ValueError("renderer version 1 has no token for a missing meter")
     tr = episodes.trajectories
     if not soft_responses:
         response_labels = np.eye(len(RESPONSES))[tr.responses]
@@ -68,12 +102,16 @@ def episodes_to_sequences(
     recommended = tokenizer.convert_tokens_to_ids("recommended")
     user_said = tokenizer.convert_tokens_to_ids("user:")
     prompts, lengths = [], []
+    # The masks have a stream of their own (spawning does not advance ``rng``), so the same episodes cut and
+    # shifted the same way with and without missing meters differ only in the hidden meters.
+    mask_rng = rng.spawn(1)[0] if missing is not None else None
     for user in range(tr.n_users):
         length = int(rng.integers(1, min(tr.n_steps, DEFAULT_MAX_INTERACTIONS) + 1))
         # Half the episodes start on another weekday: the dynamics ignore the weekday, real histories do not
         # start on Mondays, and the model must not learn that they do.
         shift = int(rng.integers(0, 7)) if rng.random() < 0.5 else 0
         days = (tr.day[user, :length] + shift) % 7
+        mask = None if mask_rng is None or missing is None else missing_masks(length, missing, mask_rng)
         history = [
             _interaction(
                 int(days[t]),
@@ -81,6 +119,7 @@ def episodes_to_sequences(
                 tr.meters[user, t],
                 int(tr.actions[user, t]),
                 int(tr.responses[user, t]),
+                None if mask is None else mask[t],
             )
             for t in range(length - 1)
         ]
@@ -88,10 +127,10 @@ def episodes_to_sequences(
         current = SlotState(
             int(days[last]),
             Slot(int(tr.slot[user, last])),
-            Meters.from_sequence(np.clip(tr.meters[user, last], 0.0, 1.0)),
+            _meters(tr.meters[user, last], None if mask is None else mask[last]),
         )
         window = int(rng.choice(WINDOW_CHOICES))
-        prompts.append(render_prompt(history, current, window_days=window))
+        prompts.append(render_prompt(history, current, window_days=window, version=renderer_version))
         lengths.append(length)
     encoded = tokenizer(prompts)["input_ids"]
     sequences = []
@@ -140,7 +179,7 @@ def _chunk_sequences(config: PretrainConfig, chunk: _Chunk) -> list[Sequence]:
             chunk.users, chunk.weeks, chunk_seed(config.seed, chunk.mix_index, chunk.part), chunk.mode
         )
         rng = np.random.default_rng(np.random.SeedSequence([config.seed, 1, chunk.mix_index, chunk.part]))
-        return episodes_to_sequences(episodes, build_tokenizer(), rng, soft_responses=config.soft_responses)
+        return _to_sequences(config, episodes, rng)
     episodes = generate_episodes(
         chunk.users,
         chunk.weeks,
@@ -151,7 +190,18 @@ def _chunk_sequences(config: PretrainConfig, chunk: _Chunk) -> list[Sequence]:
         max_epsilon=config.max_epsilon,
     )
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, 1, chunk.mix_index, chunk.part]))
-    return episodes_to_sequences(episodes, build_tokenizer(), rng, soft_responses=config.soft_responses)
+    return _to_sequences(config, episodes, rng)
+
+
+def _to_sequences(config: PretrainConfig, episodes: Episodes, rng: np.random.Generator) -> list[Sequence]:
+    return episodes_to_sequences(
+        episodes,
+        build_tokenizer(config.renderer_version),
+        rng,
+        soft_responses=config.soft_responses,
+        renderer_version=config.renderer_version,
+        missing=config.missing if config.renderer_version >= 2 else None,
+    )
 
 
 def generate_sequences(config: PretrainConfig, on_chunk: Callable[[int], None]) -> list[Sequence]:

@@ -68,7 +68,7 @@ def pretrain(
     torch.set_num_threads(THREADS)
     started = time.monotonic()
     deadline = started + config.minutes * 60.0
-    model, tokenizer = build_model(config.spec, config.seed)
+    model, tokenizer = build_model(config.spec, config.seed, config.renderer_version)
     action_ids = torch.tensor(action_token_ids(tokenizer))
     response_ids = torch.tensor(response_token_ids(tokenizer))
     pad_id = int(tokenizer.pad_token_id)

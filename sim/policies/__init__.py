@@ -6,7 +6,8 @@ particle count), ``particle-greedy`` (same posterior, greedy on the posterior-me
 acceptance, less exploration) and ``oracle`` (knows the true profiles). For the held-out families
 (:mod:`sim.heldout`): ``ref-sparse`` and ``ref-rules``, posterior sampling with that family's generator as
 prior (:mod:`sim.policies.reference`; ``ref-sparse:M`` sets the particles per user and action).
-``blind:SPEC`` runs any policy with neutral meters (no device connected, :mod:`sim.policies.blind`).
+``blind:SPEC`` runs any policy with neutral meters (no device connected, :mod:`sim.policies.blind`);
+``missing:SPEC`` with missing ones (NaN: the model policies render them as the service does).
 
 Extending: call ``register_policy(name, factory)`` where ``factory(arg, profiles) -> Policy`` receives the
 text after ``name:`` in the spec (or ``None``) and the users' true profiles (only the oracle should look).
@@ -104,6 +105,12 @@ def _blind(arg: str | None, profiles: ProfileBatch) -> Policy:
     return BlindPolicy(make_policy(arg, profiles), name=f"blind:{arg}")
 
 
+def _missing(arg: str | None, profiles: ProfileBatch) -> Policy:
+    if not arg:
+        raise ValueError("missing needs the policy to wrap: missing:SPEC (e.g. missing:model)")
+    return BlindPolicy(make_policy(arg, profiles), name=f"missing:{arg}", value=float("nan"))
+
+
 register_policy("random", _simple("random", RandomPolicy))
 register_policy("heuristic", _simple("heuristic", HeuristicPolicy))
 register_policy("thompson", _simple("thompson", ThompsonPolicy))
@@ -115,6 +122,8 @@ register_policy("ref-sparse", _reference("heldout-sparse"))
 register_policy("ref-rules", _reference("heldout-rules"))
 register_policy("blind", _blind)
 reserve_seeds("blind", lambda arg: trained_seeds(arg) if arg else frozenset())
+register_policy("missing", _missing)
+reserve_seeds("missing", lambda arg: trained_seeds(arg) if arg else frozenset())
 
 __all__ = [
     "ExactBayesPolicy",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain import ACTIONS, Action, Interaction, Meters, Response, Slot, SlotState
+from domain import ACTIONS, DAY_NAMES, Action, Interaction, Meter, Meters, Response, Slot, SlotState
 from policy.prompt import (
     ANSWER_CHOICES,
     DEFAULT_MAX_INTERACTIONS,
@@ -125,12 +125,50 @@ def test_out_of_range_arguments_are_refused(kwargs: dict[str, int]) -> None:
 
 
 def test_a_missing_meter_is_rendered_neutral_under_prompt_v1() -> None:
-    from policy.prompt import MISSING_METER_VALUE, RENDERER_VERSION, shown_meters
+    from policy.prompt import MISSING_METER_VALUE, shown_meters
 
-    assert RENDERER_VERSION == 1 and MISSING_METER_VALUE == 0.5
+    assert MISSING_METER_VALUE == 0.5
     shown = shown_meters([0.7, None, 0.2, None, 0.9])
     assert shown.as_tuple() == (0.7, 0.5, 0.2, 0.5, 0.9)
-    text = render_prompt([], SlotState(0, Slot.MORNING, shown))
+    assert shown.missing == {Meter.COGNITION, Meter.SERENITY}
+    text = render_prompt([], SlotState(0, Slot.MORNING, shown), version=1)
     assert "Cognition=0.50, Progress=0.20, Serenity=0.50," in text
     with pytest.raises(ValueError):
         shown_meters([0.5, None])
+
+
+def test_prompt_v2_shows_a_missing_meter_as_its_own_word_and_parses_back() -> None:
+    from policy.prompt import shown_meters
+
+    history, current = make_history(12, seed=11)
+    gone = shown_meters([None, 0.4, None, 0.6, None])
+    history = [
+        Interaction(SlotState(item.state.day, item.state.slot, gone), item.action, item.response)
+        if index % 3 == 0
+        else item
+        for index, item in enumerate(history)
+    ]
+    text = render_prompt(history, current, version=2)
+    lines = text.split("\n")
+    assert lines[2].startswith(f"{DAY_NAMES[history[0].state.day]} ")
+    assert "Vitality=?, Cognition=0.40, Progress=?, Serenity=0.60, Connection=? →" in lines[2]
+    assert "=?" not in lines[3]
+    parsed_history, parsed_current = parse_prompt(text)
+    assert [item.state.meters.missing for item in parsed_history] == [
+        item.state.meters.missing for item in history
+    ]
+    assert render_prompt(parsed_history, parsed_current, version=2) == text
+    # Version 1 of the same history cannot tell a missing meter from a measured 0.50.
+    assert "=?" not in render_prompt(history, current, version=1)
+
+
+def test_prompt_v2_equals_v1_when_no_meter_is_missing() -> None:
+    history, current = make_history(40, seed=12)
+    assert render_prompt(history, current, version=2) == render_prompt(history, current, version=1)
+
+
+def test_an_unknown_renderer_version_is_refused() -> None:
+    history, current = make_history(3)
+    for version in (0, 3):
+        with pytest.raises(ValueError, match="renderer version"):
+            render_prompt(history, current, version=version)

@@ -53,3 +53,38 @@ def test_shipped_model_beats_random(mode: str) -> None:
     model = rollout(make_policy("model", profiles), profiles, 1, seed=8).accepted.mean()
     random = rollout(make_policy("random", profiles), profiles, 1, seed=8).accepted.mean()
     assert model > random + 0.1, (model, random)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_missing_meters_reach_the_model_in_the_version_it_reads(version: int) -> None:
+    from policy.local import LocalPolicyModel
+    from policy.model import ModelSpec, build_model
+    from sim.policies.blind import BlindPolicy
+
+    model, tokenizer = build_model(
+        ModelSpec(hidden_size=32, intermediate_size=64, num_hidden_layers=1), 0, version
+    )
+    local = LocalPolicyModel(model, tokenizer, model_name=f"tiny-v{version}")
+    assert local.renderer_version == version
+    profiles = sample_profiles(np.random.default_rng(2), 2, "archetypes")
+    seen: list[str] = []
+    original = local.distribution
+
+    def recording(prompt: str) -> np.ndarray:
+        seen.append(prompt)
+        return original(prompt)
+
+    local.distribution = recording  # type: ignore[method-assign]
+    rollout(BlindPolicy(ModelPolicy(local), "missing:tiny", value=float("nan")), profiles, 1, 3)
+    missing_prompts = list(seen)
+    seen.clear()
+    rollout(BlindPolicy(ModelPolicy(local), "blind:tiny"), profiles, 1, 3)
+    if version == 1:
+        # Version 1 has no word for a missing meter: the model sees what the service showed before, 0.50.
+        assert missing_prompts == seen
+    else:
+        assert all(
+            "Vitality=?, Cognition=?, Progress=?, Serenity=?, Connection=?" in p for p in missing_prompts
+        )
+        assert all(tokenizer.unk_token_id not in tokenizer(p)["input_ids"] for p in missing_prompts[:5])
+        assert "=?" not in "".join(seen)

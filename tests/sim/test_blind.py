@@ -58,3 +58,16 @@ def test_blind_needs_a_policy_and_keeps_its_training_seeds() -> None:
     assert training_seed_overlap(["blind:trained-thing", "blind:random"], range(5)) == {
         "blind:trained-thing": [3, 4]
     }
+
+
+def test_missing_hands_nan_meters_to_the_wrapped_policy() -> None:
+    from sim import policies
+
+    recorder = Recorder()
+    policies.register_policy("recorder", lambda arg, profiles: recorder)
+    profiles = sample_profiles(np.random.default_rng(7), 4, "archetypes")
+    traj = rollout(make_policy("missing:recorder", profiles), profiles, 1, 11)
+    assert recorder.seen and all(np.isnan(m).all() for m in recorder.seen)
+    assert not np.isnan(traj.meters).any()
+    with pytest.raises(ValueError):
+        make_policy("missing", profiles)
