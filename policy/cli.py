@@ -81,6 +81,13 @@ def pretrain(
     eval_users: Annotated[
         int | None, typer.Option(help="Users per profile family in the card's check.")
     ] = None,
+    missing: Annotated[
+        str | None,
+        typer.Option(
+            help="With --renderer-version 2: shares of users with no meters, a subset missing, and gaps, and "
+            "the highest gap rate, as NO_DEVICE/SOME/GAPS/MAX_GAP_RATE (default 0.15/0.15/0.2/0.3)."
+        ),
+    ] = None,
     renderer_version: Annotated[
         int | None,
         typer.Option(
@@ -97,7 +104,7 @@ def pretrain(
     from policy.training.config import PretrainConfig
     from policy.training.pretrain import pretrain as run
 
-    overrides = {
+    overrides: dict[str, object] = {
         "seed": seed,
         "recipe": recipe,
         "steps": steps,
@@ -115,6 +122,23 @@ def pretrain(
         "eval_users": eval_users,
         "renderer_version": renderer_version,
     }
+    if missing is not None:
+        from policy.training.config import MissingMeters
+
+        try:
+            no_device, some, gaps, max_gap_rate = (float(x) for x in missing.split("/"))
+        except ValueError:
+            raise typer.BadParameter(
+                "expected NO_DEVICE/SOME/GAPS/MAX_GAP_RATE", param_hint="--missing"
+            ) from None
+        if not (
+            0 <= no_device + some <= 1
+            and 0 <= gaps <= 1
+            and 0 <= max_gap_rate <= 1
+            and min(no_device, some) >= 0
+        ):
+            raise typer.BadParameter("shares and the gap rate must lie in [0, 1]", param_hint="--missing")
+        overrides["missing"] = MissingMeters(no_device, some, gaps, max_gap_rate)
     config = PretrainConfig(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
     # Without a terminal the progress bar cannot redraw; print a line per 50 steps instead.
     log = None if sys.stderr.isatty() else (lambda line: typer.echo(line, err=True))

@@ -87,6 +87,9 @@ def reproduce_command(config: PretrainConfig) -> str:
                 parts.append(f"--{flag}" if value else f"--no-{flag}")
             else:
                 parts.append(f"--{flag} {value}")
+    if config.renderer_version >= 2 and config.missing != default.missing:
+        plan = config.missing
+        parts.append(f"--missing {plan.no_device}/{plan.some}/{plan.gaps}/{plan.max_gap_rate}")
     return " ".join(parts)
 
 

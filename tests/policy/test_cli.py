@@ -104,3 +104,25 @@ def test_building_the_cli_registers_the_model_policies_without_torch() -> None:
         text=True,
     )
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("plan", ["0.5/0.5", "0.7/0.6/0/0.3", "0.1/0.1/0.1/1.5", "a/b/c/d"])
+def test_a_bad_missing_meter_plan_is_refused(tmp_path: Path, plan: str) -> None:
+    result = _pretrain(["--out", str(tmp_path / "m"), "--renderer-version", "2", "--missing", plan, *TINY])
+    assert result.exit_code == 2 and "--missing" in _said(result), result.output
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.slow
+def test_a_version_2_run_writes_a_version_2_folder_whose_card_reproduces_it(tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from policy.tokenizer import renderer_version_of
+
+    out = tmp_path / "v2"
+    result = _pretrain(["--out", str(out), "--renderer-version", "2", "--missing", "0.5/0.3/0.2/0.2", *TINY])
+    assert result.exit_code == 0, result.output
+    assert renderer_version_of(AutoTokenizer.from_pretrained(out)) == 2
+    card = (out / "README.md").read_text()
+    assert "--renderer-version 2 --missing 0.5/0.3/0.2/0.2" in card
+    assert "prompt text version 2" in card

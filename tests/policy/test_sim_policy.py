@@ -74,7 +74,7 @@ def test_missing_meters_reach_the_model_in_the_version_it_reads(version: int) ->
         seen.append(prompt)
         return original(prompt)
 
-    local.distribution = recording  # type: ignore[method-assign]
+    local.distribution = recording  # type: ignore[method-assign, assignment]
     rollout(BlindPolicy(ModelPolicy(local), "missing:tiny", value=float("nan")), profiles, 1, 3)
     missing_prompts = list(seen)
     seen.clear()

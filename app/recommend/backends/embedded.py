@@ -29,6 +29,23 @@ if TYPE_CHECKING:
     from policy.local import LocalPolicyModel
 
 
+class ModelVersionError(RuntimeError):
+    """The model folder cannot read the prompts this service renders: a deployment error, raised at start."""
+
+
+def check_renderer_version(model_version: int, model_dir: Path | None) -> None:
+    """Refuse a model whose tokenizer predates :data:`policy.prompt.RENDERER_VERSION`: it would read a missing
+    meter's word as [UNK]. A newer model reads older text (version 2 equals 1 where no meter is missing)."""
+    from policy.prompt import RENDERER_VERSION
+
+    if model_version < RENDERER_VERSION:
+        raise ModelVersionError(
+            f"the model at {model_dir or 'the shipped folder'} reads prompt text version {model_version}; "
+            f"this service renders version {RENDERER_VERSION} (docs/prompt-format.md). Use a model "
+            f"trained with --renderer-version {RENDERER_VERSION}."
+        )
+
+
 class EmbeddedBackend:
     """Runs :class:`policy.local.LocalPolicyModel` on a small dedicated thread pool.
 
@@ -84,6 +101,7 @@ class EmbeddedBackend:
 
         torch.set_num_threads(torch_threads)
         model = await asyncio.to_thread(LocalPolicyModel.load, model_dir)
+        check_renderer_version(model.renderer_version, model_dir)
         return cls(model, workers=workers, model_dir=model_dir, adapter_cache_size=adapter_cache_size)
 
     def adapter_model(self, name: str, uri: str) -> LocalPolicyModel:
