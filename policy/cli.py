@@ -127,18 +127,11 @@ def pretrain(
 
         try:
             no_device, some, gaps, max_gap_rate = (float(x) for x in missing.split("/"))
-        except ValueError:
+            overrides["missing"] = MissingMeters(no_device, some, gaps, max_gap_rate)
+        except (TypeError, ValueError) as exc:
             raise typer.BadParameter(
-                "expected NO_DEVICE/SOME/GAPS/MAX_GAP_RATE", param_hint="--missing"
+                f"expected NO_DEVICE/SOME/GAPS/MAX_GAP_RATE, shares in [0, 1]: {exc}", param_hint="--missing"
             ) from None
-        if not (
-            0 <= no_device + some <= 1
-            and 0 <= gaps <= 1
-            and 0 <= max_gap_rate <= 1
-            and min(no_device, some) >= 0
-        ):
-            raise typer.BadParameter("shares and the gap rate must lie in [0, 1]", param_hint="--missing")
-        overrides["missing"] = MissingMeters(no_device, some, gaps, max_gap_rate)
     config = PretrainConfig(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
     # Without a terminal the progress bar cannot redraw; print a line per 50 steps instead.
     log = None if sys.stderr.isatty() else (lambda line: typer.echo(line, err=True))

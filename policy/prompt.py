@@ -73,10 +73,13 @@ class PromptFormatError(ValueError):
 
 
 def shown_meters(values: Sequence[float | None]) -> Meters:
-    """The meters for a prompt, from values in ``METERS`` order where ``None`` is a missing meter: flagged
-    missing, with :data:`MISSING_METER_VALUE` standing in for numeric consumers and for version 1's text (the
-    caller stores the ``None``, not this)."""
-    return Meters.with_missing(values, neutral=MISSING_METER_VALUE)
+    """The meters for a prompt, from values in ``METERS`` order where ``None`` (a NULL column) or NaN (a
+    simulated reading that was hidden) is a missing meter: flagged missing, with :data:`MISSING_METER_VALUE`
+    standing in for numeric consumers and for version 1's text (the caller stores the ``None``, not this)."""
+    return Meters.with_missing(
+        [None if value is None or math.isnan(value) else value for value in values],
+        neutral=MISSING_METER_VALUE,
+    )
 
 
 def check_version(version: int) -> int:

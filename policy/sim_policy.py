@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from domain import ACTIONS, N_ACTIONS, RESPONSES, SLOTS_PER_DAY, Interaction, Meters, Slot, SlotState
+from domain import ACTIONS, N_ACTIONS, RESPONSES, SLOTS_PER_DAY, Interaction, Slot, SlotState
 from policy.evidence import EvidenceConfig, combine_batch, day_types, slot_counts
 from policy.paths import SHIPPED_MODEL_DIR, SHIPPED_SEED
 from policy.prompt import render_prompt, shown_meters
@@ -46,14 +46,8 @@ _MAX_TOKENS_PER_USER = 2048
 
 
 def _state(obs: Observation, user: int) -> SlotState:
-    values = np.clip(obs.meters[user], 0.0, 1.0)
     # NaN is a missing meter (``missing:SPEC``, sim.policies.blind): shown as the service shows a NULL meter.
-    missing = np.isnan(values)
-    meters = (
-        shown_meters([None if gone else float(v) for v, gone in zip(values, missing, strict=True)])
-        if missing.any()
-        else Meters.from_sequence(values)
-    )
+    meters = shown_meters(np.clip(obs.meters[user], 0.0, 1.0).tolist())
     return SlotState(int(obs.day[user]), Slot(int(obs.slot[user])), meters)
 
 

@@ -75,6 +75,11 @@ class MissingMeters:
     gaps: float = 0.2
     max_gap_rate: float = 0.3
 
+    def __post_init__(self) -> None:
+        shares = (self.no_device, self.some, self.gaps, self.max_gap_rate)
+        if not all(0.0 <= share <= 1.0 for share in shares) or self.no_device + self.some > 1.0:
+            raise ValueError(f"shares and the gap rate must lie in [0, 1] (no_device + some too): {shares}")
+
 
 @dataclass
 class PretrainConfig:

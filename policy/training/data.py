@@ -47,9 +47,7 @@ class Sequence:
 
 def _meters(values: np.ndarray, missing: np.ndarray | None) -> Meters:
     clipped = np.clip(values, 0.0, 1.0)
-    if missing is None or not missing.any():
-        return Meters.from_sequence(clipped)
-    return shown_meters([None if gone else float(v) for v, gone in zip(clipped, missing, strict=True)])
+    return shown_meters((clipped if missing is None else np.where(missing, np.nan, clipped)).tolist())
 
 
 def _interaction(
@@ -104,14 +102,14 @@ def episodes_to_sequences(
     prompts, lengths = [], []
     # The masks have a stream of their own (spawning does not advance ``rng``), so the same episodes cut and
     # shifted the same way with and without missing meters differ only in the hidden meters.
-    mask_rng = rng.spawn(1)[0] if missing is not None else None
+    mask_rng = rng.spawn(1)[0]
     for user in range(tr.n_users):
         length = int(rng.integers(1, min(tr.n_steps, DEFAULT_MAX_INTERACTIONS) + 1))
         # Half the episodes start on another weekday: the dynamics ignore the weekday, real histories do not
         # start on Mondays, and the model must not learn that they do.
         shift = int(rng.integers(0, 7)) if rng.random() < 0.5 else 0
         days = (tr.day[user, :length] + shift) % 7
-        mask = None if mask_rng is None or missing is None else missing_masks(length, missing, mask_rng)
+        mask = None if missing is None else missing_masks(length, missing, mask_rng)
         history = [
             _interaction(
                 int(days[t]),

@@ -22,6 +22,7 @@ from app.recommend.backends.base import (
     PolicyInput,
     checked_distribution,
 )
+from policy.prompt import RENDERER_VERSION
 
 log = structlog.get_logger(__name__)
 
@@ -36,8 +37,6 @@ class ModelVersionError(RuntimeError):
 def check_renderer_version(model_version: int, model_dir: Path | None) -> None:
     """Refuse a model whose tokenizer predates :data:`policy.prompt.RENDERER_VERSION`: it would read a missing
     meter's word as [UNK]. A newer model reads older text (version 2 equals 1 where no meter is missing)."""
-    from policy.prompt import RENDERER_VERSION
-
     if model_version < RENDERER_VERSION:
         raise ModelVersionError(
             f"the model at {model_dir or 'the shipped folder'} reads prompt text version {model_version}; "
