@@ -136,9 +136,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": PURGE_EXPIRED_IDEMPOTENCY_KEYS,
                 "schedule": timedelta(hours=1),
             },
+            # Every minute: with the ingest queue idle, a message a dead worker held is re-sent a minute after
+            # its event arrived (app.core.broker), instead of after the transport's hour.
             "requeue-stale-webhook-events": {
                 "task": REQUEUE_STALE_WEBHOOK_EVENTS,
-                "schedule": timedelta(minutes=5),
+                "schedule": timedelta(minutes=1),
             },
             "drain-pending-revocations": {
                 "task": DRAIN_PENDING_REVOCATIONS,
@@ -146,10 +148,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             },
             "reconcile-wearables": {"task": RECONCILE_WEARABLES, "schedule": timedelta(days=1)},
             "ensure-oura-subscriptions": {"task": ENSURE_OURA_SUBSCRIPTIONS, "schedule": timedelta(days=1)},
-            # Aged meters decay even without new readings; lost recompute messages are sent again.
+            # Aged meters decay even without new readings; lost recompute messages are sent again (every
+            # minute, for the same reason as the inbox's sweep).
             "refresh-meters": {
                 "task": REFRESH_METERS,
-                "schedule": timedelta(minutes=10),
+                "schedule": timedelta(minutes=1),
             },
             # Channels never renew themselves; also re-sends syncs whose job was lost (push is not reliable).
             "calendar-renew-channels": {"task": CALENDAR_RENEW_CHANNELS, "schedule": timedelta(hours=6)},

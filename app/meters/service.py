@@ -20,10 +20,10 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from app.core import jobs
+from app.core import broker, jobs
 from app.core.config import Settings
 from app.core.errors import AppError
-from app.core.tasks import RECOMPUTE_METERS
+from app.core.tasks import RECOMPUTE_METERS, TaskQueue
 from app.meters.repository import RecomputeRepository, SnapshotRepository
 from app.meters.schemas import MeterSnapshotPage, MeterSnapshotPublic
 from app.models import MeterSnapshot, SignalReading
@@ -67,6 +67,9 @@ async def request_recompute_async(
 
 # A recompute takes well under a second; a slot held this long without its task starting lost its message.
 LOST_AFTER = timedelta(minutes=15)
+# ... or this long, when nothing waits on the ingest queue: the message is not behind a backlog, a worker
+# that died (SIGKILL) or is busy with something long holds it (app.core.broker).
+STRANDED_AFTER = timedelta(minutes=1)
 # Meters decay with the age of their inputs: refresh a snapshot hourly while any input can still count.
 REFRESH_EVERY = timedelta(hours=1)
 REFRESH_BATCH = 500
@@ -81,7 +84,8 @@ def refresh(session: Session, settings: Settings, now: datetime) -> tuple[int, i
     """Beat's sweep: re-send recomputes whose message was lost, and recompute meters that have aged (decay
     toward neutral, then missing, even when no new reading arrives). Returns (re-sent, refreshed)."""
     repo = RecomputeRepository(session)
-    lost = repo.take_lost_slots(now - LOST_AFTER, now, REFRESH_BATCH)
+    idle = broker.queue_depth(settings, TaskQueue.INGEST) == 0
+    lost = repo.take_lost_slots(now - (STRANDED_AFTER if idle else LOST_AFTER), now, REFRESH_BATCH)
     for user_id in lost:
         jobs.enqueue(session, settings, jobs.Job(RECOMPUTE_METERS, (str(user_id),)))
     refreshed = 0

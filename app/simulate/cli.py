@@ -77,8 +77,9 @@ def simulate(
     drain_timeout: Annotated[
         float | None,
         typer.Option(
-            help="Seconds to wait for the inbox to be processed at the end (default 300; 1500 with --faults, "
-            "so the inbox's sweeper, which re-sends events 15 min old, recovers a killed worker's message)."
+            help="Seconds to wait for the inbox to be processed at the end (default 300; 600 with --faults, "
+            "so the inbox's sweeper, which re-sends a killed worker's message a minute or two after the "
+            "ingest queue is idle, recovers it)."
         ),
     ] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=256, help="Requests in flight at most.")] = 8,
@@ -191,7 +192,7 @@ def simulate(
             seed=seed,
             sweep=sweep,
             sweep_after=after,
-            drain_timeout=drain_timeout if drain_timeout is not None else (1500.0 if faults else 300.0),
+            drain_timeout=drain_timeout if drain_timeout is not None else (600.0 if faults else 300.0),
             concurrency=concurrency,
             provider=provider,
             whoop_secret=whoop_secret,

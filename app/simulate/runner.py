@@ -55,7 +55,8 @@ from sim.profiles import sample_profiles
 # 12-17, Evening 17-22, Night 22-05.
 SLOT_HOURS = (8, 13, 18, 23)
 RESCHEDULE_AFTER = timedelta(hours=5)
-# Seconds (one export round each) to wait for the last meter recomputes after the inbox drained.
+# Seconds to wait at least for the last meter recomputes after the inbox drained (the drain's budget if
+# longer).
 RECOMPUTE_WAIT_S = 15
 # Pages of the ops inbox listing read per state while draining (200 events each).
 MAX_PAGES = 50
@@ -610,14 +611,18 @@ class Simulation:
         return exports, export_bytes
 
     async def books(self) -> dict[str, Any]:
+        started = time.monotonic()
         drain_s = await self.drain()
-        # The last pushes' meter recomputes run just after their events are handled: give them a moment.
-        for _ in range(RECOMPUTE_WAIT_S):
+        # The last pushes' meter recomputes run just after their events are handled; one whose message a
+        # killed worker held is re-sent by beat's refresh a minute or two later. Wait within the drain's
+        # budget.
+        budget = max(float(RECOMPUTE_WAIT_S), self.config.drain_timeout)
+        while True:
             exports, export_bytes = await self._exports()
             queued = [
                 r for t in exports.values() for r in t.get("meter_recomputes", []) if r.get("queued_token")
             ]
-            if not queued:
+            if not queued or time.monotonic() - started > budget:
                 break
             await asyncio.sleep(1.0)
         inbox = await self.our_inbox()
@@ -694,7 +699,8 @@ def keep_books(
     snapshots = 0
     users_without_snapshot = 0
     # A recompute still queued after the drain: its message may have died with a killed worker (beat's
-    # refresh re-sends it after meters' LOST_AFTER, 15 min); until then that person's meters do not move.
+    # refresh re-sends it a minute after the ingest queue is idle, or after LOST_AFTER, 15 min, while a
+    # backlog waits); until then that person's meters do not move.
     recomputes_queued = 0
     rows: Counter[str] = Counter()
     for person in people:

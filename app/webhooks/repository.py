@@ -97,6 +97,9 @@ class ProcessingRepository:
         return self.session.execute(statement).scalar_one_or_none()
 
     def never_attempted_before(self, cutoff: datetime, limit: int) -> Sequence[uuid.UUID]:
+        """Unhandled events received before ``cutoff`` with no attempt counted, leaving out those a worker
+        is processing right now (its first attempt holds the row lock from :meth:`lock_event` until it
+        commits)."""
         statement = (
             select(WebhookEvent.id)
             .where(
@@ -106,6 +109,7 @@ class ProcessingRepository:
             )
             .order_by(WebhookEvent.received_at)
             .limit(limit)
+            .with_for_update(skip_locked=True)
         )
         return self.session.execute(statement).scalars().all()
 

@@ -24,10 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 import bridges.providers  # noqa: F401 — registers every provider
-from app.core import jobs
+from app.core import broker, jobs
 from app.core.config import Settings
 from app.core.errors import AppError, NotFoundError
-from app.core.tasks import PROCESS_WEBHOOK_EVENT
+from app.core.tasks import PROCESS_WEBHOOK_EVENT, TaskQueue
 from app.meters import service as meters
 from app.models import DeviceConnection, WebhookEvent
 from app.webhooks.repository import InboxRepository, OpsRepository, ProcessingRepository
@@ -57,6 +57,9 @@ _UNSTORED_HEADERS = frozenset(
 )
 # An event never attempted this long after arrival lost its enqueue (broker down at commit, flushed queue).
 STALE_AFTER = timedelta(minutes=15)
+# ... or this long, when nothing waits on the ingest queue: it is not behind a backlog, so its message is
+# held by a worker that died (SIGKILL) or is busy with something long (app.core.broker).
+STRANDED_AFTER = timedelta(minutes=1)
 REQUEUE_BATCH = 500
 ERROR_MAX_LENGTH = 2000
 
@@ -340,8 +343,13 @@ def retry_delay(settings: Settings, attempts: int) -> float:
 
 
 def requeue_stale(session: Session, settings: Settings, now: datetime) -> int:
-    """Enqueue again (after commit) events stored but never attempted; returns how many."""
-    ids = ProcessingRepository(session).never_attempted_before(now - STALE_AFTER, REQUEUE_BATCH)
+    """Enqueue again (after commit) events stored but never attempted; returns how many.
+
+    Safe to overdo: processing is idempotent under the event's row lock, so a copy of a message that was
+    not lost after all finds the event handled and stops."""
+    idle = broker.queue_depth(settings, TaskQueue.INGEST) == 0
+    cutoff = now - (STRANDED_AFTER if idle else STALE_AFTER)
+    ids = ProcessingRepository(session).never_attempted_before(cutoff, REQUEUE_BATCH)
     for event_id in ids:
         jobs.enqueue(session, settings, jobs.Job(PROCESS_WEBHOOK_EVENT, (str(event_id),)))
     return len(ids)

@@ -245,3 +245,31 @@ async def test_beat_refresh_resends_a_lost_recompute_and_refreshes_aged_meters_o
     # A second sweep right away sends nothing new: both slots are taken by queued tasks.
     with task_session(terra.sync_database_url) as session:
         assert service.refresh(session, terra, now) == (0, 0)
+
+
+async def test_beat_refresh_resends_a_slot_held_a_minute_once_nothing_waits_on_the_ingest_queue(
+    terra: Settings, clean_database: str
+) -> None:
+    """A slot whose message a killed worker took is re-sent a minute after it was queued when the ingest
+    queue is idle; while a message waits there (a backlog, perhaps its own) only the 15-minute rule holds."""
+    async with running_app(terra) as app, app_client(app) as client:
+        user_id, _ = await create_user_via_api(client, admin_headers_for(terra))
+    now = datetime.now(UTC)
+    with task_session(terra.sync_database_url) as session:
+        assert service.request_recompute(session, terra, user_id, now - timedelta(minutes=2))
+    sent = [repr([str(user_id)])]
+    assert [m["argsrepr"] for m in queued(terra)] == sent
+
+    # Its own message still waits: a backlog for all the sweep can tell.
+    with task_session(terra.sync_database_url) as session:
+        assert service.refresh(session, terra, now) == (0, 0)
+    purge_broker(terra)  # taken by a worker that died before starting it
+    with task_session(terra.sync_database_url) as session:
+        assert service.refresh(session, terra, now) == (1, 0)
+    assert [m["argsrepr"] for m in queued(terra) if m["task"] == RECOMPUTE_METERS] == sent
+    # The re-sent slot counts from this sweep: not re-sent again within the minute, even on an idle queue.
+    purge_broker(terra)
+    with task_session(terra.sync_database_url) as session:
+        assert service.refresh(session, terra, now + timedelta(seconds=30)) == (0, 0)
+    with task_session(terra.sync_database_url) as session:
+        assert service.refresh(session, terra, now + service.STRANDED_AFTER + timedelta(seconds=1)) == (1, 0)

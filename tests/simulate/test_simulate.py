@@ -200,7 +200,9 @@ def test_nothing_is_lost_when_the_worker_is_killed_and_the_api_restarted(stack: 
         weeks=1,
         warmup_weeks=1,
         seed=11,
-        drain_timeout=30.0,
+        # A message the killed worker held is re-sent by beat's sweepers a minute or two after the ingest
+        # queue went idle (STRANDED_AFTER plus a beat period): the drain gives that room.
+        drain_timeout=240.0,
     )
     plan = FaultPlan(stack, kill_worker_on=3, restart_api_on=9)
 
@@ -214,13 +216,11 @@ def test_nothing_is_lost_when_the_worker_is_killed_and_the_api_restarted(stack: 
     books = result.books
     assert books["deliveries_acknowledged"] == books["deliveries_sent"] == books["inbox_events"]
     assert books["lost_deliveries"] == books["duplicated_events"] == 0
-    # The killed worker may have held one message (prefetch 1): its event stays stored and never attempted
-    # until the inbox's sweeper re-sends it (STALE_AFTER, 15 min: longer than this test). Nothing else may
-    # be open, and its readings are the only ones allowed to be missing.
-    assert books["unhandled_events"] <= 1 and books["unhandled_attempts"] in ([], [0])
+    # Whatever the killed worker held was re-sent and handled: every event, every reading, every recompute.
+    assert books["unhandled_events"] == 0 and books["open_after_drain"] == 0
+    assert books["readings_stored"] == books["readings_expected"]
+    assert books["meter_recomputes_queued"] == 0
     assert books["feedback_stored"] == books["feedback_sent"] == 2 * 28 and books["lost_feedback"] == 0
-    if books["unhandled_events"] == 0:
-        assert books["readings_stored"] == books["readings_expected"]
     assert plan.outside_restarts(result.calls.server_errors) == []
     assert all(row["gave_up"] == 0 for row in reports.endpoints(result).values())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -131,8 +132,11 @@ def sleep_event(reference_id: uuid.UUID | str, terra_user_id: str = "terra-user-
 
 
 @contextmanager
-def ingest_worker(settings: Settings, log_dir: Path) -> Iterator[None]:
-    """A real ``celery worker`` on every queue, with ``settings`` passed as the service's environment."""
+def ingest_worker(
+    settings: Settings, log_dir: Path, name: str = "worker"
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real ``celery worker`` on every queue, with ``settings`` passed as the service's environment; the
+    broker's keys under the settings' prefix are purged when it stops."""
     env = {
         **os.environ,
         "RHYTHM_ENV": "test",
@@ -148,8 +152,8 @@ def ingest_worker(settings: Settings, log_dir: Path) -> Iterator[None]:
     args += ["-n", f"ingest-{secrets.token_hex(4)}@%h", "--without-mingle", "--without-gossip"]
     args += ["--without-heartbeat", "-l", "INFO"]
     try:
-        with celery_process(args, env, log_dir / "worker.log"):
-            yield
+        with celery_process(args, env, log_dir / f"{name}.log") as process:
+            yield process
     finally:
         purge_broker(settings)
 

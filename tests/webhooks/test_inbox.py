@@ -208,7 +208,7 @@ async def test_sweeper_resends_events_whose_enqueue_was_lost(
     db.add_all(
         [
             lost,
-            event("recent", timedelta(minutes=1)),
+            event("recent", timedelta(seconds=30)),
             event("retrying", timedelta(hours=1), attempts=2),
             event("done", timedelta(hours=1), attempts=1, handled=True),
         ]
