@@ -3,7 +3,8 @@
 All users advance in lockstep through weeks of 28 slots (timestep 0 = Monday Morning; ``day = (t // 4) % 7``,
 ``slot = t % 4``). ``reset(seed)`` draws start meters uniformly in [0.55, 0.80]; ``step(actions)`` samples
 each user's response to the recommended action from :func:`sim.response.response_probs` (codes 0/1/2 =
-accepted, ignored, rescheduled, in ``RESPONSES`` order), applies the action's effect only when accepted,
+accepted, ignored, rescheduled, in ``RESPONSES`` order), applies the action's effect only when accepted
+(where it is not, the effect of what the person does of their own accord, when the caller says: ``own``),
 then passive decay and random events, and clamps to [0, 1]. Rewards are +1 for accepted, -1 otherwise.
 Everything random comes from one ``numpy.random.Generator`` seeded by ``reset``, so a run is deterministic
 per seed and actions.
@@ -81,16 +82,16 @@ class LifeEnv:
         obs = self.observation()
         return response_probs(self.profiles, obs.meters, obs.slot, obs.day, obs.t)
 
-    def step(self, actions: np.ndarray, probs: np.ndarray | None = None) -> StepResult:
+    def step(
+        self, actions: np.ndarray, probs: np.ndarray | None = None, own: np.ndarray | None = None
+    ) -> StepResult:
         """Advance one slot. ``probs`` may pass in this state's :meth:`response_probs` to avoid
-        recomputing."""
-        actions = np.asarray(actions, dtype=np.int64)
-        if (
-            actions.shape != (self.n_users,)
-            or actions.min(initial=0) < 0
-            or actions.max(initial=0) >= N_ACTIONS
-        ):
-            raise ValueError(f"actions must be ({self.n_users},) ints in [0, {N_ACTIONS})")
+        recomputing. ``own (N,)``: what each person does in this slot of their own accord (an action index,
+        -1 for nothing, e.g. a party in their calendar), performed instead where they do not accept the
+        recommendation. It draws nothing from the generator: responses and events stay those of the same
+        run without it."""
+        actions = self._checked(actions, "actions", 0)
+        own = None if own is None else self._checked(own, "own", -1)
         obs = self.observation()
         if probs is None:
             probs = response_probs(self.profiles, obs.meters, obs.slot, obs.day, obs.t)
@@ -99,9 +100,22 @@ class LifeEnv:
             event, event_deltas = sample_events(self._rng, self.n_users)
         else:
             event, event_deltas = np.full(self.n_users, -1, dtype=np.int64), None
-        self._meters = apply_step(
-            self.profiles, obs.meters, obs.slot, actions, responses == ACCEPTED, event_deltas
-        )
+        accepted = responses == ACCEPTED
+        performed, done = actions, accepted
+        if own is not None:
+            instead = ~accepted & (own >= 0)
+            performed, done = np.where(instead, own, actions), accepted | instead
+        self._meters = apply_step(self.profiles, obs.meters, obs.slot, performed, done, event_deltas)
         self._t += 1
         rewards = np.where(responses == ACCEPTED, 1, -1).astype(np.int64)
         return StepResult(responses, rewards, probs, event, self.observation())
+
+    def _checked(self, values: np.ndarray, name: str, low: int) -> np.ndarray:
+        values = np.asarray(values, dtype=np.int64)
+        if (
+            values.shape != (self.n_users,)
+            or values.min(initial=low) < low
+            or values.max(initial=0) >= N_ACTIONS
+        ):
+            raise ValueError(f"{name} must be ({self.n_users},) ints in [{low}, {N_ACTIONS})")
+        return values

@@ -121,6 +121,22 @@ class Truth:
 
 
 @dataclass(frozen=True)
+class PlannedLife:
+    """An event of a person's own life, drawn before their day: a ``doomed`` one is cancelled again the
+    next day (it did not happen, and it does not act on the person)."""
+
+    user_id: uuid.UUID
+    event: LifeEvent
+    start: datetime
+    doomed: bool
+
+    @property
+    def happened(self) -> Action | None:
+        """What the person did in it (``None``: cancelled, or nothing among the actions, e.g. a flight)."""
+        return None if self.doomed else self.event.truth
+
+
+@dataclass(frozen=True)
 class Notification:
     user_id: uuid.UUID
     external_id: str  # the inbox's dedupe key: ``<channel id>:<message number>``
@@ -240,18 +256,36 @@ class CalendarWorld:
         title = titles[int(self.rng.integers(len(titles)))]
         return self._put(user_id, Truth(user_id, action, "accepted"), title, at, ACCEPTED_MINUTES)
 
-    def day(self, user_id: uuid.UUID, day_start: datetime) -> None:
-        """Yesterday's doomed events cancelled, then one to three events of the person's own life."""
+    def plan_day(self, user_id: uuid.UUID, day_start: datetime) -> list[PlannedLife]:
+        """One to three events of the person's own life on the day from ``day_start``, drawn before the day is
+        lived (the simulation lets them act on the person's true meters), put in with :meth:`put_life`."""
         weekday = day_start.weekday() < 5
         choices = [e for e in LIFE if weekday or not e.weekdays_only]
+        plans = []
         for index in self.rng.choice(len(choices), size=int(self.rng.integers(1, 4)), replace=False):
             life = choices[int(index)]
             start = day_start + timedelta(hours=life.hour)
+            plans.append(PlannedLife(user_id, life, start, doomed=bool(self.rng.random() < CANCEL_SHARE)))
+        return plans
+
+    def put_life(self, plans: list[PlannedLife]) -> None:
+        """The planned events into their calendars (a doomed one is cancelled again the next day)."""
+        for plan in plans:
+            life = plan.event
             event_id = self._put(
-                user_id, Truth(user_id, life.truth, "life"), life.title, start, life.minutes, life.guests
+                plan.user_id,
+                Truth(plan.user_id, life.truth, "life"),
+                life.title,
+                plan.start,
+                life.minutes,
+                life.guests,
             )
-            if self.rng.random() < CANCEL_SHARE:
-                self._to_cancel.append((user_id, event_id))
+            if plan.doomed:
+                self._to_cancel.append((plan.user_id, event_id))
+
+    def day(self, user_id: uuid.UUID, day_start: datetime) -> None:
+        """One to three events of the person's own life, planned and put in at once."""
+        self.put_life(self.plan_day(user_id, day_start))
 
     def cancel_pending(self) -> None:
         for user_id, event_id in self._to_cancel:

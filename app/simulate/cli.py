@@ -63,6 +63,13 @@ def simulate(
             "plus a life of their own, push notifications); reports classification accuracy. Needs --spawn."
         ),
     ] = False,
+    inert_life: Annotated[
+        bool,
+        typer.Option(
+            help="With --calendar: the events of the person's own life are scenery and do not act on their "
+            "true meters (the simulated world before 2026-12-04, for comparison)."
+        ),
+    ] = False,
     vllm: Annotated[
         bool,
         typer.Option(
@@ -123,6 +130,10 @@ def simulate(
     if calendar and not spawn:
         raise typer.BadParameter(
             "--calendar needs --spawn (the workers must sync from this run's local Calendar API)"
+        )
+    if inert_life and not calendar:
+        raise typer.BadParameter(
+            "--inert-life needs --calendar (without calendars nobody has a life of events)"
         )
     settings = get_settings()
     admin = settings.admin_token.get_secret_value()
@@ -199,6 +210,7 @@ def simulate(
             sync_database_url=settings.sync_database_url,
             secret_key=secret_key,
             calendar=calendar,
+            life_acts=not inert_life,
         )
         summary = asyncio.run(_run(config, stack, faults, whoop, outage_s, calendars, server))
     result, report = summary

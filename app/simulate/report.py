@@ -187,6 +187,8 @@ def summary(result: SimResult) -> dict[str, Any]:
             "seed": config.seed,
             "sweep": config.sweep,
             "missing": config.missing,
+            "calendar": config.calendar,
+            "life_acts": config.calendar and config.life_acts,
             "start": result.start.isoformat(),
         },
         "wall_s": round(result.wall_s, 1),

@@ -7,8 +7,10 @@ simulation asks ``POST /v1/recommend`` for the slot's moment (``at``), lets :cla
 the person's response with the simulator's response model, and answers ``POST /v1/feedback``. With calendars
 (:mod:`app.simulate.calendar`), the day's accepted recommendations and the person's own life then go into
 their Google calendar on the local Calendar API, and one push notification per changed calendar makes the
-stack sync it. Simulated time is only in the data (``at``, the readings' and events' timestamps);
-signatures, leases and beat keep the real clock.
+stack sync it; that life is drawn at the day's start and acts on the person's true meters in the slots where
+they do not accept the recommendation (:func:`own_actions`), unless ``life_acts`` is off. Simulated time is
+only in the data (``at``, the readings' and events' timestamps); signatures, leases and beat keep the real
+clock.
 
 Meters: the service computes its snapshots at its own clock, which a simulation running weeks in minutes
 cannot move, so the meters sent with each recommendation are what the bridge's own code (Terra or WHOOP
@@ -35,6 +37,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from app.recommend.slots import local_slot
 from app.simulate import calendar as calendar_sim
 from app.simulate import terra
 from app.simulate import whoop as whoop_sim
@@ -100,6 +103,10 @@ class SimConfig:
     # Everybody also keeps a Google calendar on the local Calendar API (a ``CalendarWorld`` in the
     # Simulation; like WHOOP it needs ``sync_database_url`` and ``secret_key`` to store the connections).
     calendar: bool = False
+    # With calendars: the person's own life (a party, a spin class) acts on their true meters in its slot
+    # when they do not take up the recommendation. False: the calendar's life is scenery, as before
+    # 2026-12-04 (for comparing with figures measured then).
+    life_acts: bool = True
 
     def provider_of(self, index: int) -> str:
         if self.provider == "mix":
@@ -347,19 +354,32 @@ class Simulation:
             if self._on_day is not None:
                 await self._on_day(day)
             week = day // 7 - config.warmup_weeks
+            # The day's own life (calendar runs): drawn before it is lived, so that a party in someone's
+            # calendar happens to them in its slot when they do not take up the recommendation.
+            life = self._plan_life(day_start)
             for slot, hour in enumerate(SLOT_HOURS):
+                own = None if life is None or not config.life_acts else own_actions(self.people, life, slot)
                 if week < 0:
                     # Warm-up: the devices record a normal life (baselines fill), nobody is asked anything.
-                    env.step(warmup_rng.integers(0, N_ACTIONS, size=n))
+                    env.step(warmup_rng.integers(0, N_ACTIONS, size=n), own=own)
                     continue
-                await self._slot(env, week, day_start + timedelta(hours=hour), slot == 0)
+                await self._slot(env, week, day_start + timedelta(hours=hour), slot == 0, own)
             if self.calendar is not None:
-                await self._calendar_day(self.calendar, day_start)
+                await self._calendar_day(self.calendar, day_start, life or [])
             if week >= 0 and day % 7 == 6 and config.sweep and self._sweeps_after(week + 1):
                 await self._sweep(week)
         return start
 
-    async def _slot(self, env: LifeEnv, week: int, at: datetime, record_meters: bool) -> None:
+    def _plan_life(self, day_start: datetime) -> list[calendar_sim.PlannedLife] | None:
+        if self.calendar is None:
+            return None
+        plans = [plan for p in self.people for plan in self.calendar.plan_day(p.user_id, day_start)]
+        # Planned either way, so that both settings put the same events in the same calendars.
+        return plans
+
+    async def _slot(
+        self, env: LifeEnv, week: int, at: datetime, record_meters: bool, own: np.ndarray | None = None
+    ) -> None:
         true = env.observation().meters
         history = np.array(self._mornings[-1 - BASELINE_DAYS : -1])
         deviation = true - history.mean(axis=0) if len(history) >= MIN_HISTORY else np.full_like(true, np.nan)
@@ -392,7 +412,7 @@ class Simulation:
             [ACTION_INDEX[a[0]] if a else int(fallback.integers(0, N_ACTIONS)) for a in answers],
             dtype=np.int64,
         )
-        step = env.step(actions)
+        step = env.step(actions, own=own)
         feedback = []
         for p, answer, code in zip(self.people, answers, step.responses, strict=True):
             if answer is None:
@@ -447,16 +467,17 @@ class Simulation:
 
     # --- the calendar ------------------------------------------------------------------------------------
 
-    async def _calendar_day(self, world: calendar_sim.CalendarWorld, day_start: datetime) -> None:
+    async def _calendar_day(
+        self, world: calendar_sim.CalendarWorld, day_start: datetime, life: list[calendar_sim.PlannedLife]
+    ) -> None:
         """After the day's feedback was stored (so no event can answer an open recommendation): yesterday's
-        doomed events cancelled, the accepted recommendations and the person's own life put in, and one
-        push notification per calendar that changed."""
+        doomed events cancelled, the accepted recommendations and the person's own life (planned at the
+        day's start) put in, and one push notification per calendar that changed."""
         world.cancel_pending()
         for person, action, at in self._accepted:
             world.accepted(person.user_id, action, at)
         self._accepted.clear()
-        for person in self.people:
-            world.day(person.user_id, day_start)
+        world.put_life(life)
         await asyncio.gather(*(self._notify(n) for n in world.notifications()))
 
     async def _notify(self, notification: calendar_sim.Notification) -> None:
@@ -659,6 +680,21 @@ class Simulation:
         books["notifications_acknowledged"] = sum(1 for _, status in notified.values() if 200 <= status < 300)
         books["notifications_handled"] = len(handled)
         return books
+
+
+def own_actions(people: list[Person], life: list[calendar_sim.PlannedLife], slot: int) -> np.ndarray:
+    """``(N,)`` what each person does of their own accord in ``slot`` (an action index, -1: nothing): the
+    first event of their life that day which starts in that slot and happened (not cancelled, one of the
+    actions). ``LifeEnv.step`` performs it where they do not accept the recommendation."""
+    index = {p.user_id: p.index for p in people}
+    own = np.full(len(people), -1, dtype=np.int64)
+    for plan in sorted(life, key=lambda plan: plan.start):
+        action = plan.happened
+        i = index[plan.user_id]
+        if action is None or own[i] >= 0 or local_slot(plan.start, PEOPLE_TZ).slot != slot:
+            continue
+        own[i] = ACTION_INDEX[action]
+    return own
 
 
 def keep_books(

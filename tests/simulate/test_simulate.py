@@ -314,6 +314,7 @@ def test_the_command_prints_the_report_as_json_and_exits_0_when_nothing_is_lost(
         (["--provider", "fitbit"], "expected one of terra"),
         (["--calendar"], "--calendar needs --spawn"),
         (["--vllm"], "--vllm needs --spawn"),
+        (["--inert-life"], "--inert-life needs --calendar"),
     ],
 )
 def test_the_command_refuses_bad_options(args: list[str], message: str) -> None:
