@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     # Share of uniform mass mixed into every sampled distribution, so that each allowed action keeps a
     # propensity of at least floor / 10 (0.002 by default) for offline evaluation of later models.
     exploration_floor: float = Field(default=0.02, ge=0.0, lt=1.0)
+    # None (production): each recommendation's action is drawn from fresh OS entropy. An integer: drawn from a
+    # generator keyed by (seed, at, prompt), so that a simulation or benchmark run again with the same seed
+    # lives the same lives, however its requests interleave. Not for production: it makes draws predictable.
+    sampling_seed: int | None = Field(default=None, ge=0)
     # The person's own answers combined with every backend's distribution before the floor (policy.evidence,
     # measured in docs/benchmarks.md): weight 0 turns it off; sharpness softens the model's log-probabilities;
     # pool is how much answers on the other kind of day (weekday / weekend) count; answers of the last

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
@@ -27,6 +28,13 @@ from policy.prompt import RENDERER_VERSION, render_prompt, shown_meters
 
 def prompt_hash(prompt: str) -> str:
     return hashlib.sha256(prompt.encode()).hexdigest()
+
+
+def keyed_rng(seed: int, at: datetime, prompt: str) -> np.random.Generator:
+    """A generator for one draw, keyed by what the request is about rather than by when it arrived: the same
+    seed, moment and prompt (history, slot, meters) always draw the same action."""
+    digest = hashlib.sha256(f"{at.isoformat()}\n{prompt}".encode()).digest()
+    return np.random.default_rng([seed, *np.frombuffer(digest[:16], dtype=np.uint32).tolist()])
 
 
 def _confidences(snapshot: SnapshotMeters) -> dict[Meter, float] | None:
@@ -98,7 +106,8 @@ async def recommend(
         mixed = combine(decision.probabilities, evidence, where.weekday, int(where.slot), config)
         combined, evidence_log = mixed.probabilities, {**mixed.log(config), "since": since.isoformat()}
     probs = sampling_distribution(combined, data.exclude, settings.temperature, settings.exploration_floor)
-    chosen = sample(probs, policy.rng)
+    rng = policy.rng if settings.sampling_seed is None else keyed_rng(settings.sampling_seed, at, prompt)
+    chosen = sample(probs, rng)
     probabilities = [float(p) for p in probs]
 
     adapter_id = adapter.id if adapter is not None and decision.adapter is not None else None
