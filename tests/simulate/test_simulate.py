@@ -15,12 +15,18 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from datetime import UTC, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import httpx
 import numpy as np
+import psutil
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -320,3 +326,37 @@ def test_the_command_prints_the_report_as_json_and_exits_0_when_nothing_is_lost(
 def test_the_command_refuses_bad_options(args: list[str], message: str) -> None:
     done = CliRunner().invoke(_root, ["simulate", *args])
     assert done.exit_code == 2 and message in done.output
+
+
+def test_a_sigterm_stops_the_stack_the_command_started(stack: Stack) -> None:
+    """``rhythm simulate --spawn`` killed by a supervisor takes its API, worker and beat with it, as Ctrl-C
+    does, rather than leaving them running against the run's database."""
+    env = {**stack.env, "RHYTHM_BROKER_KEY_PREFIX": f"rhythm-sim-sigterm-{os.getpid()}:"}
+    args = [str(BIN / "rhythm"), "simulate", "--spawn", "--users", "1", "--weeks", "1", "--json"]
+    command = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        assert command.stderr is not None
+        line = command.stderr.readline()
+        assert "starting the stack on http://127.0.0.1:" in line, line
+        base_url = line.split(" on ", 1)[1].split(" ", 1)[0]
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base_url}/healthz", timeout=1.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the spawned stack never answered")
+        started = psutil.Process(command.pid).children(recursive=True)
+        assert len(started) >= 3  # API, worker, beat
+        command.send_signal(signal.SIGTERM)
+        assert command.wait(timeout=60) == 128 + signal.SIGTERM
+        _, alive = psutil.wait_procs(started, timeout=30)
+        assert alive == [], [p.cmdline() for p in alive]
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{base_url}/healthz", timeout=1.0)
+    finally:
+        if command.poll() is None:
+            command.kill()
