@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from app.models import Adapter, AdapterStatus, Feedback, FinetuneJob, FinetuneStatus, Recommendation, User
-from app.models.base import meter_columns, meters_of
+from app.models.base import meter_columns, meter_values_of
 from domain import Meters
+from policy.prompt import shown_meters
 
 TERMINAL = (FinetuneStatus.SUCCEEDED, FinetuneStatus.FAILED, FinetuneStatus.SKIPPED, FinetuneStatus.CANCELLED)
 
@@ -208,7 +209,9 @@ class JobStore:
                     row.created_at,
                     row.day,
                     row.slot,
-                    meters_of(row),
+                    # A meter the snapshot lacked is NULL in the row: read as the service rendered it when it
+                    # served the row (policy.prompt.shown_meters), or the re-rendered prompt would not match.
+                    shown_meters(meter_values_of(row)),
                     str(row.action.value if hasattr(row.action, "value") else row.action),
                     list(row.probabilities),
                     float(row.propensity),

@@ -7,6 +7,8 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
+import numpy as np
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,9 +19,9 @@ from app.core.jobs import pending_jobs
 from app.core.tasks import RUN_FINETUNE_JOB
 from app.finetune import service
 from app.finetune.repository import JobStore
-from app.models import Adapter, AdapterStatus, FinetuneJob, FinetuneStatus, Recommendation
+from app.models import Adapter, AdapterStatus, FinetuneJob, FinetuneStatus, MeterSnapshot, Recommendation
 from app.models.base import utcnow
-from tests.finetune.conftest import log_history
+from tests.finetune.conftest import LIKED, log_history
 from tests.support import CreateUser, make_settings
 
 
@@ -112,3 +114,51 @@ async def test_a_row_whose_prompt_does_not_match_its_hash_is_left_out(
     assert len(data.train) + len(data.holdout) == len(rows) - 1
     # The adapter reads the short window: no prompt shows more than 7 days x 2 answers.
     assert max(example.prompt.count("→ user:") for example in data.train) <= 14
+
+
+async def test_a_person_whose_snapshots_lack_meters_is_fine_tuned_on_the_prompts_they_were_served(
+    ft_settings: Settings, client: httpx.AsyncClient, create_user: CreateUser, db_session: AsyncSession
+) -> None:
+    """A wearable without a calendar: progress and connection are missing in every snapshot, so every logged
+    row stores them as NULL. The job reads those rows as the service rendered them (it used to raise)."""
+    user_id, headers = await create_user()
+    rng = np.random.default_rng(4)
+    first_day = utcnow().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=22)
+    served = 0
+    for day in range(22):
+        day_start = first_day + timedelta(days=day)
+        vitality, cognition, serenity = np.round(rng.uniform(0.2, 0.9, 3), 2).tolist()
+        db_session.add(
+            MeterSnapshot(
+                user_id=user_id,
+                taken_at=day_start + timedelta(hours=5),
+                vitality=vitality,
+                cognition=cognition,
+                serenity=serenity,
+                source="bridge",
+            )
+        )
+        await db_session.commit()
+        for hour in (8, 13, 18, 23):
+            at = (day_start + timedelta(hours=hour)).isoformat()
+            response = await client.post("/v1/recommend", json={"at": at}, headers=headers)
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["meters_source"] == "snapshot"
+            assert body["missing_meters"] == ["progress", "connection"]
+            answer = "accepted" if body["action"] == LIKED.value else "ignored"
+            feedback = {"recommendation_id": body["recommendation_id"], "response": answer}
+            assert (await client.post("/v1/feedback", json=feedback, headers=headers)).status_code in (
+                200,
+                201,
+            )
+            served += 1
+
+    with task_session(ft_settings.sync_database_url) as session:
+        rows = JobStore(session).logged_rows(user_id)
+    assert len(rows) == served
+    data = service.build_dataset(rows, "UTC", ft_settings)
+    assert data.checked == served and data.mismatched == 0
+    job = _request(ft_settings, user_id)
+    outcome = await asyncio.to_thread(service.run_job, ft_settings, job.id)
+    assert outcome.status == "succeeded"
