@@ -100,6 +100,10 @@ def pretrain(
     out = default_out_dir(seed) if out is None else out
     # Before the heavy imports and the run: a refusal costs nothing.
     _check_out_dir(out, force=force)
+    if missing is not None and (renderer_version or 1) < 2:
+        # Version 1 has no word for a missing meter, so it trains with every meter shown: the plan would be
+        # dropped without a word.
+        raise typer.BadParameter("needs --renderer-version 2", param_hint="--missing")
 
     from policy.training.config import PretrainConfig
     from policy.training.pretrain import pretrain as run

@@ -113,6 +113,14 @@ def test_a_bad_missing_meter_plan_is_refused(tmp_path: Path, plan: str) -> None:
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.parametrize("version", [[], ["--renderer-version", "1"]])
+def test_a_missing_meter_plan_without_prompt_version_2_is_refused(tmp_path: Path, version: list[str]) -> None:
+    """Version 1 trains with every meter shown: the plan would be dropped silently."""
+    result = _pretrain(["--out", str(tmp_path / "m"), *version, "--missing", "0.1/0.1/0.1/0.3", *TINY])
+    assert result.exit_code == 2 and "needs --renderer-version 2" in _said(result), result.output
+    assert not (tmp_path / "m").exists()
+
+
 @pytest.mark.slow
 def test_a_version_2_run_writes_a_version_2_folder_whose_card_reproduces_it(tmp_path: Path) -> None:
     from transformers import AutoTokenizer
