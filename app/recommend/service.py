@@ -20,7 +20,7 @@ from app.recommend.repository import HISTORY_ROW_CAP, RecommendationRepository, 
 from app.recommend.sampling import sample, sampling_distribution
 from app.recommend.schemas import MetersSource, MeterValues, RecommendationCreate, RecommendationPublic
 from app.recommend.slots import local_slot, window_start, zone
-from domain import ACTIONS, DAY_NAMES, METERS, Meter, Meters, SlotState
+from domain import ACTIONS, DAY_NAMES, METERS, Meter, SlotState
 from policy.evidence import EvidenceConfig, combine
 from policy.paths import base_model_version
 from policy.prompt import RENDERER_VERSION, render_prompt, shown_meters
@@ -71,8 +71,10 @@ async def recommend(
         stored, source = snapshot.values, MetersSource.SNAPSHOT
         meters = shown_meters(stored)
     else:
-        meters, source = Meters.neutral(), MetersSource.NEUTRAL
-        stored = meters.as_tuple()
+        # Nothing known: every meter is stored NULL (missing), as a snapshot's gaps are, and shown as the
+        # renderer shows a missing meter. Storing the neutral 0.50 would make a re-rendered row claim values.
+        stored, source = (None,) * len(METERS), MetersSource.NEUTRAL
+        meters = shown_meters(stored)
 
     adapter = (
         await repo.active_adapter(user.id, base_model_version(settings.model_dir))

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import MeterSnapshot, Recommendation
+from app.models.base import meter_values_of
 from domain import ACTIONS, Meter
 from tests.support import CreateUser
 
@@ -59,8 +60,13 @@ async def test_empty_body_uses_neutral_meters_and_flags_them(
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["meters_source"] == "neutral"
+    # The model is shown the neutral 0.5 for each meter; nothing is known, so all five are missing.
     assert set(body["meters"].values()) == {0.5}
-    assert (await _stored(db_session, body["recommendation_id"])).neutral_meters is True
+    assert body["missing_meters"] == [m.value for m in Meter]
+    row = await _stored(db_session, body["recommendation_id"])
+    assert row.neutral_meters is True
+    # Stored as missing (NULL), not as a value nobody measured.
+    assert meter_values_of(row) == (None,) * 5
 
 
 async def test_meters_default_to_the_latest_snapshot_before_at(
