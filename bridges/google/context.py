@@ -7,6 +7,8 @@ Per user, at ``now``, in the user's time zone (working window 09:00–18:00 of t
 * ``time_since_last_break`` — minutes since the last free gap of at least 15 minutes (0 when free now);
 * ``focus_time`` — minutes of DEEP_WORK / ``focusTime`` blocks today;
 * ``social_events_7d`` — SOCIALIZE and FAMILY_TIME events that started in the past 7 days;
+* ``social_recency`` — the same events, each weighted 1/2 per day since it started (a dinner last night
+  about 0.6, one six days ago 0.02);
 * ``task_completion_rate`` — % done of the tasks due in the past 7 days or completed in them;
 * ``deadline_proximity`` — days to the nearest due date of an open task (0: today or overdue).
 
@@ -39,6 +41,7 @@ WORK_START = time(9)
 WORK_END = time(18)
 BREAK_MIN = timedelta(minutes=15)
 SOCIAL = (Action.SOCIALIZE, Action.FAMILY_TIME)
+SOCIAL_HALF_LIFE = timedelta(days=1)
 OUT_OF_OFFICE = "out_of_office"
 
 Interval = tuple[datetime, datetime]
@@ -139,13 +142,15 @@ def calendar_inputs(events: Iterable[ContextEvent], now: datetime, tz: ZoneInfo)
         if e.action is Action.DEEP_WORK or e.event_type == "focusTime"
     ]
     working = (window[1] - window[0]).total_seconds() / 60
-    social = sum(1 for e in events if e.action in SOCIAL and not e.all_day and week_ago <= e.starts_at <= now)
+    social = [e for e in events if e.action in SOCIAL and not e.all_day and week_ago <= e.starts_at <= now]
+    recency = sum(0.5 ** ((now - e.starts_at) / SOCIAL_HALF_LIFE) for e in social)
     return {
         "calendar_density": 0.0 if off else round(100 * _minutes_within(busy, window) / working, 2),
         "meeting_density": 0.0 if off else round(100 * _minutes_within(meetings, window) / working, 2),
         "time_since_last_break": round(minutes_since_break(busy, now, day_start), 1),
         "focus_time": round(_minutes_within(focus, (day_start, day_end)), 1),
-        "social_events_7d": float(social),
+        "social_events_7d": float(len(social)),
+        "social_recency": round(recency, 3),
     }
 
 

@@ -102,6 +102,8 @@ PRIORS: dict[SignalKind, Prior] = {
     SignalKind.TIME_SINCE_LAST_BREAK: _fixed(90.0, 60.0),
     SignalKind.FOCUS_TIME: Prior(90.0, 60.0, 60.0),
     SignalKind.SOCIAL_EVENTS_7D: Prior(3.0, 1.5, 2.0),
+    # Three events spread over a week weigh 3 x (1 - 2^-7) / (7 ln 2) = 0.6 on average.
+    SignalKind.SOCIAL_RECENCY: Prior(0.6, 0.5, 0.4),
     SignalKind.MESSAGES_SENT: Prior(
         math.log1p(30.0), 0.5, 1.0, Transform.LN1P, DailyFold.MAX, whole_days_only=True
     ),

@@ -21,6 +21,7 @@ _FIELD_KINDS: dict[str, SignalKind] = {
     "time_since_last_break": SignalKind.TIME_SINCE_LAST_BREAK,
     "focus_time": SignalKind.FOCUS_TIME,
     "social_events_7d": SignalKind.SOCIAL_EVENTS_7D,
+    "social_recency": SignalKind.SOCIAL_RECENCY,
     "task_completion_rate": SignalKind.TASK_COMPLETION_RATE,
     "deadline_proximity": SignalKind.DEADLINE_PROXIMITY,
 }
@@ -31,7 +32,8 @@ class ContextInputs:
     """What the calendar and task sources know about a user's day at ``observed_at``.
 
     Units: densities and the completion rate in percent (0-100), times in minutes, the deadline in days
-    (0 = due today or overdue), social events as a count over the past 7 days.
+    (0 = due today or overdue), social events as a count over the past 7 days and as that count with each
+    event weighted 1/2 per day of age.
     """
 
     observed_at: datetime
@@ -41,6 +43,7 @@ class ContextInputs:
     time_since_last_break: float | None = None
     focus_time: float | None = None
     social_events_7d: float | None = None
+    social_recency: float | None = None
     task_completion_rate: float | None = None
     deadline_proximity: float | None = None
 

@@ -91,6 +91,8 @@ WEIGHTS: dict[Meter, tuple[Input, ...]] = {
     ),
     Meter.CONNECTION: (
         Input((SignalKind.SOCIAL_EVENTS_7D,), 1.0),
+        # The same events, yesterday's dinner weighing more than last week's: feeling connected fades in days.
+        Input((SignalKind.SOCIAL_RECENCY,), 1.0),
         Input((SignalKind.MESSAGES_SENT,), 0.6),
     ),
 }
@@ -138,6 +140,7 @@ DECAY: dict[SignalKind, Decay] = {
     SignalKind.FOCUS_TIME: _DAY_PLAN,
     SignalKind.TIME_SINCE_LAST_BREAK: Decay(timedelta(minutes=30), _H),
     SignalKind.SOCIAL_EVENTS_7D: _SLOW,
+    SignalKind.SOCIAL_RECENCY: _DAY_PLAN,
     SignalKind.TASK_COMPLETION_RATE: _SLOW,
     SignalKind.DEADLINE_PROXIMITY: _SLOW,
 }

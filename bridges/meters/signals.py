@@ -114,6 +114,7 @@ class SignalKind(enum.StrEnum):
     TIME_SINCE_LAST_BREAK = "time_since_last_break"
     FOCUS_TIME = "focus_time"
     SOCIAL_EVENTS_7D = "social_events_7d"
+    SOCIAL_RECENCY = "social_recency"
     MESSAGES_SENT = "messages_sent"
     TASK_COMPLETION_RATE = "task_completion_rate"
     DEADLINE_PROXIMITY = "deadline_proximity"
@@ -161,6 +162,9 @@ SIGNAL_SPECS: dict[SignalKind, SignalSpec] = {
     SignalKind.TIME_SINCE_LAST_BREAK: SignalSpec(Unit.MINUTE, 0.0, 1440.0, "time since the last free gap"),
     SignalKind.FOCUS_TIME: SignalSpec(Unit.MINUTE, 0.0, 1440.0, "focus blocks in the day"),
     SignalKind.SOCIAL_EVENTS_7D: SignalSpec(Unit.COUNT, 0.0, 500.0, "social events in the past 7 days"),
+    SignalKind.SOCIAL_RECENCY: SignalSpec(
+        Unit.COUNT, 0.0, 500.0, "social events of the past 7 days, each weighted 1/2 per day of age"
+    ),
     SignalKind.MESSAGES_SENT: SignalSpec(Unit.COUNT, 0.0, 100_000.0, "messages sent in a day"),
     SignalKind.TASK_COMPLETION_RATE: SignalSpec(Unit.PERCENT, 0.0, 100.0, "tasks done of tasks due"),
     SignalKind.DEADLINE_PROXIMITY: SignalSpec(

@@ -86,10 +86,12 @@ def test_a_working_day(google: Settings) -> None:
     assert inputs.time_since_last_break == 60.0  # 12:00-13:00 was the last gap ≥ 15 min; 13:50-13:55 is not
     assert inputs.focus_time == 155.0
     assert inputs.social_events_7d == 2.0
+    # Dinner 43 h ago, the recital 21 h ago: 2^(-43/24) + 2^(-21/24); the party 8 days ago counts in neither.
+    assert inputs.social_recency == round(2 ** (-43 / 24) + 2 ** (-21 / 24), 3) == 0.834
     assert inputs.task_completion_rate == round(100 * 2 / 3, 2)
     assert inputs.deadline_proximity == 0.0  # something is overdue
     assert readings[SignalKind.CALENDAR_DENSITY] == inputs.calendar_density
-    assert len(readings) == 7
+    assert len(readings) == 8
 
 
 def test_an_out_of_office_day_and_nothing_known(google: Settings) -> None:
@@ -136,7 +138,7 @@ def test_the_meters_recompute_reads_the_calendar(google: Settings) -> None:
         meters = snapshot.provenance["meters"]
         connection_inputs = {i["kind"] for i in meters["connection"]["inputs"]}
         serenity_inputs = {i["kind"] for i in meters["serenity"]["inputs"]}
-        assert SignalKind.SOCIAL_EVENTS_7D.value in connection_inputs
+        assert {SignalKind.SOCIAL_EVENTS_7D.value, SignalKind.SOCIAL_RECENCY.value} <= connection_inputs
         assert SignalKind.MEETING_DENSITY.value in serenity_inputs
         assert meters["connection"]["value"] is not None and meters["connection"]["confidence"] > 0
         # Nothing from a wearable: Vitality stays missing rather than made up.

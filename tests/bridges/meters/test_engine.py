@@ -3,13 +3,15 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from datetime import UTC, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from bridges.meters import ContextInputs, NoContextInputs, Reading, SignalKind, estimate_meters
 from bridges.meters.baselines import PRIORS, baseline, daily_values
-from domain import METER_NAMES, METERS, Meter
+from domain import METER_NAMES, METERS, Action, Meter
 from tests.bridges.meters.helpers import NOW, history, reading, wobble
 
 K = SignalKind
@@ -57,6 +59,43 @@ def test_a_week_of_social_events_raises_the_social_meter() -> None:
     busy = estimate_meters([*past, reading(K.SOCIAL_EVENTS_7D, 6)], NOW)[Meter.CONNECTION].value
     assert quiet is not None and busy is not None
     assert busy > 0.7 and busy > quiet + 0.2
+
+
+@dataclass(frozen=True)
+class Dinner:
+    """A calendar event as the context inputs read it: two hours, with friends."""
+
+    starts_at: datetime
+    all_day: bool = False
+    transparent: bool = False
+    attendees: int = 3
+    action: Action | None = Action.SOCIALIZE
+    event_type: str | None = "default"
+    context: str | None = None
+
+    @property
+    def ends_at(self) -> datetime:
+        return self.starts_at + timedelta(hours=2)
+
+
+def test_with_the_same_weekly_count_recent_social_events_read_as_more_connected() -> None:
+    """Two events this week either way; last night's and the night before's weigh more than last weekend's."""
+    from bridges.google.context import calendar_inputs
+
+    def connection(*days_ago: float) -> float:
+        events = [Dinner(NOW - timedelta(days=d)) for d in days_ago]
+        fields = calendar_inputs(events, NOW, ZoneInfo("UTC"))
+        ctx = ContextInputs(
+            observed_at=NOW,
+            source="google-calendar",
+            social_events_7d=fields["social_events_7d"],
+            social_recency=fields["social_recency"],
+        )
+        value = estimate_meters(ctx.readings(), NOW)[Meter.CONNECTION].value
+        assert value is not None
+        return value
+
+    assert connection(0.5, 1.5) > connection(5.0, 6.0) + 0.1
 
 
 def test_calendar_and_task_inputs_drive_their_meters() -> None:
