@@ -6,6 +6,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -153,3 +154,16 @@ def celery_process(args: list[str], env: dict[str, str], log_path: Path) -> Iter
                 process.kill()
                 process.wait()
         print(log_path.name, log_path.read_text(errors="replace")[-4000:])
+
+
+def wait_for_healthz(base_url: str, timeout: float) -> bool:
+    """Poll ``{base_url}/healthz`` until it answers 200 (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1.0).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    return False

@@ -15,8 +15,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.support import wait_for_healthz
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = ROOT / "scripts" / "run.sh"
@@ -88,15 +89,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
 
 def test_a_dead_worker_is_reported_and_restarted(stack: tuple[subprocess.Popen[str], int, Path]) -> None:
     process, port, data = stack
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    else:
+    if not wait_for_healthz(f"http://127.0.0.1:{port}", 120):
         pytest.fail("make run did not serve /healthz in time")
     workers = [pid for pid, args in _children(process.pid).items() if " worker " in f"{args} "]
     assert len(workers) == 1, _children(process.pid)

@@ -18,7 +18,6 @@ import math
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -45,6 +44,7 @@ from app.simulate.whoop import WhoopWorld
 from bridges.google.context import CalendarContextSource, context_inputs
 from domain import METER_NAMES
 from tests.simulate.stacks import running_stack, sync_url
+from tests.support import wait_for_healthz
 
 pytestmark = pytest.mark.skipif(not (BIN / "rhythm").exists(), reason="needs the rhythm console script")
 
@@ -339,16 +339,7 @@ def test_a_sigterm_stops_the_stack_the_command_started(stack: Stack) -> None:
         line = command.stderr.readline()
         assert "starting the stack on http://127.0.0.1:" in line, line
         base_url = line.split(" on ", 1)[1].split(" ", 1)[0]
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        else:
-            raise AssertionError("the spawned stack never answered")
+        assert wait_for_healthz(base_url, 90), "the spawned stack never answered"
         started = psutil.Process(command.pid).children(recursive=True)
         assert len(started) >= 3  # API, worker, beat
         command.send_signal(signal.SIGTERM)
