@@ -7,11 +7,17 @@ from celery import shared_task
 
 from app.core.config import get_settings
 from app.core.db import task_session
-from app.core.tasks import PURGE_EXPIRED_IDEMPOTENCY_KEYS, REFRESH_METERS, REQUEUE_STALE_WEBHOOK_EVENTS
+from app.core.tasks import (
+    PURGE_EXPIRED_IDEMPOTENCY_KEYS,
+    REFRESH_METERS,
+    REQUEUE_STALE_WEBHOOK_EVENTS,
+    RESEND_STUCK_CALENDAR_SYNCS,
+)
 from app.maintenance import repository
 from app.meters import service as meters
 from app.models.base import utcnow
 from app.webhooks import service as webhooks
+from bridges.google import coalesce
 
 log = structlog.get_logger(__name__)
 
@@ -45,3 +51,14 @@ def refresh_meters() -> tuple[int, int]:
     if resent or refreshed:
         log.info("meters_refreshed", resent=resent, refreshed=refreshed)
     return resent, refreshed
+
+
+@shared_task(name=RESEND_STUCK_CALENDAR_SYNCS)  # type: ignore[untyped-decorator]
+def resend_stuck_calendar_syncs() -> int:
+    """Send again the calendar syncs whose job never started (coalesced per calendar, so harmless twice)."""
+    settings = get_settings()
+    with task_session(settings.sync_database_url) as session:
+        count = coalesce.resend_stuck(session, settings, utcnow())
+    if count:
+        log.info("calendar_syncs_resent", count=count)
+    return count

@@ -65,6 +65,8 @@ ENSURE_OURA_SUBSCRIPTIONS = "rhythm.ingest.ensure_oura_subscriptions"
 # A user's meters from their readings (coalesced per user: ``app.meters.service.request_recompute``).
 RECOMPUTE_METERS = "rhythm.ingest.recompute_meters"
 REFRESH_METERS = "rhythm.maintenance.refresh_meters"
+# Calendar syncs pending with a free lease past their debounce (a killed worker's message; a lost one).
+RESEND_STUCK_CALENDAR_SYNCS = "rhythm.maintenance.resend_stuck_calendar_syncs"
 CALENDAR_SYNC = "rhythm.calendar.sync_calendar"
 CALENDAR_RENEW_CHANNELS = "rhythm.calendar.renew_channels"
 CALENDAR_PULL_TASKS = "rhythm.calendar.pull_tasks"
@@ -152,6 +154,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             # minute, for the same reason as the inbox's sweep).
             "refresh-meters": {
                 "task": REFRESH_METERS,
+                "schedule": timedelta(minutes=1),
+            },
+            "resend-stuck-calendar-syncs": {
+                "task": RESEND_STUCK_CALENDAR_SYNCS,
                 "schedule": timedelta(minutes=1),
             },
             # Channels never renew themselves; also re-sends syncs whose job was lost (push is not reliable).

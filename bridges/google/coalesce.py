@@ -16,15 +16,18 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from app.core import jobs
+from app.core import broker, jobs
 from app.core.config import Settings
-from app.core.tasks import CALENDAR_SYNC
+from app.core.tasks import CALENDAR_SYNC, TaskQueue
 from app.models import GoogleCalendar
 
 # Longer than any sync runs (the task's hard limit is 300 s): an expired lease means the holder died.
 LEASE = timedelta(minutes=6)
 # A pending sync older than this whose lease is free lost its job (broker flushed, retries exhausted).
 STUCK_AFTER = timedelta(minutes=15)
+# ... or this long past its debounce when nothing waits on the calendar queue: its message is not behind a
+# backlog but held by a worker that was killed (or is busy with something long): app.core.broker.
+STRANDED_AFTER = timedelta(minutes=1)
 
 
 def _locked(session: Session, calendar_row_id: uuid.UUID) -> GoogleCalendar | None:
@@ -100,11 +103,17 @@ def release(session: Session, calendar_row_id: uuid.UUID, *, drop_pending: bool 
 
 
 def resend_stuck(session: Session, settings: Settings, now: datetime) -> int:
-    """Enqueue again the syncs that are pending with a free lease for too long; returns how many."""
+    """Enqueue again the syncs that are pending with a free lease for too long; returns how many. A copy of a
+    job that was not lost after all is harmless: the lease keeps one sync at a time, and the request counter
+    makes the second one a no-op."""
+    if broker.queue_depth(settings, TaskQueue.CALENDAR) == 0:
+        waited = settings.google_calendar_sync_debounce + STRANDED_AFTER
+    else:
+        waited = STUCK_AFTER
     statement = (
         select(GoogleCalendar)
         .where(
-            GoogleCalendar.sync_pending_since < now - STUCK_AFTER,
+            GoogleCalendar.sync_pending_since < now - waited,
             or_(GoogleCalendar.sync_lease_until.is_(None), GoogleCalendar.sync_lease_until < now),
         )
         .with_for_update(skip_locked=True)

@@ -24,7 +24,7 @@ from app.models.base import utcnow
 from app.webhooks import service as inbox
 from tests.calendar.google import channel_row, event, linked_account, notification_headers, ok, page
 from tests.support import app_client, running_app
-from tests.webhooks.terra import queued
+from tests.webhooks.terra import purge_broker, queued
 
 URL = "/v1/webhooks/google-calendar"
 TOKEN = "chan-token-" + uuid.uuid4().hex
@@ -223,3 +223,34 @@ async def test_beat_resends_a_sync_whose_job_was_lost(google: Settings, calendar
         row.sync_pending_since, row.sync_lease_until = now - timedelta(hours=1), now + timedelta(minutes=3)
     with task_session(google.sync_database_url) as session:
         assert coalesce.resend_stuck(session, google, now) == 0
+
+
+async def test_a_sync_a_killed_worker_held_is_resent_a_minute_after_its_debounce_if_nothing_waits(
+    google: Settings, calendar: dict[str, Any]
+) -> None:
+    """The debounced message sits in a worker until it runs; a worker killed meanwhile takes it along. With
+    nothing waiting on the calendar queue, a sync still pending with a free lease a minute past its debounce
+    is sent again; while something waits, the 15-minute rule holds (it may be that very message)."""
+    from bridges.google import coalesce
+
+    purge_broker(google)
+    now = datetime.now(UTC)
+    due = google.google_calendar_sync_debounce + coalesce.STRANDED_AFTER
+
+    def pending_since(ago: timedelta) -> None:
+        with task_session(google.sync_database_url) as session:
+            row = session.get(GoogleCalendar, calendar["row"])
+            assert row is not None
+            row.sync_requested, row.sync_pending_since, row.sync_lease_until = 1, now - ago, None
+
+    def resend() -> int:
+        with task_session(google.sync_database_url) as session:
+            return coalesce.resend_stuck(session, google, now)
+
+    pending_since(due - timedelta(seconds=5))
+    assert resend() == 0 and _sync_jobs(google) == 0
+    pending_since(due + timedelta(seconds=5))
+    assert resend() == 1 and _sync_jobs(google) == 1
+    # Its copy waits on the queue now: a backlog for all the sweep can tell, so nothing more is sent.
+    pending_since(due + timedelta(minutes=5))
+    assert resend() == 0 and _sync_jobs(google) == 1
