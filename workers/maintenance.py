@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 import structlog
 from celery import shared_task
+from sqlalchemy.orm import Session
 
-from app.core.config import get_settings
+from app.core.config import Settings, get_settings
 from app.core.db import task_session
 from app.core.tasks import (
     PURGE_EXPIRED_IDEMPOTENCY_KEYS,
@@ -34,12 +38,7 @@ def purge_expired_idempotency_keys() -> int:
 @shared_task(name=REQUEUE_STALE_WEBHOOK_EVENTS)  # type: ignore[untyped-decorator]
 def requeue_stale_webhook_events() -> int:
     """Send again the inbox events that were stored but never processed (a lost enqueue, a flushed broker)."""
-    settings = get_settings()
-    with task_session(settings.sync_database_url) as session:
-        count = webhooks.requeue_stale(session, settings, utcnow())
-    if count:
-        log.info("webhook_events_requeued", count=count)
-    return count
+    return _resend("webhook_events_requeued", webhooks.requeue_stale)
 
 
 @shared_task(name=REFRESH_METERS)  # type: ignore[untyped-decorator]
@@ -56,9 +55,15 @@ def refresh_meters() -> tuple[int, int]:
 @shared_task(name=RESEND_STUCK_CALENDAR_SYNCS)  # type: ignore[untyped-decorator]
 def resend_stuck_calendar_syncs() -> int:
     """Send again the calendar syncs whose job never started (coalesced per calendar, so harmless twice)."""
+    return _resend("calendar_syncs_resent", coalesce.resend_stuck)
+
+
+def _resend(event: str, sweep: Callable[[Session, Settings, datetime], int]) -> int:
+    """One sweeper's pass in its own transaction (what it re-sends goes out after the commit); logged when
+    it found something."""
     settings = get_settings()
     with task_session(settings.sync_database_url) as session:
-        count = coalesce.resend_stuck(session, settings, utcnow())
+        count = sweep(session, settings, utcnow())
     if count:
-        log.info("calendar_syncs_resent", count=count)
+        log.info(event, count=count)
     return count
