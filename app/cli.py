@@ -12,8 +12,10 @@ import asyncio
 import importlib
 import importlib.util
 import json
+import signal
 import uuid
 from collections.abc import Callable, Coroutine
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -340,4 +342,12 @@ def users_delete(
 
 
 def main() -> None:
+    # A supervisor's SIGTERM (or `kill`) unwinds like Ctrl-C: commands that start servers and workers
+    # (`simulate --spawn`, `bench load`, `bench api`, `bench webhooks`, vLLM) stop them in their `finally`
+    # blocks instead of leaving them running against the run's database. `serve` installs uvicorn's own.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     app()
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)

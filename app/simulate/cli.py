@@ -6,13 +6,11 @@ import asyncio
 import json
 import os
 import secrets
-import signal
 import socket
 import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -159,9 +157,6 @@ def simulate(
         stack: Stack | None = None
         server: Any = None
         if spawn:
-            # SIGTERM (a supervisor, `kill`) would end the process without unwinding, leaving the API, worker,
-            # beat and vLLM it started running against the run's database; unwind as Ctrl-C does.
-            signal.signal(signal.SIGTERM, _exit_on_sigterm)
             port = _free_port()
             logs = Path(tempfile.mkdtemp(prefix="rhythm-simulate-"))
             # The service's draws keyed by the run's seed: the same command and seed lives the same lives.
@@ -325,7 +320,3 @@ async def _run(
     else:
         report["unexpected_5xx"] = len(result.calls.server_errors)
     return result, report
-
-
-def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
