@@ -76,11 +76,11 @@ def run_setup(
 
 def run_renewals(settings: Settings, now: datetime, *, http: Any = None) -> int:
     """Renew expiring channels, connection by connection (one failing account does not stop the others),
-    and re-send syncs whose job was lost."""
+    and request a sync of calendars push has not touched (lost syncs are re-sent every minute by
+    ``resend_stuck_calendar_syncs``)."""
     url = settings.sync_database_url
     with task_session(url) as session:
         connection_ids = sync.connections_to_renew(session, settings, now)
-        coalesce.resend_stuck(session, settings, now)
         coalesce.request_stale(session, settings, now, RECONCILE_AFTER)
     renewed = 0
     for connection_id in connection_ids:

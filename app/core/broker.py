@@ -13,12 +13,17 @@ their long wait.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import structlog
 
 from app.core.config import Settings
 from app.core.tasks import TaskQueue, celery_for
 
 log = structlog.get_logger(__name__)
+
+# How long past its due time a job that never started is called stranded when nothing waits on its queue.
+STRANDED_AFTER = timedelta(minutes=1)
 
 
 def queue_depth(settings: Settings, queue: TaskQueue) -> int | None:
@@ -34,3 +39,14 @@ def queue_depth(settings: Settings, queue: TaskQueue) -> int | None:
         log.warning("broker_queue_depth_unknown", queue=queue.value, error=type(exc).__name__)
         return None
     return int(count)
+
+
+def lost_after(
+    settings: Settings, queue: TaskQueue, otherwise: timedelta, held_back: timedelta = timedelta(0)
+) -> timedelta:
+    """How long a sweeper waits before it calls a job on ``queue`` that never started lost: ``held_back``
+    (a countdown the job was sent with) plus :data:`STRANDED_AFTER` when nothing waits on the queue,
+    ``otherwise`` (the sweeper's long wait) when something does or the broker cannot say."""
+    if queue_depth(settings, queue) == 0:
+        return held_back + STRANDED_AFTER
+    return otherwise

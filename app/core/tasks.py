@@ -160,7 +160,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": RESEND_STUCK_CALENDAR_SYNCS,
                 "schedule": timedelta(minutes=1),
             },
-            # Channels never renew themselves; also re-sends syncs whose job was lost (push is not reliable).
+            # Channels never renew themselves; also asks for syncs of calendars push left alone.
             "calendar-renew-channels": {"task": CALENDAR_RENEW_CHANNELS, "schedule": timedelta(hours=6)},
             "calendar-pull-tasks": {
                 "task": CALENDAR_PULL_TASKS,

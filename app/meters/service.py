@@ -67,9 +67,6 @@ async def request_recompute_async(
 
 # A recompute takes well under a second; a slot held this long without its task starting lost its message.
 LOST_AFTER = timedelta(minutes=15)
-# ... or this long, when nothing waits on the ingest queue: the message is not behind a backlog, a worker
-# that died (SIGKILL) or is busy with something long holds it (app.core.broker).
-STRANDED_AFTER = timedelta(minutes=1)
 # Meters decay with the age of their inputs: refresh a snapshot hourly while any input can still count.
 REFRESH_EVERY = timedelta(hours=1)
 REFRESH_BATCH = 500
@@ -84,8 +81,9 @@ def refresh(session: Session, settings: Settings, now: datetime) -> tuple[int, i
     """Beat's sweep: re-send recomputes whose message was lost, and recompute meters that have aged (decay
     toward neutral, then missing, even when no new reading arrives). Returns (re-sent, refreshed)."""
     repo = RecomputeRepository(session)
-    idle = broker.queue_depth(settings, TaskQueue.INGEST) == 0
-    lost = repo.take_lost_slots(now - (STRANDED_AFTER if idle else LOST_AFTER), now, REFRESH_BATCH)
+    # A minute when nothing waits on the ingest queue: a killed worker's message (app.core.broker).
+    held = broker.lost_after(settings, TaskQueue.INGEST, LOST_AFTER)
+    lost = repo.take_lost_slots(now - held, now, REFRESH_BATCH)
     for user_id in lost:
         jobs.enqueue(session, settings, jobs.Job(RECOMPUTE_METERS, (str(user_id),)))
     refreshed = 0

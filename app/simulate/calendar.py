@@ -283,10 +283,6 @@ class CalendarWorld:
             if plan.doomed:
                 self._to_cancel.append((plan.user_id, event_id))
 
-    def day(self, user_id: uuid.UUID, day_start: datetime) -> None:
-        """One to three events of the person's own life, planned and put in at once."""
-        self.put_life(self.plan_day(user_id, day_start))
-
     def cancel_pending(self) -> None:
         for user_id, event_id in self._to_cancel:
             self.accounts[user_id].state.cancel(event_id)

@@ -373,9 +373,8 @@ class Simulation:
     def _plan_life(self, day_start: datetime) -> list[calendar_sim.PlannedLife] | None:
         if self.calendar is None:
             return None
-        plans = [plan for p in self.people for plan in self.calendar.plan_day(p.user_id, day_start)]
-        # Planned either way, so that both settings put the same events in the same calendars.
-        return plans
+        # Planned whether or not life acts, so that both settings put the same events in the same calendars.
+        return [plan for p in self.people for plan in self.calendar.plan_day(p.user_id, day_start)]
 
     async def _slot(
         self, env: LifeEnv, week: int, at: datetime, record_meters: bool, own: np.ndarray | None = None

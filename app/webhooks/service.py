@@ -57,9 +57,6 @@ _UNSTORED_HEADERS = frozenset(
 )
 # An event never attempted this long after arrival lost its enqueue (broker down at commit, flushed queue).
 STALE_AFTER = timedelta(minutes=15)
-# ... or this long, when nothing waits on the ingest queue: it is not behind a backlog, so its message is
-# held by a worker that died (SIGKILL) or is busy with something long (app.core.broker).
-STRANDED_AFTER = timedelta(minutes=1)
 REQUEUE_BATCH = 500
 ERROR_MAX_LENGTH = 2000
 
@@ -347,8 +344,8 @@ def requeue_stale(session: Session, settings: Settings, now: datetime) -> int:
 
     Safe to overdo: processing is idempotent under the event's row lock, so a copy of a message that was
     not lost after all finds the event handled and stops."""
-    idle = broker.queue_depth(settings, TaskQueue.INGEST) == 0
-    cutoff = now - (STRANDED_AFTER if idle else STALE_AFTER)
+    # A minute when nothing waits on the ingest queue: a killed worker's message (app.core.broker).
+    cutoff = now - broker.lost_after(settings, TaskQueue.INGEST, STALE_AFTER)
     ids = ProcessingRepository(session).never_attempted_before(cutoff, REQUEUE_BATCH)
     for event_id in ids:
         jobs.enqueue(session, settings, jobs.Job(PROCESS_WEBHOOK_EVENT, (str(event_id),)))

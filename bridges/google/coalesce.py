@@ -25,9 +25,6 @@ from app.models import GoogleCalendar
 LEASE = timedelta(minutes=6)
 # A pending sync older than this whose lease is free lost its job (broker flushed, retries exhausted).
 STUCK_AFTER = timedelta(minutes=15)
-# ... or this long past its debounce when nothing waits on the calendar queue: its message is not behind a
-# backlog but held by a worker that was killed (or is busy with something long): app.core.broker.
-STRANDED_AFTER = timedelta(minutes=1)
 
 
 def _locked(session: Session, calendar_row_id: uuid.UUID) -> GoogleCalendar | None:
@@ -106,10 +103,10 @@ def resend_stuck(session: Session, settings: Settings, now: datetime) -> int:
     """Enqueue again the syncs that are pending with a free lease for too long; returns how many. A copy of a
     job that was not lost after all is harmless: the lease keeps one sync at a time, and the request counter
     makes the second one a no-op."""
-    if broker.queue_depth(settings, TaskQueue.CALENDAR) == 0:
-        waited = settings.google_calendar_sync_debounce + STRANDED_AFTER
-    else:
-        waited = STUCK_AFTER
+    # A minute past its debounce when nothing waits on the calendar queue: a killed worker held its message.
+    waited = broker.lost_after(
+        settings, TaskQueue.CALENDAR, STUCK_AFTER, held_back=settings.google_calendar_sync_debounce
+    )
     statement = (
         select(GoogleCalendar)
         .where(

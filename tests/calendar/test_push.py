@@ -16,6 +16,7 @@ from googleapiclient.http import HttpMockSequence
 from sqlalchemy import func, select
 
 from app.calendar import runner
+from app.core import broker
 from app.core.config import Settings
 from app.core.db import task_session
 from app.core.tasks import CALENDAR_SYNC
@@ -235,7 +236,7 @@ async def test_a_sync_a_killed_worker_held_is_resent_a_minute_after_its_debounce
 
     purge_broker(google)
     now = datetime.now(UTC)
-    due = google.google_calendar_sync_debounce + coalesce.STRANDED_AFTER
+    due = google.google_calendar_sync_debounce + broker.STRANDED_AFTER
 
     def pending_since(ago: timedelta) -> None:
         with task_session(google.sync_database_url) as session:

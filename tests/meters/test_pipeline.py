@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import broker
 from app.core.config import Settings
 from app.core.db import task_session
 from app.core.tasks import RECOMPUTE_METERS
@@ -272,4 +273,4 @@ async def test_beat_refresh_resends_a_slot_held_a_minute_once_nothing_waits_on_t
     with task_session(terra.sync_database_url) as session:
         assert service.refresh(session, terra, now + timedelta(seconds=30)) == (0, 0)
     with task_session(terra.sync_database_url) as session:
-        assert service.refresh(session, terra, now + service.STRANDED_AFTER + timedelta(seconds=1)) == (1, 0)
+        assert service.refresh(session, terra, now + broker.STRANDED_AFTER + timedelta(seconds=1)) == (1, 0)

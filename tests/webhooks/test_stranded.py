@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import broker
 from app.core.config import Settings
 from app.core.db import Database, task_session
 from app.core.tasks import PROCESS_WEBHOOK_EVENT
@@ -115,7 +116,7 @@ async def test_a_killed_workers_message_is_resent_a_minute_after_arrival_and_han
     assert (await event(db, "daily")).attempts == 0 and not queued(terra)
     # Idle queue, but the event arrived under a minute ago: not yet called stranded.
     assert sweep(terra, utcnow()) == 0
-    assert sweep(terra, utcnow() + service.STRANDED_AFTER + timedelta(seconds=1)) == 1
+    assert sweep(terra, utcnow() + broker.STRANDED_AFTER + timedelta(seconds=1)) == 1
     assert [m["task"] for m in queued(terra)] == [PROCESS_WEBHOOK_EVENT]
 
     with ingest_worker(terra, tmp_path, "rescuer"):
