@@ -152,7 +152,8 @@ class RecommendationPublic(BaseModel):
     )
     missing_meters: list[Meter] = Field(
         default_factory=list,
-        description="Meters the snapshot had no fresh input for: stored as null on the recommendation.",
+        description="Meters with no known value, stored as null on the recommendation: those the snapshot "
+        "had no fresh input for, or all five when `meters_source` is `neutral`.",
     )
     backend: str = Field(description="`local`, `vllm` or `fallback`: who answered.")
     model: str
