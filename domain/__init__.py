@@ -104,13 +104,18 @@ class Meters:
     _missing: frozenset[Meter]
 
     def __init__(self, *values: float, missing: Iterable[Meter | str] = ()) -> None:
+        # Built for every line of every prompt (121 per recommendation), so the common case (five values in
+        # range, none missing) avoids the per-meter zip and a fresh empty frozenset.
         if len(values) != N_METERS:
             raise ValueError(f"expected {N_METERS} meter values, got {len(values)}")
-        for meter, value in zip(METERS, values, strict=True):
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{meter.value}={value!r} is outside [0, 1]")
-        object.__setattr__(self, "_values", tuple(float(v) for v in values))
-        object.__setattr__(self, "_missing", frozenset(Meter(m) for m in missing))
+        floats = tuple(map(float, values))
+        for index, value in enumerate(floats):
+            if not 0.0 <= value <= 1.0:  # NaN fails too
+                raise ValueError(f"{METERS[index].value}={values[index]!r} is outside [0, 1]")
+        object.__setattr__(self, "_values", floats)
+        object.__setattr__(
+            self, "_missing", frozenset(Meter(m) for m in missing) if missing else _NONE_MISSING
+        )
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Meters is immutable")
@@ -196,6 +201,9 @@ class Interaction:
     state: SlotState
     action: Action
     response: Response
+
+
+_NONE_MISSING: frozenset[Meter] = frozenset()
 
 
 def _meters_with_missing(values: tuple[float, ...], missing: tuple[str, ...]) -> Meters:

@@ -35,6 +35,7 @@ import numpy as np
 from domain import ACTIONS, N_ACTIONS, SLOTS_PER_DAY, Action, Interaction, Response
 
 WEEKEND_DAYS = frozenset({5, 6})  # Saturday, Sunday (weekday numbers, Monday = 0)
+_ACTION_INDEX = {action: index for index, action in enumerate(ACTIONS)}
 _TINY = 1e-300
 
 
@@ -93,10 +94,16 @@ class Evidence:
     rejected: np.ndarray = field(default_factory=_counts)
 
     def add(self, weekday: int, slot: int, action: Action, accepted: bool, count: int = 1) -> None:
+        self.add_to_day_type(day_type(weekday), slot, action, accepted, count)
+
+    def add_to_day_type(self, kind: int, slot: int, action: Action, accepted: bool, count: int = 1) -> None:
+        """Count answers already grouped by kind of day (0 weekday, 1 weekend; see :func:`day_type`)."""
         if count < 0:
             raise ValueError("count must be >= 0")
+        if kind not in (0, 1):
+            raise ValueError(f"day type must be 0 (weekday) or 1 (weekend), got {kind}")
         target = self.accepted if accepted else self.rejected
-        target[day_type(weekday), int(slot), ACTIONS.index(action)] += count
+        target[kind, int(slot), _ACTION_INDEX[action]] += count
 
     @classmethod
     def from_interactions(cls, interactions: Iterable[Interaction]) -> Evidence:

@@ -76,6 +76,10 @@ def shown_meters(values: Sequence[float | None]) -> Meters:
     """The meters for a prompt, from values in ``METERS`` order where ``None`` (a NULL column) or NaN (a
     simulated reading that was hidden) is a missing meter: flagged missing, with :data:`MISSING_METER_VALUE`
     standing in for numeric consumers and for version 1's text (the caller stores the ``None``, not this)."""
+    if None not in values:
+        total = sum(values)  # type: ignore[arg-type]  # no None, checked above
+        if total == total:  # no NaN either: the common case, once per history line of every prompt
+            return Meters(*values)  # type: ignore[arg-type]
     return Meters.with_missing(
         [None if value is None or math.isnan(value) else value for value in values],
         neutral=MISSING_METER_VALUE,

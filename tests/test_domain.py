@@ -38,6 +38,13 @@ def test_meters_refuse_wrong_arity_and_values_outside_the_unit_interval(values: 
         Meters(*values)
 
 
+def test_a_refused_meter_value_is_named_nan_included() -> None:
+    with pytest.raises(ValueError, match=r"serenity=1\.5 is outside"):
+        Meters(0.1, 0.2, 0.3, 1.5, 0.5)
+    with pytest.raises(ValueError, match="cognition=nan"):
+        Meters(0.1, float("nan"), 0.3, 0.4, 0.5)
+
+
 def test_meters_are_immutable_and_from_mapping_wants_exactly_the_meters() -> None:
     meters = Meters.neutral()
     with pytest.raises(AttributeError):

@@ -6,14 +6,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Adapter, AdapterStatus, Feedback, MeterSnapshot, Recommendation
 from app.models.base import meter_columns, meter_values_of
 from app.models.signals import CONFIDENCE_COLUMNS, confidences_of
-from domain import Action, Interaction, Response, Slot, SlotState
-from policy.evidence import Evidence
+from domain import Interaction, Response, Slot, SlotState
+from policy.evidence import WEEKEND_DAYS, Evidence
 from policy.prompt import DEFAULT_MAX_INTERACTIONS, shown_meters
 
 # Rows read for the history. The prompt keeps at most DEFAULT_MAX_INTERACTIONS and drops the oldest in whole
@@ -92,22 +92,23 @@ class RecommendationRepository:
             .limit(limit)
         )
         rows = (await self.session.execute(statement)).all()
+        # Up to HISTORY_ROW_CAP rows per recommendation: positional unpacking (the select's order) and the
+        # members the enum columns already return, rather than per-row attribute and enum lookups.
+        slots = tuple(Slot)
         return [
-            Interaction(
-                SlotState(row.day, Slot(row.slot), shown_meters(meter_values_of(row))),
-                Action(row.action),
-                Response(row.response),
-            )
-            for row in reversed(rows)
+            Interaction(SlotState(day, slots[slot], shown_meters(meters)), action, response)
+            for day, slot, *meters, action, response in reversed(rows)
         ]
 
     async def evidence(self, user_id: uuid.UUID, start: datetime, end: datetime) -> Evidence:
         """The user's answers with ``start <= at <= end`` counted per (weekday, slot, action, accepted?): one
         grouped query, however long the window (policy.evidence combines them with the model)."""
         accepted = Feedback.response == Response.ACCEPTED
+        # Grouped by kind of day, as Evidence keeps them: up to 160 rows instead of 560 to turn into counts.
+        kind = case((Recommendation.day.in_(sorted(WEEKEND_DAYS)), 1), else_=0)
         statement = (
             select(
-                Recommendation.day,
+                kind.label("kind"),
                 Recommendation.slot,
                 Recommendation.action,
                 accepted.label("accepted"),
@@ -115,11 +116,11 @@ class RecommendationRepository:
             )
             .join(Feedback, Feedback.recommendation_id == Recommendation.id)
             .where(*_answered_between(user_id, start, end))
-            .group_by(Recommendation.day, Recommendation.slot, Recommendation.action, accepted)
+            .group_by(kind, Recommendation.slot, Recommendation.action, accepted)
         )
         evidence = Evidence()
-        for row in (await self.session.execute(statement)).all():
-            evidence.add(row.day, row.slot, Action(row.action), bool(row.accepted), int(row.n))
+        for day_kind, slot, action, was_accepted, n in (await self.session.execute(statement)).all():
+            evidence.add_to_day_type(day_kind, slot, action, bool(was_accepted), int(n))
         return evidence
 
     async def add(self, recommendation: Recommendation) -> Recommendation:

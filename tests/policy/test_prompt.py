@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from domain import ACTIONS, DAY_NAMES, Action, Interaction, Meter, Meters, Response, Slot, SlotState
@@ -135,6 +137,16 @@ def test_a_missing_meter_is_rendered_neutral_under_prompt_v1() -> None:
     assert "Cognition=0.50, Progress=0.20, Serenity=0.50," in text
     with pytest.raises(ValueError):
         shown_meters([0.5, None])
+
+
+def test_shown_meters_flags_nan_like_none_and_leaves_complete_values_unflagged() -> None:
+    from policy.prompt import shown_meters
+
+    assert shown_meters([0.7, math.nan, 0.2, 0.4, 0.9]).missing == {Meter.COGNITION}
+    complete = shown_meters((0.7, 0.1, 0.2, 0.4, 0.9))
+    assert complete.missing == frozenset() and complete.as_tuple() == (0.7, 0.1, 0.2, 0.4, 0.9)
+    with pytest.raises(ValueError, match="progress"):
+        shown_meters([0.7, 0.1, 1.2, 0.4, 0.9])
 
 
 def test_prompt_v2_shows_a_missing_meter_as_its_own_word_and_parses_back() -> None:

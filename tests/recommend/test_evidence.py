@@ -119,3 +119,36 @@ async def test_weight_zero_serves_the_backends_distribution_and_logs_no_evidence
         row = await _row(app, (await _recommend(client, headers, MONDAY))["recommendation_id"])
         assert row.evidence is None
         assert row.model_probabilities == pytest.approx(row.probabilities)
+
+
+async def test_the_grouped_evidence_query_counts_what_the_history_holds(settings: Settings) -> None:
+    """The repository counts answers per kind of day in SQL; the same answers read as history rows and counted
+    one by one (policy.evidence) must give the same arrays, weekend and weekday apart, this user's only."""
+    from app.recommend.repository import RecommendationRepository
+    from policy.evidence import Evidence
+
+    rng = np.random.default_rng(5)
+    async with app_with(settings) as (app, client):
+        headers, other = await new_user(client, settings), await new_user(client, settings)
+        rid = None
+        for day in range(13, 0, -1):
+            for hour in (9, 20):
+                for who in (headers, other):
+                    body = await _recommend(
+                        client, who, MONDAY - timedelta(days=day) + timedelta(hours=hour - 9)
+                    )
+                    response = str(rng.choice(["accepted", "ignored", "rescheduled"]))
+                    await _answer(client, who, body["recommendation_id"], response)
+                    rid = rid or body["recommendation_id"]
+        user_id = (await _row(app, rid)).user_id
+        start, end = MONDAY - timedelta(days=14), MONDAY
+        async with app.state.db.sessionmaker() as session:
+            repo = RecommendationRepository(session)
+            grouped = await repo.evidence(user_id, start, end)
+            one_by_one = Evidence.from_interactions(await repo.history(user_id, start, end, 1000))
+    assert grouped.answers == one_by_one.answers == 26
+    np.testing.assert_array_equal(grouped.accepted, one_by_one.accepted)
+    np.testing.assert_array_equal(grouped.rejected, one_by_one.rejected)
+    # Two weekends fall in the 13 days: both kinds of day hold answers.
+    both = grouped.accepted + grouped.rejected
+    assert both[0].sum() == 18 and both[1].sum() == 8
