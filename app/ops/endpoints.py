@@ -23,7 +23,9 @@ router = APIRouter(tags=["operations"])
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
+# Uptime monitors and load balancers often probe with HEAD; FastAPI routes a GET route's HEAD to 405.
 @router.get("/healthz", response_model=HealthPublic)
+@router.head("/healthz", include_in_schema=False)
 async def healthz() -> HealthPublic:
     """The process is alive (no dependency is contacted)."""
     return HealthPublic(status="ok")
@@ -38,6 +40,7 @@ async def _run_check(name: str, check: ReadinessCheck, limit_s: float) -> bool:
 
 
 @router.get("/readyz", response_model=ReadinessPublic, responses={503: {"model": ErrorResponse}})
+@router.head("/readyz", include_in_schema=False)
 async def readyz(request: Request, settings: SettingsDep) -> ReadinessPublic:
     """Ready to serve: database, broker and every registered check (e.g. the policy) answer, and a Celery
     worker is alive.

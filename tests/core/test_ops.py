@@ -18,6 +18,15 @@ async def test_healthz(client: httpx.AsyncClient) -> None:
     assert response.headers["x-request-id"]
 
 
+async def test_probes_answer_head_as_get_without_listing_it(client: httpx.AsyncClient) -> None:
+    """Monitors that probe with HEAD get the GET's status (not 405); the schema keeps one operation each."""
+    for path in ("/healthz", "/readyz"):
+        head, get = await client.head(path), await client.get(path)
+        assert head.status_code == get.status_code == 200, (path, head.status_code)
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert set(paths["/healthz"]) == {"get"} and set(paths["/readyz"]) == {"get"}
+
+
 async def test_readyz_checks_database_and_broker(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200, response.text
