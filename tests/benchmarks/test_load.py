@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -60,7 +61,9 @@ def test_bench_load_figures_come_from_real_answers(tmp_path: Path) -> None:
         assert ratios["0.3"] == pytest.approx(
             rec["server_cpu_ms_per_request"] / bare["server_cpu_ms_per_request"]
         )
-    assert set(report["summary"]["targets"]) >= {"cpu_ratio_met", "p99_met", "zero_errors_met"}
+    targets = report["summary"]["targets"]
+    assert set(targets) >= {"cpu_ratio_met", "cpu_ratio_verdict", "p99_met", "zero_errors_met"}
+    assert targets["cpu_ratio_met"] == (targets["cpu_ratio_verdict"] == "met")
     assert plot.read_bytes().startswith(b"\x89PNG")
 
 
@@ -84,3 +87,39 @@ def test_refused_requests_are_counted_as_errors() -> None:
     assert refused["status_counts"] == {"401": 8}
     assert refused["ok"] == 0 and refused["errors"] == 8
     assert refused["server_cpu_ms_per_request"] is None or refused["server_cpu_ms_per_request"] >= 0
+
+
+def test_the_cpu_ratio_interval_is_a_t_interval_on_the_rounds_log_ratios() -> None:
+    from app.benchmarks.load import ratio_interval
+
+    assert ratio_interval([2.5]) is None
+    assert ratio_interval([2.0, 2.0, 2.0]) == pytest.approx((2.0, 2.0))
+    # Two rounds, 1 and 4: geometric mean 2, log sd ln 2 * sqrt 2, t(1) = 12.706.
+    low, high = ratio_interval([1.0, 4.0]) or (0.0, 0.0)
+    assert (low, high) == pytest.approx((2.0 * 2.0**-12.706, 2.0 * 2.0**12.706))
+    # Ten rounds use t(9) = 2.262 and are symmetric around the geometric mean on the log scale.
+    rounds = [1.7, 2.5, 1.9, 2.2, 2.8, 2.0, 1.6, 2.4, 2.1, 2.3]
+    low, high = ratio_interval(rounds) or (0.0, 0.0)
+    logs = [math.log(r) for r in rounds]
+    half = 2.262 * statistics.stdev(logs) / math.sqrt(10)
+    assert math.log(low) == pytest.approx(statistics.fmean(logs) - half)
+    assert math.log(high) == pytest.approx(statistics.fmean(logs) + half)
+
+
+@pytest.mark.parametrize(
+    ("point", "interval", "verdict"),
+    [
+        (1.8, (1.6, 1.95), "met"),
+        (1.9, (1.7, 2.2), "not shown"),
+        (2.3, (2.1, 2.6), "missed"),
+        (1.9, None, "met"),
+        (2.1, None, "missed"),
+        (None, None, "not shown"),
+    ],
+)
+def test_the_cpu_target_is_met_only_when_the_whole_interval_is_below_it(
+    point: float | None, interval: tuple[float, float] | None, verdict: str
+) -> None:
+    from app.benchmarks.load import ratio_verdict
+
+    assert ratio_verdict(point, interval, 2.0) == verdict
