@@ -123,6 +123,18 @@ def schedule(rate: float, count: int, arrivals: str, seed: int) -> list[float]:
     return [float(x) for x in times]
 
 
+@contextmanager
+def _garbage_collector_paused() -> Iterator[None]:
+    """The generator is the instrument: a collection of its own garbage in mid-phase would stall every request
+    in flight and be counted as the server's latency. Collect before the phase, then not until it ends."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 async def _run_job(job: dict[str, Any], calls: list[Call], go: Any) -> dict[str, Any]:
     import httpx
 
@@ -152,42 +164,38 @@ async def _run_job(job: dict[str, Any], calls: list[Call], go: Any) -> dict[str,
             statuses.append(status)
 
         await go()
-        # The generator is the instrument: a collection of its own garbage in mid-phase would stall every
-        # request in flight and be counted as the server's latency. Collect now, then not until the end.
-        gc.collect()
-        gc.disable()
-        started = clock()
-        if job["mode"] == "closed":
-            pending = iter(calls)
+        with _garbage_collector_paused():
+            started = clock()
+            if job["mode"] == "closed":
+                pending = iter(calls)
 
-            async def client() -> None:
-                for call in pending:
-                    await one(call, clock())
+                async def client() -> None:
+                    for call in pending:
+                        await one(call, clock())
 
-            await asyncio.gather(*(client() for _ in range(job["concurrency"])))
-        else:
-            offsets = schedule(job["rate"], len(calls), job["arrivals"], job["seed"])
-            start = started + 0.02
-            # Bounded in time: nothing is sent, and nothing is waited for, past the timeout after the last
-            # scheduled send; what is left then counts as an error.
-            deadline = start + (offsets[-1] if offsets else 0.0) + timeout
-            tasks: list[asyncio.Task[None]] = []
-            for call, offset in zip(calls, offsets, strict=True):
-                delay = start + offset - clock()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                elif clock() > deadline:
-                    break
-                # Fired at its time whatever the earlier requests are doing: the open loop.
-                tasks.append(asyncio.create_task(one(call, start + offset)))
-            statuses.extend(["not sent"] * (len(calls) - len(tasks)))
-            if tasks:
-                _done, late = await asyncio.wait(tasks, timeout=max(0.0, deadline - clock()))
-                for task in late:
-                    task.cancel()
-                statuses.extend(["timeout"] * len(late))
-        wall = clock() - started
-        gc.enable()
+                await asyncio.gather(*(client() for _ in range(job["concurrency"])))
+            else:
+                offsets = schedule(job["rate"], len(calls), job["arrivals"], job["seed"])
+                start = started + 0.02
+                # Bounded in time: nothing is sent, and nothing is waited for, past the timeout after the last
+                # scheduled send; what is left then counts as an error.
+                deadline = start + (offsets[-1] if offsets else 0.0) + timeout
+                tasks: list[asyncio.Task[None]] = []
+                for call, offset in zip(calls, offsets, strict=True):
+                    delay = start + offset - clock()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    elif clock() > deadline:
+                        break
+                    # Fired at its time whatever the earlier requests are doing: the open loop.
+                    tasks.append(asyncio.create_task(one(call, start + offset)))
+                statuses.extend(["not sent"] * (len(calls) - len(tasks)))
+                if tasks:
+                    _done, late = await asyncio.wait(tasks, timeout=max(0.0, deadline - clock()))
+                    for task in late:
+                        task.cancel()
+                    statuses.extend(["timeout"] * len(late))
+            wall = clock() - started
     spans = {
         "sent_rps": (len(sends) - 1) / (max(sends) - min(sends)) if len(sends) > 1 else None,
         "completed_rps": len(dones) / (max(dones) - started) if dones else None,
@@ -740,7 +748,7 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
         # The rounds' spread decides: on a shared machine one pooled figure lands on either side of the target
         # from run to run, so the target counts as met only when the rounds' interval is below it.
         interval = interleaved.get("recommend_over_bare", {}).get("round_interval95")
-        verdict = ratio_verdict(primary, tuple(interval) if interval else None, TARGET_CPU_RATIO)
+        verdict = ratio_verdict(primary, interval, TARGET_CPU_RATIO)
         summary["targets"] = {
             "cpu_ratio": primary,
             "cpu_ratio_source": "interleaved" if interleaved else "open_pooled",

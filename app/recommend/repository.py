@@ -19,6 +19,7 @@ from policy.prompt import DEFAULT_MAX_INTERACTIONS, shown_meters
 # Rows read for the history. The prompt keeps at most DEFAULT_MAX_INTERACTIONS and drops the oldest in whole
 # blocks; reading twice that (two answered recommendations per slot for 30 days) keeps the drop point stable.
 HISTORY_ROW_CAP = 2 * DEFAULT_MAX_INTERACTIONS
+_SLOTS = tuple(Slot)  # by stored slot number
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +95,8 @@ class RecommendationRepository:
         rows = (await self.session.execute(statement)).all()
         # Up to HISTORY_ROW_CAP rows per recommendation: positional unpacking (the select's order) and the
         # members the enum columns already return, rather than per-row attribute and enum lookups.
-        slots = tuple(Slot)
         return [
-            Interaction(SlotState(day, slots[slot], shown_meters(meters)), action, response)
+            Interaction(SlotState(day, _SLOTS[slot], shown_meters(meters)), action, response)
             for day, slot, *meters, action, response in reversed(rows)
         ]
 
